@@ -1,0 +1,162 @@
+/**
+ * An in-memory database with the semantics Ferry relies on from Postgres: transactions that
+ * commit or roll back as a whole, an upsert that skips unchanged rows and never lets an older cursor
+ * overwrite a newer one, and one lock per stream. It backs the test layers of `Sink` and
+ * `CheckpointStore`, which share it the way PgSink and the postgres checkpoint store share a transaction.
+ */
+import { Context, Effect, Layer, Option } from "effect"
+import { CheckpointStore } from "./Checkpoint.js"
+import * as Cursor from "./Cursor.js"
+import { DatabaseError, LockHeld } from "./Errors.js"
+import { Sink, type RunRecord, type WriteResult } from "./Sink.js"
+import type { Row } from "./StreamSpec.js"
+
+export interface StoredRow {
+  readonly cursor: string | undefined
+  readonly values: Readonly<Record<string, unknown>>
+}
+
+export interface MemoryState {
+  /** table name -> key -> row */
+  tables: Map<string, Map<string, StoredRow>>
+  checkpoints: Map<string, string>
+  quarantine: Array<{ stream: string; runId: string; raw: unknown; reason: string }>
+  runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" }>
+  /** row versions written (inserts + updates): a no-op run must not add any */
+  rowVersions: number
+}
+
+export interface MemoryDatabaseShape {
+  readonly state: MemoryState
+  readonly locks: Set<string>
+  /** called before each `write`; returning true makes that write fail after applying (so it must roll back) */
+  failWrite: (writeNumber: number) => boolean
+  writes: number
+}
+
+export class MemoryDatabase extends Context.Tag("ferry/MemoryDatabase")<MemoryDatabase, MemoryDatabaseShape>() {}
+
+const emptyState = (): MemoryState => ({
+  tables: new Map(),
+  checkpoints: new Map(),
+  quarantine: [],
+  runs: new Map(),
+  rowVersions: 0
+})
+
+export const make = (): MemoryDatabaseShape => ({
+  state: emptyState(),
+  locks: new Set(),
+  failWrite: () => false,
+  writes: 0
+})
+
+const restore = (db: MemoryDatabaseShape, snapshot: MemoryState) => {
+  Object.assign(db.state, snapshot)
+}
+
+const inTransaction = <A, E, R>(db: MemoryDatabaseShape, effect: Effect.Effect<A, E, R>, alwaysRollback: boolean) =>
+  Effect.suspend(() => {
+    const snapshot = structuredClone(db.state)
+    return effect.pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          if (alwaysRollback || exit._tag === "Failure") restore(db, snapshot)
+        })
+      )
+    )
+  })
+
+const upsert = (
+  table: Map<string, StoredRow>,
+  rows: ReadonlyArray<Row>,
+  compare: (a: string, b: string) => number
+): { inserted: number; updated: number; unchanged: number } => {
+  // The latest version of each key in the batch wins, as in PgSink.
+  const latest = new Map<string, Row>()
+  for (const row of rows) {
+    const seen = latest.get(row.key)
+    if (!seen || seen.cursor === undefined || row.cursor === undefined || compare(row.cursor, seen.cursor) >= 0) {
+      latest.set(row.key, row)
+    }
+  }
+  let inserted = 0
+  let updated = 0
+  for (const row of latest.values()) {
+    const stored = table.get(row.key)
+    if (stored === undefined) {
+      table.set(row.key, { cursor: row.cursor, values: row.values })
+      inserted++
+    } else if (
+      JSON.stringify(stored.values) !== JSON.stringify(row.values) &&
+      (stored.cursor === undefined || row.cursor === undefined || compare(stored.cursor, row.cursor) <= 0)
+    ) {
+      table.set(row.key, { cursor: row.cursor, values: row.values })
+      updated++
+    }
+  }
+  return { inserted, updated, unchanged: rows.length - inserted - updated }
+}
+
+export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
+  Sink,
+  Effect.map(MemoryDatabase, (db) =>
+    Sink.of({
+      prepare: () => Effect.void,
+      lock: (stream) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            if (db.locks.has(stream)) return Effect.fail(new LockHeld({ stream, holder: "another in-memory run" }))
+            db.locks.add(stream)
+            return Effect.void
+          }),
+          () => Effect.sync(() => db.locks.delete(stream))
+        ),
+      transaction: (effect) => inTransaction(db, effect, false),
+      rollback: (effect) => inTransaction(db, effect, true),
+      write: (stream, rows) =>
+        Effect.suspend(() => {
+          const name = `${stream.target.schema}.${stream.target.table}`
+          const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
+          db.state.tables.set(name, table)
+          const cursorType = stream.source.incremental?.cursorType ?? "string"
+          const counts = upsert(table, rows, Cursor.compare(cursorType))
+          db.state.rowVersions += counts.inserted + counts.updated
+          db.writes++
+          if (db.failWrite(db.writes)) {
+            return Effect.fail(new DatabaseError({ reason: `injected failure of write ${db.writes}` }))
+          }
+          return Effect.succeed<WriteResult>({ ...counts, rejected: [] })
+        }),
+      quarantine: (stream, runId, items) =>
+        Effect.sync(() => {
+          for (const item of items) db.state.quarantine.push({ stream, runId, raw: item.raw, reason: item.reason })
+        }),
+      startRun: (stream, runId) =>
+        Effect.sync(() => {
+          db.state.runs.set(`${runId}/${stream}`, { runId, stream, status: "running" })
+        }),
+      finishRun: (run) =>
+        Effect.sync(() => {
+          db.state.runs.set(`${run.runId}/${run.stream}`, run)
+        })
+    })
+  )
+)
+
+export const layerCheckpoint: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.effect(
+  CheckpointStore,
+  Effect.map(MemoryDatabase, (db) =>
+    CheckpointStore.of({
+      kind: "memory",
+      transactional: true,
+      load: (stream) => Effect.sync(() => Option.fromNullable(db.state.checkpoints.get(stream))),
+      save: (stream, cursor) => Effect.sync(() => void db.state.checkpoints.set(stream, cursor)),
+      clear: (stream) => Effect.sync(() => void db.state.checkpoints.delete(stream))
+    })
+  )
+)
+
+/** Sink + CheckpointStore over one fresh in-memory database, which is also provided for assertions. */
+export const layer = (db: MemoryDatabaseShape = make()): Layer.Layer<Sink | CheckpointStore | MemoryDatabase> =>
+  Layer.mergeAll(layerSink, layerCheckpoint).pipe(Layer.provideMerge(Layer.succeed(MemoryDatabase, db)))

@@ -1,0 +1,66 @@
+/**
+ * The Sink service: everything Ferry writes to Postgres. It creates or verifies the target table,
+ * upserts batches (idempotent, never older over newer), quarantines invalid records, records runs
+ * in `ferry.runs`, and holds the per-stream lock. The live layer is `PgSink.ts`; the in-memory one
+ * is `Memory.ts`.
+ */
+import { Context } from "effect"
+import type { Effect, Scope } from "effect"
+import type { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
+import type { Row, StreamSpec } from "./StreamSpec.js"
+
+export interface WriteResult {
+  readonly inserted: number
+  readonly updated: number
+  /** same content, an older version than the stored one, or superseded within the batch */
+  readonly unchanged: number
+  /** rows Postgres refused (e.g. a value out of range); the caller quarantines them */
+  readonly rejected: ReadonlyArray<{ readonly row: Row; readonly reason: string }>
+}
+
+export interface QuarantineItem {
+  readonly raw: unknown
+  readonly reason: string
+}
+
+export interface RunCounts {
+  readonly pages: number
+  readonly fetched: number
+  readonly inserted: number
+  readonly updated: number
+  readonly unchanged: number
+  readonly quarantined: number
+  readonly retries: number
+}
+
+export interface RunRecord {
+  readonly runId: string
+  readonly stream: string
+  readonly status: "succeeded" | "failed" | "interrupted"
+  readonly counts: RunCounts
+  readonly checkpoint: string | undefined
+  readonly error: string | undefined
+  readonly exitCode: number
+}
+
+export interface SinkShape {
+  /** create schema `ferry` and its tables, and the target table; verify an existing one (78 if it does not fit) */
+  readonly prepare: (stream: StreamSpec) => Effect.Effect<void, DatabaseError | TargetMismatch>
+  /** hold the stream's lock for the scope; fails at once with LockHeld when another run has it */
+  readonly lock: (stream: string) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
+  /** run `effect` in one database transaction (nested calls use savepoints) */
+  readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
+  /** run `effect` in a transaction that is always rolled back (for --dry-run) */
+  readonly rollback: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
+  /** upsert rows (call inside `transaction`) */
+  readonly write: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Effect.Effect<WriteResult, DatabaseError>
+  readonly quarantine: (
+    stream: string,
+    runId: string,
+    items: ReadonlyArray<QuarantineItem>
+  ) => Effect.Effect<void, DatabaseError>
+  readonly startRun: (stream: string, runId: string) => Effect.Effect<void, DatabaseError>
+  readonly finishRun: (run: RunRecord) => Effect.Effect<void, DatabaseError>
+}
+
+export class Sink extends Context.Tag("ferry/Sink")<Sink, SinkShape>() {}

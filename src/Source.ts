@@ -1,0 +1,39 @@
+/**
+ * The Source service: pages of raw records for a stream, from a start cursor.
+ * Pagination, auth, rate limits, retries and timeouts live behind it (`http/HttpSource.ts`);
+ * `Sync` sees only pages.
+ */
+import { Context, Effect, Layer, Option, Stream } from "effect"
+import type { RateLimited, SourceError } from "./Errors.js"
+import type { StreamSpec } from "./StreamSpec.js"
+
+export interface Page {
+  readonly records: ReadonlyArray<unknown>
+  /** the request URL, secrets removed (for logs) */
+  readonly url: string
+  /** retries this page needed */
+  readonly retries: number
+  /** size of the response body */
+  readonly bytes: number
+}
+
+export interface SourceShape {
+  /**
+   * Every page of the stream, in order. `from` is the cursor to send (the checkpoint less the
+   * lookback), `None` for a full read.
+   */
+  readonly pages: (stream: StreamSpec, from: Option.Option<string>) => Stream.Stream<Page, SourceError | RateLimited>
+}
+
+export class Source extends Context.Tag("ferry/Source")<Source, SourceShape>() {}
+
+/**
+ * In-memory source for tests: `pages(name, from)` returns the pages a real API would serve.
+ * It may fail (as a flaky API does) by returning a failing stream.
+ */
+export const layerMemory = (
+  pages: (stream: string, from: Option.Option<string>) => Stream.Stream<Page, SourceError | RateLimited>
+): Layer.Layer<Source> => Layer.succeed(Source, { pages: (stream, from) => pages(stream.name, from) })
+
+export const pagesOf = (stream: StreamSpec, from: Option.Option<string>) =>
+  Stream.unwrap(Effect.map(Source, (source) => source.pages(stream, from)))

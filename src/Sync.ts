@@ -1,0 +1,272 @@
+/**
+ * The program: pages from the Source -> rows by the stream's decoder -> one transaction per page
+ * (rows, quarantined records and, when allowed, the checkpoint) -> a summary.
+ * It knows no HTTP and no SQL, only the services.
+ *
+ * Checkpoint rules (DESIGN.md "Guarantees"):
+ * - with `order: asc` it advances after every committed page, to the greatest cursor committed so far;
+ *   otherwise only when the whole stream has been read;
+ * - it never moves backwards (it is the max of the stored value and what was written);
+ * - with a transactional store it commits with the page's rows; with the file store it is written
+ *   right after the commit (at-least-once, absorbed by the idempotent upsert).
+ */
+import { Cause, Clock, Effect, Either, Exit, Option, Stream } from "effect"
+import { CheckpointStore } from "./Checkpoint.js"
+import * as Cursor from "./Cursor.js"
+import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
+import { Sink, type QuarantineItem, type RunCounts } from "./Sink.js"
+import { pagesOf, type Page, type Source } from "./Source.js"
+import type { Row, StreamSpec } from "./StreamSpec.js"
+
+export interface SyncOptions {
+  /** ignore the stored checkpoint for this run (it still never moves backwards) */
+  readonly fullRefresh?: boolean | undefined
+  /** fetch, decode and write inside transactions that are rolled back: real counts, nothing kept */
+  readonly dryRun?: boolean | undefined
+  readonly runId: string
+  /** called after each committed page, for progress reporting */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
+}
+
+export interface Progress extends RunCounts {
+  readonly stream: string
+  readonly elapsedMs: number
+}
+
+export interface StreamSummary extends RunCounts {
+  readonly stream: string
+  readonly runId: string
+  readonly status: "succeeded" | "failed" | "interrupted"
+  readonly checkpoint: string | undefined
+  readonly durationMs: number
+  readonly dryRun: boolean
+  readonly exitCode: number
+  readonly error: string | undefined
+}
+
+interface Decoded {
+  readonly rows: Array<{ readonly row: Row; readonly raw: unknown }>
+  readonly invalid: Array<QuarantineItem>
+}
+
+const decodePage = (stream: StreamSpec, page: Page): Decoded => {
+  const rows: Decoded["rows"] = []
+  const invalid: Array<QuarantineItem> = []
+  for (const raw of page.records) {
+    const decoded = stream.decode(raw)
+    if (Either.isRight(decoded)) rows.push({ row: decoded.right, raw })
+    else invalid.push({ raw, reason: decoded.left })
+  }
+  return { rows, invalid }
+}
+
+const zeroCounts = (): { -readonly [K in keyof RunCounts]: RunCounts[K] } => ({
+  pages: 0,
+  fetched: 0,
+  inserted: 0,
+  updated: 0,
+  unchanged: 0,
+  quarantined: 0,
+  retries: 0
+})
+
+const exitCodeOf = (cause: Cause.Cause<FerryError>): number =>
+  Cause.isInterruptedOnly(cause)
+    ? ExitCode.SigTerm
+    : Option.match(Cause.failureOption(cause), {
+      onNone: () => ExitCode.Software,
+      onSome: (error) => error.exitCode
+    })
+
+const messageOf = (cause: Cause.Cause<FerryError>): string | undefined =>
+  Cause.isInterruptedOnly(cause)
+    ? "interrupted"
+    : Option.match(Cause.failureOption(cause), {
+      onNone: () => `internal error: ${Cause.pretty(cause).split("\n")[0]}`,
+      onSome: (error) => error.message
+    })
+
+/**
+ * Syncs one stream and returns how it ended, its summary beside its exit. Whatever the outcome,
+ * interruption included, the run is recorded in `ferry.runs` and one `run.summary` line is logged
+ * whose counts add up: fetched = inserted + updated + unchanged + quarantined.
+ */
+export const runStream = (
+  stream: StreamSpec,
+  options: SyncOptions
+): Effect.Effect<
+  { readonly summary: StreamSummary; readonly exit: Exit.Exit<void, FerryError> },
+  never,
+  Sink | CheckpointStore | Source
+> =>
+  Effect.uninterruptibleMask((restore) => Effect.gen(function*() {
+    const sink = yield* Sink
+    const store = yield* CheckpointStore
+    const dryRun = options.dryRun === true
+    const incremental = stream.source.incremental
+    const cursorType = incremental?.cursorType ?? "string"
+    const maxCursor = Cursor.max(cursorType)
+    const startedAt = yield* Clock.currentTimeMillis
+    const counts = zeroCounts()
+    let checkpoint: string | undefined
+    let runStarted = false
+
+    const summaryOf = (status: StreamSummary["status"], exitCode: number, error: string | undefined, now: number) => ({
+      stream: stream.name,
+      runId: options.runId,
+      status,
+      ...counts,
+      checkpoint,
+      durationMs: now - startedAt,
+      dryRun,
+      exitCode,
+      error
+    })
+
+    const body = Effect.gen(function*() {
+      if (!dryRun) yield* sink.prepare(stream)
+      yield* sink.lock(stream.name)
+      const stored = yield* store.load(stream.name)
+      checkpoint = Option.getOrUndefined(stored)
+      const start = options.fullRefresh ? incremental?.initial : (checkpoint ?? incremental?.initial)
+      const from = start === undefined || incremental === undefined
+        ? Option.none()
+        : Option.some(Cursor.minusLookback(cursorType, start, incremental.lookback))
+      yield* Effect.logInfo("run.start").pipe(
+        Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
+      )
+      if (!dryRun) {
+        yield* sink.startRun(stream.name, options.runId)
+        runStarted = true
+      }
+
+      const perPage = incremental?.order === "asc"
+      let seen: string | undefined // greatest cursor committed in this run
+
+      const commitPage = (page: Page) =>
+        Effect.gen(function*() {
+          const { invalid, rows } = decodePage(stream, page)
+          const pageMax = rows.reduce<string | undefined>((m, { row }) => maxCursor(m, row.cursor), seen)
+          const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
+          const advance = next !== undefined && next !== checkpoint
+
+          const work = Effect.gen(function*() {
+            const result = yield* sink.write(stream, rows.map((r) => r.row))
+            const rawOf = new Map(rows.map((r) => [r.row, r.raw] as const))
+            const quarantined = invalid.concat(
+              result.rejected.map(({ reason, row }) => ({ raw: rawOf.get(row) ?? row.values, reason }))
+            )
+            if (quarantined.length > 0) yield* sink.quarantine(stream.name, options.runId, quarantined)
+            if (advance && store.transactional && !dryRun) yield* store.save(stream.name, next)
+            return { result, quarantined: quarantined.length }
+          })
+          // A signal lets the current transaction finish: it is never cut in half.
+          const { quarantined, result } = yield* Effect.uninterruptible(
+            dryRun ? sink.rollback(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
+          )
+          if (advance && !store.transactional && !dryRun) yield* store.save(stream.name, next)
+
+          seen = pageMax
+          if (!dryRun) checkpoint = next
+          counts.pages++
+          counts.fetched += page.records.length
+          counts.retries += page.retries
+          counts.inserted += result.inserted
+          counts.updated += result.updated
+          counts.unchanged += result.unchanged
+          counts.quarantined += quarantined
+          yield* Effect.logDebug("page").pipe(
+            Effect.annotateLogs({ url: page.url, records: page.records.length, bytes: page.bytes, retries: page.retries })
+          )
+          if (options.onProgress) {
+            const now = yield* Clock.currentTimeMillis
+            options.onProgress({ stream: stream.name, ...counts, elapsedMs: now - startedAt })
+          }
+        })
+
+      // Fetch the next page while the last one is being written.
+      yield* pagesOf(stream, from).pipe(Stream.buffer({ capacity: 1 }), Stream.runForEach(commitPage))
+
+      // The whole stream is read: every record up to `seen` is committed.
+      const final = maxCursor(checkpoint, seen)
+      if (!dryRun && final !== undefined && final !== checkpoint) {
+        if (store.transactional) yield* sink.transaction(store.save(stream.name, final))
+        else yield* store.save(stream.name, final)
+      }
+      if (!dryRun) checkpoint = final
+      if (counts.quarantined > stream.maxInvalid) {
+        return yield* new InvalidRecords({
+          stream: stream.name,
+          quarantined: counts.quarantined,
+          maxInvalid: stream.maxInvalid
+        })
+      }
+    })
+
+    const exit = yield* Effect.exit(restore(Effect.scoped(body)))
+    const now = yield* Clock.currentTimeMillis
+    const summary: StreamSummary = Exit.isSuccess(exit)
+      ? summaryOf("succeeded", ExitCode.Ok, undefined, now)
+      : summaryOf(
+        Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed",
+        exitCodeOf(exit.cause),
+        messageOf(exit.cause),
+        now
+      )
+    if (runStarted) {
+      // Record the outcome even when interrupted; a failure to record it must not hide the run's own error.
+      yield* sink.finishRun({
+        runId: summary.runId,
+        stream: summary.stream,
+        status: summary.status,
+        counts,
+        checkpoint: summary.checkpoint,
+        error: summary.error,
+        exitCode: summary.exitCode
+      }).pipe(
+        Effect.catchAll((e) => Effect.logWarning("run.record_failed").pipe(Effect.annotateLogs({ error: e.message }))),
+        Effect.uninterruptible
+      )
+    }
+    yield* logSummary(summary)
+    return { summary, exit }
+  })).pipe(Effect.annotateLogs({ run_id: options.runId, stream: stream.name }))
+
+/** Syncs one stream: its summary, or its typed error (after the run is recorded and logged). */
+export const syncStream = (stream: StreamSpec, options: SyncOptions) =>
+  Effect.flatMap(runStream(stream, options), ({ exit, summary }) => Effect.as(exit, summary))
+
+const logSummary = (summary: StreamSummary) => {
+  const fields = {
+    status: summary.status,
+    pages: summary.pages,
+    fetched: summary.fetched,
+    inserted: summary.inserted,
+    updated: summary.updated,
+    unchanged: summary.unchanged,
+    quarantined: summary.quarantined,
+    retries: summary.retries,
+    duration_ms: summary.durationMs,
+    checkpoint: summary.checkpoint ?? null,
+    dry_run: summary.dryRun,
+    exit_code: summary.exitCode,
+    ...(summary.error === undefined ? {} : { error: summary.error })
+  }
+  const log = summary.status === "succeeded" ? Effect.logInfo("run.summary") : Effect.logError("run.summary")
+  return log.pipe(Effect.annotateLogs(fields))
+}
+
+/**
+ * Syncs each stream in turn. A failing stream does not stop the others (they are independent);
+ * an interruption stops the run after the stream's current transaction.
+ */
+export const syncAll = (streams: ReadonlyArray<StreamSpec>, options: SyncOptions) =>
+  Effect.gen(function*() {
+    const summaries: Array<StreamSummary> = []
+    for (const stream of streams) {
+      const { exit, summary } = yield* runStream(stream, options)
+      summaries.push(summary)
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) break
+    }
+    return summaries
+  })
