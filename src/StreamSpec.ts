@@ -3,7 +3,9 @@
  * Built from the config file (`Config.ts`, a `columns` map) or in code (`StreamSpec.make` with an
  * Effect Schema). `Sync` only ever sees this shape.
  */
-import type { Duration, Either, Redacted } from "effect"
+import { Duration, Either, Option, ParseResult, Schema, SchemaAST } from "effect"
+import type { Redacted } from "effect"
+import { inferCursorType, rowFrom } from "./RowDecoder.js"
 
 export type Auth =
   | { readonly type: "bearer"; readonly token: Redacted.Redacted<string> }
@@ -125,4 +127,151 @@ export interface StreamSpec {
   readonly decode: (raw: unknown) => Either.Either<Row, string>
   /** invalid records tolerated per run before the run exits 65 */
   readonly maxInvalid: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams defined in code: an Effect Schema for the records instead of a `columns` map.
+
+/** Column types for a schema's fields: strings are text, numbers double precision, Dates timestamptz, the rest jsonb. */
+const columnTypeOf = (ast: SchemaAST.AST): ColumnType => {
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "TemplateLiteral":
+    case "Enums":
+      return "text"
+    case "NumberKeyword":
+      return "double precision"
+    case "BooleanKeyword":
+      return "boolean"
+    case "BigIntKeyword":
+      return "numeric"
+    case "Literal":
+      return typeof ast.literal === "string" ? "text" : typeof ast.literal === "number" ? "double precision" :
+        typeof ast.literal === "boolean" ? "boolean" : "jsonb"
+    case "Declaration":
+      return Option.getOrUndefined(SchemaAST.getIdentifierAnnotation(ast)) === "DateFromSelf" ? "timestamptz" : "jsonb"
+    case "Refinement": {
+      const id = Option.getOrUndefined(SchemaAST.getIdentifierAnnotation(ast))
+      if (id === "Int" || id === "NonNegativeInt" || id === "PositiveInt") return "bigint"
+      return columnTypeOf(ast.from)
+    }
+    case "Union": {
+      const members = ast.types.filter((t) => t._tag !== "UndefinedKeyword" && !(t._tag === "Literal" && t.literal === null))
+      const types = new Set(members.map(columnTypeOf))
+      return types.size === 1 ? [...types][0]! : "jsonb"
+    }
+    case "Suspend":
+      return columnTypeOf(ast.f())
+    default:
+      return "jsonb"
+  }
+}
+
+/** Dates become ISO strings and bigints decimal strings, so the row travels as JSON. */
+const jsonSafe = (value: unknown): unknown => {
+  if (value instanceof Date) return value.toISOString()
+  if (typeof value === "bigint") return value.toString()
+  if (Array.isArray(value)) return value.map(jsonSafe)
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafe(v)]))
+  }
+  return value
+}
+
+export interface MakeOptions<A, I> {
+  readonly name: string
+  /** the records' schema; its decoded fields are the table's columns */
+  readonly schema: Schema.Schema<A, I>
+  readonly source: {
+    readonly url: string
+    readonly auth?: Auth | undefined
+    readonly headers?: Readonly<Record<string, string>> | undefined
+    readonly params?: Readonly<Record<string, string>> | undefined
+    readonly records?: string | undefined
+    readonly pagination?: Pagination | undefined
+    readonly timeout?: Duration.DurationInput | undefined
+    readonly retry?: { readonly attempts?: number; readonly base?: Duration.DurationInput; readonly max?: Duration.DurationInput } | undefined
+  }
+  readonly incremental?: {
+    /** a field of the decoded record */
+    readonly cursorField: keyof A & string
+    readonly cursorType?: CursorType | undefined
+    readonly param?: string | undefined
+    readonly params?: Readonly<Record<string, string>> | undefined
+    readonly initial?: string | undefined
+    readonly lookback?: Duration.DurationInput | undefined
+    readonly order?: "asc" | "unsorted" | undefined
+  } | undefined
+  readonly target: {
+    readonly table: string
+    /** Postgres schema; default `public` */
+    readonly schema?: string | undefined
+    readonly primaryKey: ReadonlyArray<keyof A & string>
+    /** override the type inferred for some columns */
+    readonly columnTypes?: Partial<Record<keyof A & string, ColumnType>> | undefined
+  }
+  readonly maxInvalid?: number | undefined
+}
+
+/**
+ * A stream defined in code. The table's columns are the schema's fields (types inferred, or given
+ * in `target.columnTypes`); a record that does not decode is quarantined with the schema's message.
+ */
+export const make = <A, I>(options: MakeOptions<A, I>): StreamSpec => {
+  const ast = SchemaAST.typeAST(options.schema.ast)
+  const fields = ast._tag === "TypeLiteral" ? ast.propertySignatures : []
+  if (fields.length === 0) throw new Error(`StreamSpec.make(${options.name}): the schema must be a Schema.Struct`)
+  const overrides: Partial<Record<string, ColumnType>> = options.target.columnTypes ?? {}
+  const columns: Array<Column> = fields.map((field) => {
+    const name = String(field.name)
+    return { name, type: overrides[name] ?? columnTypeOf(field.type), from: name }
+  })
+  const inc = options.incremental
+  const cursorColumnType = inc ? columns.find((c) => c.name === inc.cursorField)?.type : undefined
+  const incremental: Incremental | undefined = inc && {
+    cursorField: inc.cursorField,
+    cursorType: inc.cursorType ?? inferCursorType(inc.initial, cursorColumnType),
+    param: inc.param,
+    params: inc.params,
+    initial: inc.initial,
+    lookback: Duration.decode(inc.lookback ?? Duration.zero),
+    order: inc.order ?? "unsorted"
+  }
+  const target: TargetSpec = {
+    schema: options.target.schema ?? "public",
+    table: options.target.table,
+    primaryKey: options.target.primaryKey,
+    columns,
+    cursorColumn: inc?.cursorField
+  }
+  const decodeRecord = Schema.decodeUnknownEither(options.schema, { errors: "first", onExcessProperty: "ignore" })
+  const retry = options.source.retry
+  return {
+    name: options.name,
+    source: {
+      url: options.source.url,
+      auth: options.source.auth,
+      headers: options.source.headers ?? {},
+      params: options.source.params ?? {},
+      records: options.source.records,
+      pagination: options.source.pagination ?? { type: "none" },
+      incremental,
+      timeout: Duration.decode(options.source.timeout ?? Duration.seconds(30)),
+      retry: {
+        attempts: retry?.attempts ?? 6,
+        base: Duration.decode(retry?.base ?? Duration.millis(500)),
+        max: Duration.decode(retry?.max ?? Duration.seconds(60))
+      }
+    },
+    target,
+    decode: (raw) =>
+      Either.flatMap(
+        Either.mapLeft(decodeRecord(raw), (error) =>
+          ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+            issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message
+          ).join("; ")),
+        (record) => rowFrom(target, jsonSafe(record))
+      ),
+    maxInvalid: options.maxInvalid ?? 0
+  }
 }

@@ -1,0 +1,260 @@
+/**
+ * What each command does, as an Effect that ends in an exit code. Every failure is logged once,
+ * as one line naming what is wrong, and mapped to its documented code; a defect (a bug in Ferry)
+ * is the only thing that logs a stack, and exits 70.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import { randomBytes } from "node:crypto"
+import { Cause, Effect, Either, Layer, Option, Stream } from "effect"
+import { CheckpointStore } from "./Checkpoint.js"
+import type { Command } from "./Cli.js"
+import * as Config from "./Config.js"
+import * as Database from "./Database.js"
+import { ExitCode, UsageError, worstExitCode, type FerryError } from "./Errors.js"
+import * as HttpSource from "./http/HttpSource.js"
+import { redactor } from "./Logging.js"
+import { formatDuration, formatTable } from "./Output.js"
+import * as Progress from "./Progress.js"
+import * as Services from "./Services.js"
+import { Sink } from "./Sink.js"
+import { Source } from "./Source.js"
+import type { StreamSpec } from "./StreamSpec.js"
+import { syncAll } from "./Sync.js"
+
+export interface CommandEnvironment extends Services.Environment {
+  readonly stdout: (text: string) => void
+  readonly stderrIsTTY: boolean
+}
+
+export const newRunId = (): string => `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`
+
+const loadConfig = (path: string | undefined, environment: CommandEnvironment) =>
+  Effect.tap(Config.load({ path, env: { ...environment.env }, cwd: environment.cwd }), (config) =>
+    Effect.sync(() => redactor.add(config.secrets)))
+
+const selectStreams = (config: Config.FerryConfigShape, names: ReadonlyArray<string>) => {
+  if (names.length === 0) return Effect.succeed(config.streams)
+  const known = new Map(config.streams.map((s) => [s.name, s]))
+  const missing = names.filter((n) => !known.has(n))
+  return missing.length > 0
+    ? Effect.fail(
+      new UsageError({
+        message: `unknown stream ${missing.map((m) => `"${m}"`).join(", ")}; the config has ${
+          config.streams.map((s) => s.name).join(", ")
+        }`
+      })
+    )
+    : Effect.succeed([...new Set(names)].map((n) => known.get(n)!))
+}
+
+const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnvironment) =>
+  Effect.gen(function*() {
+    const config = yield* loadConfig(command.config, environment)
+    const streams = yield* selectStreams(config, command.streams)
+    const runId = newRunId()
+    return yield* Effect.gen(function*() {
+      const progress = yield* Progress.make({ tty: environment.stderrIsTTY })
+      const summaries = yield* syncAll(streams, {
+        runId,
+        fullRefresh: command.fullRefresh,
+        dryRun: command.dryRun,
+        onProgress: progress.update
+      })
+      return worstExitCode(summaries.map((s) => s.exitCode))
+    }).pipe(
+      Effect.provide(Services.layer(config, environment)),
+      Effect.scoped,
+      Effect.annotateLogs({ run_id: runId })
+    )
+  })
+
+const check = (command: Extract<Command, { _tag: "check" }>, environment: CommandEnvironment) =>
+  Effect.gen(function*() {
+    const config = yield* loadConfig(command.config, environment)
+    const out = environment.stdout
+    out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
+    return yield* Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const [row] = yield* sql<{ version: string }>`SELECT current_setting('server_version') AS version`.pipe(
+        Effect.mapError((e) => Database.fromSqlError(e, "checking the database"))
+      )
+      out(`ok    database ${Services.describeDatabase(config, environment)} (PostgreSQL ${row?.version ?? "?"})`)
+      const source = yield* Source
+      const codes: Array<number> = []
+      for (const stream of config.streams) {
+        const from = Option.fromNullable(stream.source.incremental?.initial)
+        const first = yield* source.pages(stream, from).pipe(Stream.take(1), Stream.runHead, Effect.either)
+        if (Either.isLeft(first)) {
+          out(`FAIL  ${stream.name}: ${first.left.message}`)
+          codes.push(first.left.exitCode)
+          continue
+        }
+        const records = Option.match(first.right, { onNone: () => [] as ReadonlyArray<unknown>, onSome: (p) => p.records })
+        const invalid = records.filter((r) => Either.isLeft(stream.decode(r)))
+        const firstInvalid = invalid.length > 0 ? Either.flip(stream.decode(invalid[0])) : undefined
+        out(
+          `ok    ${stream.name}: ${records.length} record(s) on the first page, ${invalid.length} invalid` +
+            (firstInvalid && Either.isRight(firstInvalid) ? ` (first: ${firstInvalid.right})` : "")
+        )
+        codes.push(ExitCode.Ok)
+      }
+      return worstExitCode(codes)
+      // `check` reads the database and the sources; it creates nothing.
+    }).pipe(Effect.provide(Layer.merge(Services.database(config, environment), HttpSource.layerFetch)))
+  })
+
+interface StatusRow {
+  readonly stream: string
+  readonly checkpoint: string | null
+  readonly last_run: string | null
+  readonly status: string | null
+  readonly started_at: string | null
+  readonly finished_at: string | null
+  readonly duration_ms: number | null
+  readonly fetched: number | null
+  readonly inserted: number | null
+  readonly updated: number | null
+  readonly unchanged: number | null
+  readonly quarantined: number | null
+  readonly error: string | null
+}
+
+const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const [exists] = yield* sql<{ present: boolean }>`SELECT to_regclass('ferry.runs') IS NOT NULL AS present`
+    if (!exists?.present) return new Map<string, Record<string, unknown>>()
+    const rows = yield* sql<Record<string, unknown>>`
+      SELECT DISTINCT ON (stream) stream, run_id, status, started_at, finished_at,
+        (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS duration_ms,
+        fetched, inserted, updated, unchanged, quarantined, error
+      FROM ferry.runs WHERE stream IN ${sql.in(streams.map((s) => s.name))}
+      ORDER BY stream, started_at DESC`
+    return new Map(rows.map((r) => [String(r.stream), r]))
+  }).pipe(Effect.mapError((e) => Database.fromSqlError(e, "reading ferry.runs")))
+
+const toIso = (value: unknown): string | null =>
+  value === null || value === undefined ? null : value instanceof Date ? value.toISOString() : String(value)
+const toNumber = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value))
+
+const status = (command: Extract<Command, { _tag: "status" }>, environment: CommandEnvironment) =>
+  Effect.gen(function*() {
+    const config = yield* loadConfig(command.config, environment)
+    const rows = yield* Effect.gen(function*() {
+      const store = yield* CheckpointStore
+      const runs = yield* lastRuns(config.streams)
+      const out: Array<StatusRow> = []
+      for (const stream of config.streams) {
+        const checkpoint = yield* store.load(stream.name)
+        const run = runs.get(stream.name)
+        out.push({
+          stream: stream.name,
+          checkpoint: Option.getOrNull(checkpoint),
+          last_run: run ? String(run.run_id) : null,
+          status: run ? String(run.status) : null,
+          started_at: toIso(run?.started_at),
+          finished_at: toIso(run?.finished_at),
+          duration_ms: toNumber(run?.duration_ms),
+          fetched: toNumber(run?.fetched),
+          inserted: toNumber(run?.inserted),
+          updated: toNumber(run?.updated),
+          unchanged: toNumber(run?.unchanged),
+          quarantined: toNumber(run?.quarantined),
+          error: run?.error === null || run?.error === undefined ? null : String(run.error)
+        })
+      }
+      return out
+    }).pipe(Effect.provide(Services.layer(config, environment)))
+    if (command.json) {
+      environment.stdout(JSON.stringify({ database: Services.describeDatabase(config, environment), streams: rows }, null, 2))
+    } else {
+      environment.stdout(
+        formatTable(
+          ["stream", "checkpoint", "status", "last_run_at", "duration", "fetched", "inserted", "updated", "unchanged", "quarantined"],
+          rows.map((r) => ({
+            ...r,
+            status: r.status ?? "never run",
+            last_run_at: r.started_at,
+            duration: formatDuration(r.duration_ms)
+          }))
+        )
+      )
+      for (const r of rows) if (r.error) environment.stdout(`${r.stream}: last error: ${r.error}`)
+    }
+    return ExitCode.Ok
+  })
+
+const reset = (command: Extract<Command, { _tag: "reset" }>, environment: CommandEnvironment) =>
+  Effect.gen(function*() {
+    const config = yield* loadConfig(command.config, environment)
+    const [stream] = yield* selectStreams(config, [command.stream])
+    yield* Effect.scoped(Effect.gen(function*() {
+      const sink = yield* Sink
+      const store = yield* CheckpointStore
+      // Not while a run of the stream is in progress: it would save its cursor right back.
+      yield* sink.lock(stream!.name)
+      yield* store.clear(stream!.name)
+    })).pipe(Effect.provide(Services.layer(config, environment)))
+    environment.stdout(
+      `reset ${stream!.name}: the next run reads from ${stream!.source.incremental?.initial ?? "the beginning"}`
+    )
+    return ExitCode.Ok
+  })
+
+const sqlCommand = (command: Extract<Command, { _tag: "sql" }>, environment: CommandEnvironment) =>
+  Effect.gen(function*() {
+    const config = yield* loadConfig(command.config, environment)
+    const rows = yield* Effect.flatMap(SqlClient, (sql) => sql.unsafe<Record<string, unknown>>(command.query)).pipe(
+      Effect.mapError((e) => Database.fromSqlError(e, "running the statement")),
+      Effect.provide(Services.database(config, environment))
+    )
+    if (command.json) environment.stdout(JSON.stringify(rows, null, 2))
+    else {
+      const columns = rows.length > 0 ? Object.keys(rows[0]!) : []
+      environment.stdout(rows.length > 0 ? formatTable(columns, rows) : "(no rows)")
+      if (rows.length > 0) environment.stdout(`(${rows.length} row${rows.length === 1 ? "" : "s"})`)
+    }
+    return ExitCode.Ok
+  })
+
+const isFerryError = (u: unknown): u is FerryError =>
+  typeof u === "object" && u !== null && "exitCode" in u && "_tag" in u
+
+/** Runs a command: its exit code, with every error logged once and mapped to its code. */
+export const execute = (command: Command, environment: CommandEnvironment): Effect.Effect<number> => {
+  const program: Effect.Effect<number, unknown> = (() => {
+    switch (command._tag) {
+      case "run":
+        return run(command, environment)
+      case "check":
+        return check(command, environment)
+      case "status":
+        return status(command, environment)
+      case "reset":
+        return reset(command, environment)
+      case "sql":
+        return sqlCommand(command, environment)
+      case "schema":
+        return Effect.sync(() => {
+          environment.stdout(JSON.stringify(Config.jsonSchema(), null, 2))
+          return ExitCode.Ok
+        })
+      case "help":
+      case "version":
+        return Effect.succeed(ExitCode.Ok)
+    }
+  })()
+  return program.pipe(
+    Effect.catchAll((error) =>
+      isFerryError(error)
+        ? Effect.as(
+          Effect.logError(error.message).pipe(Effect.annotateLogs({ error: error._tag, exit_code: error.exitCode })),
+          error.exitCode as number
+        )
+        : Effect.as(Effect.logError("internal error", Cause.fail(error)), ExitCode.Software as number)
+    ),
+    Effect.catchAllDefect((defect) =>
+      Effect.as(Effect.logError("internal error", Cause.die(defect)), ExitCode.Software as number)
+    )
+  )
+}

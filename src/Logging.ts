@@ -1,0 +1,123 @@
+/**
+ * Ferry's logger: one JSON object per line on stderr when stderr is not a terminal (cron, systemd),
+ * a short readable line on a terminal. `FERRY_LOG_FORMAT=json|pretty` and `FERRY_LOG_LEVEL`
+ * override. Every line goes through the redactor, so a configured secret cannot reach the log even if
+ * some message were to carry it.
+ */
+import { Cause, HashMap, Inspectable, List, Logger, LogLevel } from "effect"
+import { Layer } from "effect"
+import { statusLine } from "./Progress.js"
+
+export type LogFormat = "json" | "pretty"
+
+export interface LoggingOptions {
+  readonly format: LogFormat
+  readonly level: LogLevel.LogLevel
+  /** where lines go; stderr by default */
+  readonly write?: ((line: string) => void) | undefined
+}
+
+/** Replaces every registered secret with `***`. Secrets shorter than 4 characters are ignored (too many false hits). */
+export class Redactor {
+  private secrets: Array<string> = []
+  add(values: Iterable<string>) {
+    for (const value of values) {
+      if (value.length >= 4 && !this.secrets.includes(value)) this.secrets.push(value)
+      // URL-encoded forms too: a secret sent as a query parameter appears encoded.
+      const encoded = encodeURIComponent(value)
+      if (encoded !== value && encoded.length >= 4 && !this.secrets.includes(encoded)) this.secrets.push(encoded)
+    }
+    // Longest first, so a secret containing another is replaced whole.
+    this.secrets.sort((a, b) => b.length - a.length)
+  }
+  redact(text: string): string {
+    let out = text
+    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join("***")
+    return out
+  }
+}
+
+/** The process-wide redactor: `main` registers the config's secrets in it before anything is logged. */
+export const redactor = new Redactor()
+
+export const levelFromEnv = (value: string | undefined): LogLevel.LogLevel | undefined => {
+  switch (value?.toLowerCase()) {
+    case "debug":
+    case "trace":
+      return LogLevel.Debug
+    case "info":
+      return LogLevel.Info
+    case "warn":
+    case "warning":
+      return LogLevel.Warning
+    case "error":
+      return LogLevel.Error
+    case "none":
+    case "off":
+      return LogLevel.None
+    default:
+      return undefined
+  }
+}
+
+export const optionsFromEnv = (env: Record<string, string | undefined>, stderrIsTTY: boolean): LoggingOptions => ({
+  format: env.FERRY_LOG_FORMAT === "json" ? "json" : env.FERRY_LOG_FORMAT === "pretty" ? "pretty" : stderrIsTTY ? "pretty" : "json",
+  level: levelFromEnv(env.FERRY_LOG_LEVEL) ?? LogLevel.Info
+})
+
+const levelName = (level: LogLevel.LogLevel): string =>
+  level._tag === "Warning" ? "warn" : level._tag === "Fatal" ? "fatal" : level.label.toLowerCase()
+
+const messageText = (message: unknown): string => {
+  const parts = Array.isArray(message) ? message : [message]
+  return parts.map((p) => (typeof p === "string" ? p : Inspectable.toStringUnknown(p, 0))).join(" ")
+}
+
+const annotationsOf = (annotations: HashMap.HashMap<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of annotations) out[key] = value
+  return out
+}
+
+const prettyValue = (value: unknown): string =>
+  typeof value === "string" ? (/[\s"=]/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)
+
+const colors: Record<string, string> = { debug: "\x1b[90m", info: "\x1b[36m", warn: "\x1b[33m", error: "\x1b[31m", fatal: "\x1b[31m" }
+
+export const makeLogger = (options: LoggingOptions) => {
+  const write = options.write ??
+    ((line: string) => statusLine ? statusLine.print(line) : void process.stderr.write(line + "\n"))
+  const color = options.format === "pretty" && options.write === undefined && process.stderr.isTTY === true
+  return Logger.make(({ annotations, cause, date, logLevel, message, spans }) => {
+    const fields = annotationsOf(annotations)
+    const level = levelName(logLevel)
+    const msg = messageText(message)
+    const error = Cause.isEmpty(cause) ? undefined : Cause.pretty(cause)
+    let line: string
+    if (options.format === "json") {
+      const spanFields: Record<string, number> = {}
+      const now = date.getTime()
+      for (const span of List.toArray(spans)) spanFields[`${span.label}_ms`] = now - span.startTime
+      line = JSON.stringify({
+        ts: date.toISOString(),
+        level,
+        msg,
+        ...fields,
+        ...spanFields,
+        ...(error === undefined ? {} : { cause: error })
+      })
+    } else {
+      const { run_id: _runId, stream, ...rest } = fields
+      const time = date.toISOString().slice(11, 19)
+      const tag = color ? `${colors[level] ?? ""}${level.toUpperCase().padEnd(5)}\x1b[0m` : level.toUpperCase().padEnd(5)
+      const where = stream === undefined ? "" : ` [${String(stream)}]`
+      const kv = Object.entries(rest).map(([k, v]) => `${k}=${prettyValue(v)}`).join(" ")
+      line = `${time} ${tag}${where} ${msg}${kv ? " " + kv : ""}${error === undefined ? "" : "\n" + error}`
+    }
+    write(redactor.redact(line))
+  })
+}
+
+/** Replaces Effect's default logger (so no line is printed twice) and sets the minimum level. */
+export const layer = (options: LoggingOptions): Layer.Layer<never> =>
+  Layer.merge(Logger.replace(Logger.defaultLogger, makeLogger(options)), Logger.minimumLogLevel(options.level))

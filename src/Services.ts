@@ -1,0 +1,63 @@
+/**
+ * The live services for a loaded configuration: the database (a server from `database.url`, or the
+ * embedded one), the Postgres sink, the configured checkpoint store and the HTTP source.
+ */
+import type { PgClient } from "@effect/sql-pg"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { Effect, Layer, Option } from "effect"
+import * as Checkpoint from "./Checkpoint.js"
+import type { FerryConfigShape } from "./Config.js"
+import * as Database from "./Database.js"
+import * as EmbeddedPostgres from "./embedded/EmbeddedPostgres.js"
+import type { DatabaseError, LockHeld } from "./Errors.js"
+import * as HttpSource from "./http/HttpSource.js"
+import * as PgSink from "./PgSink.js"
+import type { Sink } from "./Sink.js"
+import type { Source } from "./Source.js"
+
+export interface Environment {
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly cwd: string
+}
+
+/** Where the data lives, for messages: `host:port/db`, or the embedded data directory. */
+export const describeDatabase = (config: FerryConfigShape, environment: Environment): string =>
+  Option.match(config.database.url, {
+    onSome: Database.describe,
+    onNone: () => `embedded Postgres in ${EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd)}`
+  })
+
+export const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(config.database.url)
+
+/**
+ * The configured server, or the embedded database on one connection (PGlite has one session; its
+ * data directory lock gives single flight, so there is no advisory lock on that path).
+ */
+export const database = (
+  config: FerryConfigShape,
+  environment: Environment
+): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld> =>
+  Option.match(config.database.url, {
+    onSome: (url) => Database.layer({ url }),
+    onNone: () =>
+      Layer.unwrapScoped(
+        Effect.map(
+          EmbeddedPostgres.start({ dataDir: EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd) }),
+          ({ url }) => Database.layer({ url, ...EmbeddedPostgres.clientOptions })
+        )
+      )
+  })
+
+export const checkpointStore = (config: FerryConfigShape): Layer.Layer<Checkpoint.CheckpointStore, never, SqlClient> =>
+  config.checkpoint.store === "file" ? Checkpoint.layerFile(config.checkpoint.path) : Checkpoint.layerPostgres
+
+/** Everything `Sync` needs, plus the SqlClient for `status` and `sql`. */
+export const layer = (
+  config: FerryConfigShape,
+  environment: Environment
+): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld> =>
+  Layer.mergeAll(
+    PgSink.layer({ advisoryLock: !isEmbedded(config) }),
+    checkpointStore(config),
+    HttpSource.layerFetch
+  ).pipe(Layer.provideMerge(database(config, environment)))

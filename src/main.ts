@@ -1,0 +1,67 @@
+/**
+ * The `ferry` process: argv -> command -> layers -> exit code. Signals interrupt the run, which
+ * finishes its current transaction first (Sync makes each one uninterruptible), then exits 130/143.
+ */
+import { Effect, Either, Exit, Fiber } from "effect"
+import * as Cli from "./Cli.js"
+import * as Commands from "./Commands.js"
+import { ExitCode } from "./Errors.js"
+import * as Logging from "./Logging.js"
+import { version } from "./version.js"
+
+const main = async (): Promise<number> => {
+  const parsed = Cli.parse(process.argv.slice(2))
+  if (Either.isLeft(parsed)) {
+    process.stderr.write(`ferry: ${parsed.left.message}\n\n${Cli.usage}\n`)
+    return ExitCode.Usage
+  }
+  const command = parsed.right
+  if (command._tag === "help") {
+    process.stdout.write(`${Cli.usage}\n`)
+    return ExitCode.Ok
+  }
+  if (command._tag === "version") {
+    process.stdout.write(`ferry ${version}\n`)
+    return ExitCode.Ok
+  }
+  const stderrIsTTY = process.stderr.isTTY === true
+  const program = Commands.execute(command, {
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: (text) => void process.stdout.write(text + "\n"),
+    stderrIsTTY
+  }).pipe(Effect.provide(Logging.layer(Logging.optionsFromEnv(process.env, stderrIsTTY))))
+
+  const fiber = Effect.runFork(program)
+  let signal: "SIGINT" | "SIGTERM" | undefined
+  const onSignal = (received: "SIGINT" | "SIGTERM") => {
+    if (signal !== undefined) {
+      // A second signal: the user insists. The open transaction, if any, is rolled back by Postgres.
+      process.stderr.write(`ferry: ${received} again, exiting now\n`)
+      process.exit(received === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
+    }
+    signal = received
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  const onInt = () => onSignal("SIGINT")
+  const onTerm = () => onSignal("SIGTERM")
+  process.on("SIGINT", onInt)
+  process.on("SIGTERM", onTerm)
+  const exit = await Effect.runPromise(Fiber.await(fiber))
+  process.off("SIGINT", onInt)
+  process.off("SIGTERM", onTerm)
+  if (signal !== undefined) return signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm
+  return Exit.isSuccess(exit) ? exit.value : ExitCode.Software
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+    // Everything is closed by now; if some handle still holds the event loop, do not let cron wait.
+    setTimeout(() => process.exit(code), 2000).unref()
+  },
+  (error) => {
+    process.stderr.write(`ferry: internal error: ${error instanceof Error ? error.stack : String(error)}\n`)
+    process.exit(ExitCode.Software)
+  }
+)
