@@ -1,0 +1,279 @@
+/**
+ * The live Source: pages of records from an HTTP JSON API through @effect/platform's HttpClient.
+ * A run is a loop of (request -> page -> paginator.next); this module adds what every style needs:
+ * retries (`Retry.ts`), a timeout that covers the body, parsing the records out of the body, and the
+ * guards that stop a server from keeping us in a loop.
+ */
+import { FetchHttpClient, Headers, HttpClient } from "@effect/platform"
+import type { HttpClientError } from "@effect/platform"
+import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
+import { RateLimited, SourceError } from "../Errors.js"
+import type { Page, SourceShape } from "../Source.js"
+import { Source } from "../Source.js"
+import type { Auth, StreamSpec } from "../StreamSpec.js"
+import * as Pagination from "./Pagination.js"
+import { effectiveAuth, firstUrl, redactUrl, scrub, sentUrl, toHttpRequest } from "./Request.js"
+import type { Attempt, GiveUp } from "./Retry.js"
+import { classify, retrying } from "./Retry.js"
+
+/** A backstop only: the repeat and empty-page guards stop real loops long before this. */
+export const maxPages = 1_000_000
+
+interface Received {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: Uint8Array
+}
+
+/** The text of a client error without its own message, which holds the full URL (and a query secret). */
+const describe = (error: HttpClientError.HttpClientError, auth: Auth | undefined): string => {
+  const parts: Array<string> = []
+  let cause: unknown = error.cause
+  for (let depth = 0; depth < 4 && cause !== undefined && cause !== null; depth++) {
+    if (cause instanceof Error) {
+      const code = (cause as { code?: unknown }).code
+      parts.push(typeof code === "string" && !cause.message.includes(code) ? `${cause.message} (${code})` : cause.message)
+      cause = cause.cause
+    } else {
+      parts.push(String(cause))
+      break
+    }
+  }
+  const what = error._tag === "RequestError" ? "connection failed" : "reading the response failed"
+  return scrub(parts.length === 0 ? what : `${what}: ${parts.join(": ")}`, auth)
+}
+
+/** Header names whose values must not reach a trace span: the auth header and every fixed header. */
+const secretHeaders = (spec: StreamSpec["source"], auth: Auth | undefined): ReadonlyArray<string> => [
+  ...Object.keys(spec.headers),
+  ...(auth?.type === "header" ? [auth.name] : [])
+]
+
+const fatalReason = (status: number): string =>
+  status === 401 ? "the source refused the credentials (check the stream's auth)"
+  : status === 403 ? "the source forbids this request (check the stream's auth)"
+  : status === 404 ? "the source URL was not found"
+  : status >= 300 && status < 400 ? "the source answered with a redirect that was not followed"
+  : "the source refused the request"
+
+const giveUpError = (stream: string, url: string) => (reason: GiveUp): SourceError | RateLimited => {
+  const last = reason.last
+  if (reason._tag === "WaitTooLong") {
+    return new RateLimited({
+      stream,
+      url,
+      status: last.status ?? 429,
+      reason: `the source asked to wait ${Duration.format(Duration.millis(reason.millis))}, longer than retry.max`
+    })
+  }
+  if (last.kind === "rate-limited") {
+    return new RateLimited({
+      stream,
+      url,
+      status: last.status ?? 429,
+      reason: `rate limited; gave up after ${reason.attempts} attempt(s)`
+    })
+  }
+  return new SourceError({
+    stream,
+    url,
+    status: last.status,
+    reason: `${last.status === undefined ? last.reason : "the source kept failing"}; gave up after ${reason.attempts} attempt(s)`
+  })
+}
+
+/** The records of a body: at the dotted `records` path, or the body itself when it is an array. */
+const recordsOf = (body: unknown, path: string | undefined): Either.Either<ReadonlyArray<unknown>, string> => {
+  const value = path === undefined ? body : Pagination.valueAt(body, path)
+  if (Array.isArray(value)) return Either.right(value)
+  return Either.left(
+    path === undefined
+      ? "the response is not an array (set `records` to the path of the array in the body)"
+      : `no array at "${path}" in the response`
+  )
+}
+
+const parseJson = (text: string): Either.Either<unknown, void> => {
+  try {
+    return Either.right(JSON.parse(text) as unknown)
+  } catch {
+    return Either.left(undefined)
+  }
+}
+
+export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Effect.gen(function*() {
+  // no trace headers to third-party APIs
+  const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+
+  /** One page: the request with its retries, then the records out of the body. */
+  const fetchPage = (stream: StreamSpec, url: URL) =>
+    Effect.gen(function*() {
+      const spec = stream.source
+      const auth = effectiveAuth(spec)
+      const shown = redactUrl(sentUrl(url, auth), auth)
+      const fail = (reason: string, status?: number) =>
+        new SourceError({ stream: stream.name, url: shown, status, reason })
+
+      // the timeout covers the headers AND the body: a server that stalls mid-body is a timeout too
+      const exchange: Effect.Effect<Received, HttpClientError.HttpClientError> = client.execute(
+        toHttpRequest(spec, url)
+      ).pipe(
+        // the client's trace span records the full URL and the headers: keep secrets out of it too
+        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)]),
+        Effect.locallyWith(
+          HttpClient.currentTracerDisabledWhen,
+          (disabled) => shown === sentUrl(url, auth).toString() ? disabled : () => true
+        ),
+        Effect.flatMap((response) =>
+          Effect.map(response.arrayBuffer, (buffer): Received => ({
+            status: response.status,
+            headers: response.headers,
+            body: new Uint8Array(buffer)
+          }))
+        )
+      )
+      const attempt: Effect.Effect<Attempt<Received>, SourceError> = exchange.pipe(
+        Effect.either,
+        Effect.timeoutOption(spec.timeout),
+        Effect.flatMap(Option.match({
+          onNone: () =>
+            Effect.succeed<Attempt<Received>>({
+              _tag: "Failure",
+              failure: {
+                kind: "transient",
+                status: undefined,
+                headers: undefined,
+                reason: `timed out after ${Duration.format(spec.timeout)}`
+              }
+            }),
+          onSome: Either.match({
+            onLeft: (error): Effect.Effect<Attempt<Received>, SourceError> =>
+              error._tag === "RequestError" && error.reason !== "Transport"
+                ? Effect.fail(fail(`the request could not be made (${error.reason})`))
+                : Effect.succeed({
+                  _tag: "Failure",
+                  failure: { kind: "transient", status: undefined, headers: undefined, reason: describe(error, auth) }
+                }),
+            onRight: (received): Effect.Effect<Attempt<Received>, SourceError> => {
+              const verdict = classify(received.status, received.headers)
+              switch (verdict) {
+                case "ok":
+                  return Effect.succeed({ _tag: "Success", value: received })
+                case "fatal":
+                  return Effect.fail(fail(fatalReason(received.status), received.status))
+                case "transient":
+                case "rate-limited":
+                  return Effect.succeed({
+                    _tag: "Failure",
+                    failure: {
+                      kind: verdict,
+                      status: received.status,
+                      headers: received.headers,
+                      reason: `HTTP ${received.status}`
+                    }
+                  })
+              }
+            }
+          })
+        }))
+      )
+      const { retries, value: received } = yield* retrying({
+        attempt,
+        retry: spec.retry,
+        url: shown,
+        giveUp: giveUpError(stream.name, shown)
+      })
+
+      const contentType = received.headers["content-type"] ?? "no content-type"
+      const body = yield* Either.match(parseJson(new TextDecoder().decode(received.body)), {
+        onLeft: () => Effect.fail(fail(`response is not JSON (${contentType})`, received.status)),
+        onRight: Effect.succeed
+      })
+      const records = yield* Either.match(recordsOf(body, spec.records), {
+        onLeft: (reason) => Effect.fail(fail(reason, received.status)),
+        onRight: Effect.succeed
+      })
+      yield* Effect.logDebug("http.page").pipe(
+        Effect.annotateLogs({ url: shown, status: received.status, records: records.length, bytes: received.body.length })
+      )
+      const page: Page = { records, url: shown, retries, bytes: received.body.length }
+      const exchangeDone: Pagination.Exchange = { url, headers: received.headers, body, records }
+      return { page, exchange: exchangeDone, status: received.status }
+    })
+
+  type Step =
+    | { readonly _tag: "Fetch"; readonly url: URL; readonly afterEmpty: boolean }
+    | { readonly _tag: "Fail"; readonly error: SourceError }
+    | { readonly _tag: "Done" }
+
+  const pages = (stream: StreamSpec, from: Option.Option<string>): Stream.Stream<Page, SourceError | RateLimited> =>
+    Stream.suspend(() => {
+      const spec = stream.source
+      const auth = effectiveAuth(spec)
+      const paginator = Pagination.fromSpec(spec.pagination)
+      const start = firstUrl(spec, from)
+      if (start === undefined) {
+        return Stream.fail(
+          new SourceError({ stream: stream.name, url: redactUrl(spec.url, auth), reason: "the source URL is not a URL" })
+        )
+      }
+      // every URL requested in this run: a server that sends one twice would keep us here for ever
+      const seen = new Set<string>()
+      const initial: Step = { _tag: "Fetch", url: paginator.first(start), afterEmpty: false }
+      return Stream.unfoldEffect(initial, (step: Step) =>
+        Effect.gen(function*() {
+          if (step._tag === "Done") return Option.none()
+          if (step._tag === "Fail") return yield* Effect.fail(step.error)
+          const key = sentUrl(step.url, auth).toString()
+          const shown = redactUrl(key, auth)
+          if (seen.has(key)) {
+            return yield* Effect.fail(
+              new SourceError({
+                stream: stream.name,
+                url: shown,
+                reason: "pagination repeats: the server sent the same next page twice"
+              })
+            )
+          }
+          if (seen.size >= maxPages) {
+            return yield* Effect.fail(
+              new SourceError({ stream: stream.name, url: shown, reason: `more than ${maxPages} pages; stopping` })
+            )
+          }
+          seen.add(key)
+          const { exchange, page, status } = yield* fetchPage(stream, step.url)
+          const empty = exchange.records.length === 0
+          const next: Step = Either.match(paginator.next(exchange), {
+            onLeft: (reason): Step => ({
+              _tag: "Fail",
+              error: new SourceError({ stream: stream.name, url: page.url, status, reason })
+            }),
+            onRight: Option.match({
+              onNone: (): Step => ({ _tag: "Done" }),
+              // one empty page that points onwards happens (a filtered page); two in a row is a loop
+              onSome: (url): Step =>
+                empty && step.afterEmpty
+                  ? {
+                    _tag: "Fail",
+                    error: new SourceError({
+                      stream: stream.name,
+                      url: page.url,
+                      status,
+                      reason: "two empty pages in a row that still point to a next page; stopping rather than loop"
+                    })
+                  }
+                  : { _tag: "Fetch", url, afterEmpty: empty }
+            })
+          })
+          return Option.some([page, next] as const)
+        }))
+    })
+
+  return Source.of({ pages })
+})
+
+/** The live Source over any HttpClient (an application's own, or a stub in tests). */
+export const layer: Layer.Layer<Source, never, HttpClient.HttpClient> = Layer.effect(Source, make)
+
+/** The live Source over Node's fetch. */
+export const layerFetch: Layer.Layer<Source> = Layer.provide(layer, FetchHttpClient.layer)

@@ -1,0 +1,227 @@
+/**
+ * Pagination styles, one small value per style (as dlt's rest_client paginators). Each has two duties:
+ * `first` shapes the first request of a run, and `next` reads the last exchange (request URL, response
+ * headers, body, records) and says what the next request is, or that there is none.
+ *
+ * They are pure: loop detection (a repeated URL, empty pages that keep pointing onwards) lives in
+ * `HttpSource`, once for every style.
+ */
+import { Either, Option } from "effect"
+import type { Pagination } from "../StreamSpec.js"
+
+/** The last request and what came back. */
+export interface Exchange {
+  readonly url: URL
+  /** response headers, names in lower case */
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: unknown
+  readonly records: ReadonlyArray<unknown>
+}
+
+/** `Right(None)`: no next page; `Right(Some(url))`: request it; `Left(reason)`: the response does not fit the style. */
+export type Next = Either.Either<Option.Option<URL>, string>
+
+export interface Paginator {
+  readonly first: (url: URL) => URL
+  readonly next: (last: Exchange) => Next
+}
+
+const end: Next = Either.right(Option.none())
+const goTo = (url: URL): Next => Either.right(Option.some(url))
+
+const withParams = (url: URL, params: Readonly<Record<string, string>>): URL => {
+  const copy = new URL(url)
+  for (const [name, value] of Object.entries(params)) copy.searchParams.set(name, value)
+  return copy
+}
+
+/** The value at a dotted path (`meta.next`, `items.0.id`); `""` is the value itself. */
+export const valueAt = (value: unknown, path: string): unknown => {
+  if (path === "") return value
+  let current = value
+  for (const key of path.split(".")) {
+    if (current === null || typeof current !== "object") return undefined
+    if (!Object.prototype.hasOwnProperty.call(current, key)) return undefined
+    current = (current as Record<string, unknown>)[key]
+  }
+  return current
+}
+
+/** A token or record field as a query value: strings and finite numbers only. */
+const asParam = (value: unknown): Option.Option<string> =>
+  typeof value === "string" ? Option.some(value)
+  : typeof value === "number" && Number.isFinite(value) ? Option.some(String(value))
+  : typeof value === "bigint" ? Option.some(String(value))
+  : Option.none()
+
+// --- link -------------------------------------------------------------------------------------------
+
+export interface Link {
+  readonly target: string
+  readonly params: Readonly<Record<string, string>>
+}
+
+/**
+ * Parse an RFC 8288 `Link` header value: `<a>; rel="next", <b>; rel=last; title="x, y"`. Commas and
+ * semicolons inside `<...>` and quoted strings do not split; parameter names are lower-cased.
+ */
+export const parseLinkHeader = (header: string): ReadonlyArray<Link> => {
+  const links: Array<Link> = []
+  let i = 0
+  const n = header.length
+  const skipSpace = () => {
+    while (i < n && (header[i] === " " || header[i] === "\t")) i++
+  }
+  while (i < n) {
+    skipSpace()
+    if (header[i] !== "<") {
+      // not a link-value: skip to the next top-level comma
+      while (i < n && header[i] !== ",") i++
+      i++
+      continue
+    }
+    const close = header.indexOf(">", i)
+    if (close < 0) break
+    const target = header.slice(i + 1, close).trim()
+    i = close + 1
+    const params: Record<string, string> = {}
+    for (;;) {
+      skipSpace()
+      if (header[i] !== ";") break
+      i++
+      skipSpace()
+      let name = ""
+      while (i < n && !"=;, \t".includes(header[i]!)) name += header[i++]
+      skipSpace()
+      let value = ""
+      if (header[i] === "=") {
+        i++
+        skipSpace()
+        if (header[i] === "\"") {
+          i++
+          while (i < n && header[i] !== "\"") {
+            if (header[i] === "\\" && i + 1 < n) i++
+            value += header[i++]
+          }
+          i++
+        } else {
+          while (i < n && !";, \t".includes(header[i]!)) value += header[i++]
+        }
+      }
+      const key = name.toLowerCase()
+      // RFC 8288: only the first occurrence of a parameter counts
+      if (key !== "" && !(key in params)) params[key] = value
+    }
+    links.push({ target, params })
+    skipSpace()
+    if (header[i] === ",") i++
+    else {
+      while (i < n && header[i] !== ",") i++
+      i++
+    }
+  }
+  return links
+}
+
+/** The `rel="next"` target of a Link header, resolved against the request URL. */
+export const nextLink = (header: string, base: URL): Option.Option<URL> => {
+  for (const link of parseLinkHeader(header)) {
+    const rels = (link.params["rel"] ?? "").toLowerCase().split(/\s+/)
+    if (!rels.includes("next")) continue
+    try {
+      return Option.some(new URL(link.target, base))
+    } catch {
+      continue
+    }
+  }
+  return Option.none()
+}
+
+export const link: Paginator = {
+  first: (url) => url,
+  next: ({ headers, url }) => {
+    const header = headers["link"]
+    return header === undefined ? end : Either.right(nextLink(header, url))
+  }
+}
+
+// --- cursor -----------------------------------------------------------------------------------------
+
+/** A token in the body at `nextPath`, sent back as `param`; null, "" or missing ends. */
+export const cursorToken = (param: string, nextPath: string): Paginator => ({
+  first: (url) => url,
+  next: ({ body, url }) => {
+    const token = valueAt(body, nextPath)
+    if (token === undefined || token === null || token === "") return end
+    return Option.match(asParam(token), {
+      onNone: () => Either.left(`the next-page token at "${nextPath}" is not a string or a number`),
+      onSome: (value) => goTo(withParams(url, { [param]: value }))
+    })
+  }
+})
+
+/**
+ * The last record's `fromRecord` field sent as `param` (Stripe's `starting_after`). With `hasMorePath`,
+ * continue while that body path is `true`; without it, while the page is not empty.
+ */
+export const cursorFromRecord = (param: string, fromRecord: string, hasMorePath: string | undefined): Paginator => ({
+  first: (url) => url,
+  next: ({ body, records, url }) => {
+    if (hasMorePath !== undefined && valueAt(body, hasMorePath) !== true) return end
+    const last = records[records.length - 1]
+    if (last === undefined) return end
+    const value = valueAt(last, fromRecord)
+    return Option.match(asParam(value), {
+      onNone: () => Either.left(`the last record has no string or number at "${fromRecord}" to continue from`),
+      onSome: (v) => goTo(withParams(url, { [param]: v }))
+    })
+  }
+})
+
+// --- offset / page ----------------------------------------------------------------------------------
+
+const currentInt = (url: URL, param: string, fallback: number): number => {
+  const raw = url.searchParams.get(param)
+  const n = raw === null ? NaN : Number(raw)
+  return Number.isInteger(n) ? n : fallback
+}
+
+/** `offsetParam`/`limitParam`; a page shorter than `limit` (or empty) is the last. */
+export const offset = (offsetParam: string, limitParam: string, limit: number): Paginator => ({
+  first: (url) => withParams(url, { [offsetParam]: "0", [limitParam]: String(limit) }),
+  next: ({ records, url }) => {
+    if (records.length === 0 || records.length < limit) return end
+    const at = currentInt(url, offsetParam, 0)
+    return goTo(withParams(url, { [offsetParam]: String(at + records.length) }))
+  }
+})
+
+/** `pageParam`/`sizeParam`, counting from `firstPage`; a page shorter than `size` (or empty) is the last. */
+export const page = (pageParam: string, sizeParam: string, size: number, firstPage: number): Paginator => ({
+  first: (url) => withParams(url, { [pageParam]: String(firstPage), [sizeParam]: String(size) }),
+  next: ({ records, url }) => {
+    if (records.length === 0 || records.length < size) return end
+    const at = currentInt(url, pageParam, firstPage)
+    return goTo(withParams(url, { [pageParam]: String(at + 1) }))
+  }
+})
+
+export const none: Paginator = { first: (url) => url, next: () => end }
+
+/** The paginator of a spec's `pagination`. */
+export const fromSpec = (pagination: Pagination): Paginator => {
+  switch (pagination.type) {
+    case "none":
+      return none
+    case "link":
+      return link
+    case "cursor":
+      return "nextPath" in pagination
+        ? cursorToken(pagination.param, pagination.nextPath)
+        : cursorFromRecord(pagination.param, pagination.fromRecord, pagination.hasMorePath)
+    case "offset":
+      return offset(pagination.offsetParam, pagination.limitParam, pagination.limit)
+    case "page":
+      return page(pagination.pageParam, pagination.sizeParam, pagination.size, pagination.firstPage)
+  }
+}
