@@ -4,6 +4,7 @@
  * whole batch in Postgres (the sink still bisects a batch Postgres refuses, as a last resort).
  */
 import { Either } from "effect"
+import { valueAt } from "./JsonPath.js"
 import type { Column, ColumnType, CursorType, Incremental, Row, TargetSpec } from "./StreamSpec.js"
 
 /** Postgres cannot store U+0000 in text or jsonb. */
@@ -12,17 +13,6 @@ const NUL = "\u0000"
 export const maxDepth = 128
 
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-/** The value at a dotted path (`customer.email`); `""` is the whole record. */
-export const getPath = (value: unknown, path: string): unknown => {
-  if (path === "") return value
-  let current: unknown = value
-  for (const part of path.split(".")) {
-    if (!isObject(current)) return undefined
-    current = current[part]
-  }
-  return current
-}
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$/i
 const isoDate = /^\d{4}-\d{2}-\d{2}$/
@@ -158,7 +148,7 @@ export const rowFrom = (target: TargetSpec, record: unknown): Either.Either<Row,
   if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
   const values: Record<string, unknown> = {}
   for (const column of target.columns) {
-    const converted = convert(column.type, getPath(record, column.from))
+    const converted = convert(column.type, valueAt(record, column.from))
     if (Either.isLeft(converted)) return Either.left(`${column.from || "record"}: ${converted.left}`)
     values[column.name] = converted.right
   }

@@ -11,6 +11,7 @@ import { RateLimited, SourceError } from "../Errors.js"
 import type { Page, SourceShape } from "../Source.js"
 import { Source } from "../Source.js"
 import type { Auth, StreamSpec } from "../StreamSpec.js"
+import { valueAt } from "../JsonPath.js"
 import * as Pagination from "./Pagination.js"
 import { effectiveAuth, firstUrl, redactUrl, scrub, sentUrl, toHttpRequest } from "./Request.js"
 import type { Attempt, GiveUp } from "./Retry.js"
@@ -84,7 +85,7 @@ const giveUpError = (stream: string, url: string) => (reason: GiveUp): SourceErr
 
 /** The records of a body: at the dotted `records` path, or the body itself when it is an array. */
 const recordsOf = (body: unknown, path: string | undefined): Either.Either<ReadonlyArray<unknown>, string> => {
-  const value = path === undefined ? body : Pagination.valueAt(body, path)
+  const value = path === undefined ? body : valueAt(body, path)
   if (Array.isArray(value)) return Either.right(value)
   return Either.left(
     path === undefined

@@ -8,6 +8,7 @@
  */
 import { Either, Option } from "effect"
 import type { Pagination } from "../StreamSpec.js"
+import { valueAt } from "../JsonPath.js"
 
 /** The last request and what came back. */
 export interface Exchange {
@@ -33,18 +34,6 @@ const withParams = (url: URL, params: Readonly<Record<string, string>>): URL => 
   const copy = new URL(url)
   for (const [name, value] of Object.entries(params)) copy.searchParams.set(name, value)
   return copy
-}
-
-/** The value at a dotted path (`meta.next`, `items.0.id`); `""` is the value itself. */
-export const valueAt = (value: unknown, path: string): unknown => {
-  if (path === "") return value
-  let current = value
-  for (const key of path.split(".")) {
-    if (current === null || typeof current !== "object") return undefined
-    if (!Object.prototype.hasOwnProperty.call(current, key)) return undefined
-    current = (current as Record<string, unknown>)[key]
-  }
-  return current
 }
 
 /** A token or record field as a query value: strings and finite numbers only. */
