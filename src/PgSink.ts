@@ -1,0 +1,563 @@
+/**
+ * The live Sink: everything Ferry writes to PostgreSQL.
+ *
+ * - prepare: Ferry's own tables in schema `ferry`, then the target table (created, or verified
+ *   against information_schema: a table that does not fit is a TargetMismatch, never altered).
+ * - write: one INSERT ... ON CONFLICT per chunk with all rows in ONE jsonb parameter (no 65,535
+ *   bind-parameter limit). Unchanged rows are not rewritten (no new row version), an older cursor
+ *   never overwrites a newer one. Rows Postgres refuses are found by bisecting the chunk inside
+ *   savepoints and handed back as `rejected`.
+ * - lock: a session advisory lock on a reserved connection, released before it returns to the pool.
+ *
+ * Every identifier from the config is quoted (`"` doubled); values are always bind parameters.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { Effect, Layer } from "effect"
+import type { Scope } from "effect"
+import { fromSqlError, sqlState } from "./Database.js"
+import type { DatabaseError } from "./Errors.js"
+import { LockHeld, TargetMismatch } from "./Errors.js"
+import type { QuarantineItem, RunRecord, SinkShape, WriteResult } from "./Sink.js"
+import { Sink } from "./Sink.js"
+import type { CursorType, Row, StreamSpec, TargetSpec } from "./StreamSpec.js"
+import { columnTypes } from "./StreamSpec.js"
+
+export interface PgSinkOptions {
+  /** default true; the embedded database passes false (it locks its data directory instead) */
+  readonly advisoryLock?: boolean | undefined
+  /** cap on one statement's JSON, in bytes (default 4 MiB) */
+  readonly maxChunkBytes?: number | undefined
+}
+
+/** `"name"` with embedded quotes doubled: config identifiers are never spliced unquoted */
+export const quoteIdent = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`
+
+export const qualifiedName = (target: Pick<TargetSpec, "schema" | "table">): string =>
+  `${quoteIdent(target.schema)}.${quoteIdent(target.table)}`
+
+const displayName = (target: Pick<TargetSpec, "schema" | "table">): string => `${target.schema}.${target.table}`
+
+/** the key of Ferry's lock around its own DDL (two processes preparing at once) */
+const PREPARE_LOCK = "ferry:prepare"
+const streamLockKey = (stream: string): string => `ferry:stream:${stream}`
+
+const ferryTables: ReadonlyArray<string> = [
+  `CREATE SCHEMA IF NOT EXISTS ferry`,
+  `CREATE TABLE IF NOT EXISTS ferry.state (
+    stream text PRIMARY KEY,
+    cursor text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+  )`,
+  `CREATE TABLE IF NOT EXISTS ferry.runs (
+    run_id text NOT NULL,
+    stream text NOT NULL,
+    status text NOT NULL,
+    started_at timestamptz,
+    finished_at timestamptz,
+    pages bigint,
+    fetched bigint,
+    inserted bigint,
+    updated bigint,
+    unchanged bigint,
+    quarantined bigint,
+    retries bigint,
+    checkpoint text,
+    error text,
+    exit_code int,
+    PRIMARY KEY (run_id, stream)
+  )`,
+  // `record` is JSON text, not jsonb: jsonb rejects \u0000, and a quarantined record must be kept as received
+  `CREATE TABLE IF NOT EXISTS ferry.quarantine (
+    id bigserial PRIMARY KEY,
+    run_id text,
+    stream text,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    reason text,
+    record text
+  )`
+]
+
+// ---------------------------------------------------------------------------------------------
+// Target table: create or verify
+
+/** information_schema spells types one way, users another: compare canonical names */
+const typeAliases: Readonly<Record<string, string>> = {
+  int: "integer",
+  int4: "integer",
+  integer: "integer",
+  int8: "bigint",
+  bigint: "bigint",
+  float8: "double precision",
+  "double precision": "double precision",
+  float4: "real",
+  real: "real",
+  bool: "boolean",
+  boolean: "boolean",
+  decimal: "numeric",
+  numeric: "numeric",
+  timestamptz: "timestamp with time zone",
+  "timestamp with time zone": "timestamp with time zone",
+  timestamp: "timestamp without time zone",
+  "timestamp without time zone": "timestamp without time zone",
+  date: "date",
+  text: "text",
+  jsonb: "jsonb",
+  json: "json",
+  uuid: "uuid",
+  varchar: "character varying",
+  "character varying": "character varying"
+}
+
+export const canonicalType = (type: string): string => {
+  const t = type.trim().toLowerCase()
+  return typeAliases[t] ?? t
+}
+
+interface ExistingColumn {
+  readonly name: string
+  readonly type: string
+  readonly udt: string
+  readonly nullable: string
+  readonly def: string | null
+  readonly generated: string
+}
+
+/** problems that make the stream's own spec unusable, whatever the table */
+const specProblems = (target: TargetSpec): Array<string> => {
+  const problems: Array<string> = []
+  const names = new Set(target.columns.map((c) => c.name))
+  for (const c of target.columns) {
+    if (!(columnTypes as ReadonlyArray<string>).includes(c.type)) {
+      problems.push(`column "${c.name}" has unsupported type ${JSON.stringify(c.type)}`)
+    }
+  }
+  if (target.primaryKey.length === 0) problems.push("the stream has no primary key")
+  for (const k of target.primaryKey) {
+    if (!names.has(k)) problems.push(`primary key column "${k}" is not one of the stream's columns`)
+  }
+  if (target.cursorColumn !== undefined && !names.has(target.cursorColumn)) {
+    problems.push(`cursor column "${target.cursorColumn}" is not one of the stream's columns`)
+  }
+  return problems
+}
+
+const createTableSql = (target: TargetSpec): string => {
+  const columns = target.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`)
+  const pk = target.primaryKey.map(quoteIdent).join(", ")
+  return `CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${columns.join(", ")}, PRIMARY KEY (${pk}))`
+}
+
+const compareTable = (
+  target: TargetSpec,
+  existing: ReadonlyArray<ExistingColumn>,
+  primaryKey: ReadonlyArray<string>
+): Array<string> => {
+  const problems: Array<string> = []
+  const byName = new Map(existing.map((c) => [c.name, c]))
+  const wanted = new Set(target.columns.map((c) => c.name))
+  for (const c of target.columns) {
+    const e = byName.get(c.name)
+    if (e === undefined) {
+      problems.push(`column "${c.name}" is missing (the stream needs ${c.type})`)
+      continue
+    }
+    const actual = e.type === "USER-DEFINED" || e.type === "ARRAY" ? e.udt : e.type
+    if (canonicalType(actual) !== canonicalType(c.type)) {
+      problems.push(`column "${c.name}" is ${actual}, the stream needs ${c.type}`)
+    }
+    if (e.generated === "ALWAYS") problems.push(`column "${c.name}" is a generated column`)
+  }
+  for (const e of existing) {
+    if (!wanted.has(e.name) && e.nullable === "NO" && e.def === null && e.generated !== "ALWAYS") {
+      problems.push(`column "${e.name}" is NOT NULL without a default, and the stream does not write it`)
+    }
+  }
+  const pkWanted = [...target.primaryKey].sort()
+  const pkActual = [...primaryKey].sort()
+  const list = (cols: ReadonlyArray<string>) => `(${cols.map((c) => `"${c}"`).join(", ")})`
+  if (pkActual.length === 0) {
+    problems.push(`the table has no primary key, the stream needs ${list(target.primaryKey)}`)
+  } else if (pkWanted.length !== pkActual.length || pkWanted.some((c, i) => c !== pkActual[i])) {
+    problems.push(`the primary key is ${list(primaryKey)}, the stream needs ${list(target.primaryKey)}`)
+  }
+  return problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upsert
+
+/**
+ * INSERT ... SELECT FROM jsonb_populate_recordset($1) ON CONFLICT DO UPDATE, updating only when
+ * something differs and the stored cursor is not newer. `xmax = 0` tells an insert from an update.
+ */
+export const upsertSql = (target: TargetSpec): string => {
+  const table = qualifiedName(target)
+  const alias = quoteIdent("ferry_target")
+  const cols = target.columns.map((c) => quoteIdent(c.name))
+  const pk = target.primaryKey.map(quoteIdent)
+  const pkSet = new Set(target.primaryKey)
+  const rest = target.columns.filter((c) => !pkSet.has(c.name)).map((c) => quoteIdent(c.name))
+  const insert = `INSERT INTO ${table} AS ${alias} (${cols.join(", ")}) ` +
+    `SELECT ${cols.join(", ")} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)`
+  if (rest.length === 0) {
+    return `${insert} ON CONFLICT (${pk.join(", ")}) DO NOTHING RETURNING (xmax = 0) AS inserted`
+  }
+  const set = rest.map((c) => `${c} = EXCLUDED.${c}`).join(", ")
+  const mine = rest.map((c) => `${alias}.${c}`).join(", ")
+  const theirs = rest.map((c) => `EXCLUDED.${c}`).join(", ")
+  let where = `ROW(${mine}) IS DISTINCT FROM ROW(${theirs})`
+  if (target.cursorColumn !== undefined) {
+    const cur = quoteIdent(target.cursorColumn)
+    where += ` AND (${alias}.${cur} IS NULL OR ${alias}.${cur} <= EXCLUDED.${cur})`
+  }
+  return `${insert} ON CONFLICT (${pk.join(", ")}) DO UPDATE SET ${set} WHERE ${where} RETURNING (xmax = 0) AS inserted`
+}
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** how two cursor values compare, as the stream's cursor type says */
+export const compareCursor = (type: CursorType) => (a: string | undefined, b: string | undefined): number => {
+  if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? -1 : 1
+  if (type === "timestamp") {
+    const x = Date.parse(a)
+    const y = Date.parse(b)
+    if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y || compareText(a, b)
+  } else if (type === "number") {
+    const x = Number(a)
+    const y = Number(b)
+    if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y
+  }
+  return compareText(a, b)
+}
+
+/** one row per key: the greatest cursor, the later one on ties. Keeps first-seen order. */
+export const dedupe = (
+  rows: ReadonlyArray<Row>,
+  compare: (a: string | undefined, b: string | undefined) => number
+): Array<Row> => {
+  const best = new Map<string, Row>()
+  for (const row of rows) {
+    const seen = best.get(row.key)
+    if (seen === undefined || compare(row.cursor, seen.cursor) >= 0) best.set(row.key, row)
+  }
+  return [...best.values()]
+}
+
+interface Encoded {
+  readonly row: Row
+  readonly json: string
+  readonly bytes: number
+}
+
+const chunkBySize = (items: ReadonlyArray<Encoded>, maxBytes: number): Array<Array<Encoded>> => {
+  const chunks: Array<Array<Encoded>> = []
+  let current: Array<Encoded> = []
+  let size = 2
+  for (const item of items) {
+    if (current.length > 0 && size + item.bytes + 1 > maxBytes) {
+      chunks.push(current)
+      current = []
+      size = 2
+    }
+    current.push(item)
+    size += item.bytes + 1
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
+}
+
+/** data errors are the row's fault (class 22, not-null, check): quarantine the row, keep the run */
+export const isDataError = (state: string | undefined): boolean =>
+  state !== undefined && (state.startsWith("22") || state === "23502" || state === "23514")
+
+interface ChunkResult {
+  inserted: number
+  updated: number
+  rejected: Array<{ readonly row: Row; readonly reason: string }>
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service
+
+/** a successful value carried out of a transaction as a failure, so that it rolls back */
+class RollbackSignal<A> {
+  constructor(readonly value: A) {}
+}
+
+const isSqlError = (e: unknown): e is SqlError => e instanceof SqlError
+
+export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape => {
+  // our own result names (inserted, locked, ...) must not go through an app's name transforms
+  const sql = sqlClient.withoutTransforms()
+  const advisoryLock = options?.advisoryLock ?? true
+  const maxChunkBytes = options?.maxChunkBytes ?? 4 * 1024 * 1024
+
+  const run = <A extends object = Record<string, unknown>>(
+    text: string,
+    params: ReadonlyArray<unknown>,
+    doing: string
+  ): Effect.Effect<ReadonlyArray<A>, DatabaseError> =>
+    sql.unsafe<A>(text, params).pipe(Effect.mapError((e) => fromSqlError(e, doing)))
+
+  const prepare = (stream: StreamSpec): Effect.Effect<void, DatabaseError | TargetMismatch> => {
+    const target = stream.target
+    const name = displayName(target)
+    return Effect.gen(function*() {
+      const invalid = specProblems(target)
+      if (invalid.length > 0) return yield* new TargetMismatch({ table: name, problems: invalid })
+      // two processes preparing at once would race on CREATE ... IF NOT EXISTS: serialise them
+      yield* run(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [PREPARE_LOCK], "locking Ferry's schema")
+      for (const ddl of ferryTables) yield* run(ddl, [], "creating Ferry's tables in schema ferry")
+      const found = yield* run<{ kind: string }>(
+        `SELECT c.relkind::text AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2`,
+        [target.schema, target.table],
+        `looking up table ${name}`
+      )
+      if (found.length === 0) {
+        yield* run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`)
+        yield* run(createTableSql(target), [], `creating table ${name}`)
+        return
+      }
+      if (found[0].kind !== "r" && found[0].kind !== "p") {
+        return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
+      }
+      const columns = yield* run<ExistingColumn>(
+        `SELECT column_name::text AS name, data_type::text AS type, udt_name::text AS udt,
+                is_nullable::text AS nullable, column_default::text AS def, is_generated::text AS generated
+         FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2
+         ORDER BY ordinal_position`,
+        [target.schema, target.table],
+        `reading the columns of ${name}`
+      )
+      const pk = yield* run<{ name: string }>(
+        `SELECT a.attname::text AS name
+         FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
+         ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+        [target.schema, target.table],
+        `reading the primary key of ${name}`
+      )
+      const problems = compareTable(target, columns, pk.map((r) => r.name))
+      if (problems.length > 0) return yield* new TargetMismatch({ table: name, problems })
+    }).pipe(
+      sql.withTransaction,
+      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`)))
+    )
+  }
+
+  const write = (stream: StreamSpec, rows: ReadonlyArray<Row>): Effect.Effect<WriteResult, DatabaseError> =>
+    Effect.suspend(() => {
+      const target = stream.target
+      const name = displayName(target)
+      const text = upsertSql(target)
+      const kept = dedupe(rows, compareCursor(stream.source.incremental?.cursorType ?? "string"))
+      const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
+      const encoded: Array<Encoded> = []
+      for (const row of kept) {
+        let json: string | undefined
+        try {
+          json = JSON.stringify(row.values)
+        } catch (cause) {
+          result.rejected.push({ row, reason: `the row's values are not JSON: ${String(cause)}` })
+          continue
+        }
+        encoded.push({ row, json, bytes: Buffer.byteLength(json) })
+      }
+
+      // each attempt runs in its own savepoint, so a refused chunk leaves the outer transaction usable
+      const attempt = (items: ReadonlyArray<Encoded>): Effect.Effect<ChunkResult, DatabaseError> =>
+        sql.unsafe<{ inserted: boolean }>(text, [`[${items.map((i) => i.json).join(",")}]`]).pipe(
+          sql.withTransaction,
+          Effect.map((returned): ChunkResult => {
+            const inserted = returned.filter((r) => r.inserted).length
+            return { inserted, updated: returned.length - inserted, rejected: [] }
+          }),
+          Effect.catchAll((error) => {
+            if (!isDataError(sqlState(error))) {
+              return Effect.fail(fromSqlError(error, `writing ${items.length} row(s) to ${name}`))
+            }
+            if (items.length === 1) {
+              const reason = fromSqlError(error, "Postgres refused the row").reason
+              return Effect.succeed<ChunkResult>({ inserted: 0, updated: 0, rejected: [{ row: items[0].row, reason }] })
+            }
+            // bisect: the halves that Postgres accepts are written, the refused rows are isolated
+            const mid = Math.ceil(items.length / 2)
+            return Effect.zipWith(
+              attempt(items.slice(0, mid)),
+              attempt(items.slice(mid)),
+              (a, b): ChunkResult => ({
+                inserted: a.inserted + b.inserted,
+                updated: a.updated + b.updated,
+                rejected: [...a.rejected, ...b.rejected]
+              })
+            )
+          })
+        )
+
+      return Effect.forEach(chunkBySize(encoded, maxChunkBytes), attempt, { discard: false }).pipe(
+        Effect.map((results): WriteResult => {
+          for (const r of results) {
+            result.inserted += r.inserted
+            result.updated += r.updated
+            result.rejected.push(...r.rejected)
+          }
+          return {
+            inserted: result.inserted,
+            updated: result.updated,
+            unchanged: rows.length - result.inserted - result.updated - result.rejected.length,
+            rejected: result.rejected
+          }
+        })
+      )
+    })
+
+  const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
+    sql.withTransaction(effect).pipe(
+      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "running a transaction")))
+    )
+
+  const rollback = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
+    sql.withTransaction(Effect.flatMap(effect, (a) => Effect.fail(new RollbackSignal(a)))).pipe(
+      Effect.catchIf(
+        (e): e is RollbackSignal<A> => e instanceof RollbackSignal,
+        (signal) => Effect.succeed(signal.value)
+      ),
+      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "running a rolled-back transaction")))
+    )
+
+  const describeHolder = (conn: Connection, key: string): Effect.Effect<string> =>
+    conn.execute(
+      `SELECT a.application_name AS app, host(a.client_addr) AS addr, a.pid AS pid,
+              a.backend_start::text AS since
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+         AND l.objid::bigint = (hashtextextended($1, 0) & 4294967295)
+         AND l.pid <> pg_backend_pid()`,
+      [key],
+      undefined
+    ).pipe(
+      Effect.map((rows) => {
+        const r = rows[0] as { app: string | null; addr: string | null; pid: number; since: string | null } | undefined
+        if (r === undefined) return "another session (it may have just finished)"
+        const app = r.app ? `"${r.app}"` : "an unnamed client"
+        const from = r.addr ? `from ${r.addr}` : "over a local socket"
+        const since = r.since ? `, connected since ${r.since}` : ""
+        return `${app} ${from}, backend pid ${r.pid}${since}`
+      }),
+      Effect.orElseSucceed(() => "another session (its details could not be read)")
+    )
+
+  const lock = (stream: string): Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope> =>
+    advisoryLock
+      ? Effect.gen(function*() {
+        const key = streamLockKey(stream)
+        const conn = yield* sql.reserve.pipe(
+          Effect.mapError((e) => fromSqlError(e, `reserving a connection for the lock of stream ${stream}`))
+        )
+        // Registered before the attempt, so an interruption mid-query cannot leak a held lock into
+        // the pool; it unlocks only if this session holds the lock. It runs before the connection
+        // goes back to the pool (finalizers run in reverse order).
+        yield* Effect.addFinalizer(() =>
+          conn.execute(
+            `SELECT pg_advisory_unlock(hashtextextended($1, 0)) FROM pg_locks
+             WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objsubid = 1
+               AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+               AND objid::bigint = (hashtextextended($1, 0) & 4294967295)`,
+            [key],
+            undefined
+          ).pipe(
+            Effect.tapError((e) => Effect.logWarning(fromSqlError(e, `releasing the lock of stream ${stream}`).reason)),
+            Effect.ignore
+          )
+        )
+        const rows = yield* conn.execute(
+          `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked`,
+          [key],
+          undefined
+        ).pipe(Effect.mapError((e) => fromSqlError(e, `taking the lock of stream ${stream}`)))
+        if (rows[0]?.locked !== true) {
+          const holder = yield* describeHolder(conn, key)
+          return yield* new LockHeld({ stream, holder })
+        }
+      })
+      : Effect.void
+
+  const quarantine = (
+    stream: string,
+    runId: string,
+    items: ReadonlyArray<QuarantineItem>
+  ): Effect.Effect<void, DatabaseError> => {
+    const batches: Array<ReadonlyArray<QuarantineItem>> = []
+    for (let i = 0; i < items.length; i += 1000) batches.push(items.slice(i, i + 1000))
+    return Effect.forEach(batches, (batch) => {
+      // text cannot hold NUL; the record is JSON (NUL escaped), the reason is ours to escape
+      const reasons = batch.map((i) => i.reason.replace(/\u0000/g, "\\u0000"))
+      const records = batch.map((i) => rawJson(i.raw))
+      return run(
+        `INSERT INTO ferry.quarantine (run_id, stream, reason, record)
+         SELECT $1, $2, x.reason, x.record FROM unnest($3::text[], $4::text[]) AS x(reason, record)`,
+        [runId, stream, reasons, records],
+        `quarantining ${batch.length} record(s) of stream ${stream}`
+      )
+    }, { discard: true })
+  }
+
+  const startRun = (stream: string, runId: string): Effect.Effect<void, DatabaseError> =>
+    run(
+      `INSERT INTO ferry.runs (run_id, stream, status, started_at) VALUES ($1, $2, 'running', clock_timestamp())
+       ON CONFLICT (run_id, stream) DO UPDATE SET status = 'running', started_at = EXCLUDED.started_at,
+         finished_at = NULL, error = NULL, exit_code = NULL`,
+      [runId, stream],
+      `recording the start of run ${runId} of stream ${stream}`
+    )
+
+  const finishRun = (r: RunRecord): Effect.Effect<void, DatabaseError> =>
+    run(
+      `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
+         quarantined, retries, checkpoint, error, exit_code)
+       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
+         pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
+         updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
+         retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
+         exit_code = EXCLUDED.exit_code`,
+      [
+        r.runId,
+        r.stream,
+        r.status,
+        r.counts.pages,
+        r.counts.fetched,
+        r.counts.inserted,
+        r.counts.updated,
+        r.counts.unchanged,
+        r.counts.quarantined,
+        r.counts.retries,
+        r.checkpoint ?? null,
+        r.error === undefined ? null : r.error.replace(/\u0000/g, "\\u0000"),
+        r.exitCode
+      ],
+      `recording the end of run ${r.runId} of stream ${r.stream}`
+    )
+
+  return { prepare, lock, transaction, rollback, write, quarantine, startRun, finishRun }
+}
+
+/** the raw record as JSON text, lossless (NUL and lone surrogates stay escaped) */
+const rawJson = (raw: unknown): string => {
+  try {
+    return JSON.stringify(raw) ?? "null"
+  } catch {
+    return JSON.stringify(String(raw))
+  }
+}
+
+export const layer = (options?: PgSinkOptions): Layer.Layer<Sink, never, SqlClient> =>
+  Layer.effect(Sink, Effect.map(SqlClient, (sql) => make(sql, options)))

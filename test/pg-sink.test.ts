@@ -1,0 +1,457 @@
+/**
+ * PgSink and Database against a real PostgreSQL (a fresh database for this file): DDL with quoted
+ * identifiers, verification of an existing table, the idempotent never-older upsert (no new row
+ * version for unchanged rows), rows Postgres refuses, transactions, the advisory lock, quarantine
+ * and runs, and connection failures that name the host but never the password.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Context, Duration, Effect, Either, Exit, Layer, Redacted, Scope } from "effect"
+import * as net from "node:net"
+import * as Database from "../src/Database.js"
+import { DatabaseError, LockHeld, TargetMismatch } from "../src/Errors.js"
+import * as PgSink from "../src/PgSink.js"
+import { Sink } from "../src/Sink.js"
+import type { Column, CursorType, Row, StreamSpec, TargetSpec } from "../src/StreamSpec.js"
+import { createTestDatabase, type TestDatabase } from "./support/pg.js"
+
+let db: TestDatabase
+beforeAll(async () => {
+  db = await createTestDatabase("ferry_sink")
+})
+afterAll(async () => {
+  await db?.drop()
+})
+
+const dbLayer = (applicationName?: string) =>
+  Database.layer({ url: Redacted.make(db.url), applicationName, maxConnections: 4 })
+
+const sinkLayer = (options?: PgSink.PgSinkOptions) =>
+  PgSink.layer(options).pipe(Layer.provideMerge(Layer.suspend(() => dbLayer())))
+
+const run = <A, E>(effect: Effect.Effect<A, E, Sink | SqlClient>) => Effect.provide(effect, sinkLayer())
+
+const col = (name: string, type: Column["type"]): Column => ({ name, type, from: name })
+
+const spec = (target: Partial<TargetSpec> & { table: string }, cursorType: CursorType = "timestamp"): StreamSpec => ({
+  name: target.table,
+  source: {
+    url: "http://127.0.0.1:9/unused",
+    headers: {},
+    params: {},
+    pagination: { type: "none" },
+    incremental: { cursorField: "updated_at", cursorType, lookback: Duration.zero, order: "unsorted" },
+    timeout: Duration.seconds(1),
+    retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }
+  },
+  target: {
+    schema: "public",
+    primaryKey: ["id"],
+    columns: [col("id", "text"), col("status", "text"), col("amount", "numeric"), col("updated_at", "timestamptz")],
+    cursorColumn: "updated_at",
+    ...target
+  },
+  decode: () => Either.left("decode is not used by the sink"),
+  maxInvalid: 0
+})
+
+const row = (id: string, status: string, updatedAt: string, amount: unknown = 1): Row => ({
+  key: JSON.stringify([id]),
+  cursor: updatedAt,
+  values: { id, status, amount, updated_at: updatedAt }
+})
+
+describe("PgSink.prepare", () => {
+  it.live("creates Ferry's tables and a target with quoted, mixed-case and reserved identifiers", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const s = spec({
+        schema: "Sales Data",
+        table: "Orders \"2024\"",
+        primaryKey: ["Order Id"],
+        columns: [col("Order Id", "text"), col("select", "integer"), col("updated_at", "timestamptz")],
+        cursorColumn: "updated_at"
+      })
+      yield* sink.prepare(s)
+      const tables = yield* Effect.promise(() =>
+        db.query(`SELECT table_schema, table_name FROM information_schema.tables
+                  WHERE table_schema IN ('ferry', 'Sales Data') ORDER BY 1, 2`)
+      )
+      expect(tables).toEqual([
+        { table_schema: "Sales Data", table_name: "Orders \"2024\"" },
+        { table_schema: "ferry", table_name: "quarantine" },
+        { table_schema: "ferry", table_name: "runs" },
+        { table_schema: "ferry", table_name: "state" }
+      ])
+      const cols = yield* Effect.promise(() =>
+        db.query(`SELECT column_name, data_type FROM information_schema.columns
+                  WHERE table_schema = 'Sales Data' ORDER BY ordinal_position`)
+      )
+      expect(cols).toEqual([
+        { column_name: "Order Id", data_type: "text" },
+        { column_name: "select", data_type: "integer" },
+        { column_name: "updated_at", data_type: "timestamp with time zone" }
+      ])
+      const r = yield* sink.write(s, [{
+        key: "[\"a\"]",
+        cursor: "2024-01-01T00:00:00Z",
+        values: { "Order Id": "a", select: 7, updated_at: "2024-01-01T00:00:00Z" }
+      }])
+      expect(r).toMatchObject({ inserted: 1, updated: 0, unchanged: 0, rejected: [] })
+      const stored = yield* Effect.promise(() => db.query(`SELECT "Order Id", "select" FROM "Sales Data"."Orders ""2024"""`))
+      expect(stored).toEqual([{ "Order Id": "a", select: 7 }])
+
+      // re-prepare, twice at once, is a no-op
+      const oid = yield* Effect.promise(() => db.query(`SELECT '"Sales Data"."Orders ""2024"""'::regclass::oid AS oid`))
+      yield* Effect.all([sink.prepare(s), sink.prepare(s)], { concurrency: 2 })
+      const oidAfter = yield* Effect.promise(() =>
+        db.query(`SELECT '"Sales Data"."Orders ""2024"""'::regclass::oid AS oid`)
+      )
+      expect(oidAfter).toEqual(oid)
+      const count = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM "Sales Data"."Orders ""2024"""`))
+      expect(count).toEqual([{ n: 1 }])
+    })))
+
+  it.live("accepts an existing table with equivalent type spellings and extra nullable columns", () =>
+    run(Effect.gen(function*() {
+      yield* Effect.promise(() =>
+        db.query(`CREATE TABLE public.compatible (id int8 PRIMARY KEY, n int4, f float8,
+                  at timestamp with time zone, extra text, note text NOT NULL DEFAULT '')`)
+      )
+      const sink = yield* Sink
+      yield* sink.prepare(spec({
+        table: "compatible",
+        columns: [col("id", "bigint"), col("n", "integer"), col("f", "double precision"), col("at", "timestamptz")],
+        cursorColumn: "at"
+      }))
+    })))
+
+  it.live("an incompatible existing table is a TargetMismatch naming each problem", () =>
+    run(Effect.gen(function*() {
+      yield* Effect.promise(() =>
+        db.query(`CREATE TABLE public.legacy (id integer, status integer, updated_at timestamptz, code text NOT NULL,
+                  PRIMARY KEY (id, updated_at))`)
+      )
+      const sink = yield* Sink
+      const error = yield* Effect.flip(sink.prepare(spec({ table: "legacy" })))
+      expect(error).toBeInstanceOf(TargetMismatch)
+      const problems = (error as TargetMismatch).problems
+      expect(problems).toEqual([
+        `column "id" is integer, the stream needs text`,
+        `column "status" is integer, the stream needs text`,
+        `column "amount" is missing (the stream needs numeric)`,
+        `column "code" is NOT NULL without a default, and the stream does not write it`,
+        `the primary key is ("id", "updated_at"), the stream needs ("id")`
+      ])
+      expect(error.message).toContain("public.legacy")
+      expect(error.exitCode).toBe(78)
+    })))
+})
+
+describe("PgSink.write", () => {
+  it.live("inserts, then reports a re-write as unchanged without a new row version", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const s = spec({ table: "idempotent" })
+      yield* sink.prepare(s)
+      const rows = [row("a", "new", "2024-01-01T00:00:00Z"), row("b", "new", "2024-01-01T00:00:00Z", "2.50")]
+      expect(yield* sink.transaction(sink.write(s, rows))).toEqual({ inserted: 2, updated: 0, unchanged: 0, rejected: [] })
+      const before = yield* Effect.promise(() => db.query(`SELECT id, xmin::text AS xmin FROM idempotent ORDER BY id`))
+      // the same content, with the timestamp spelled differently, is the same row
+      const again = [row("a", "new", "2024-01-01T00:00:00.000Z"), row("b", "new", "2024-01-01T00:00:00Z", 2.5)]
+      expect(yield* sink.transaction(sink.write(s, again))).toEqual({ inserted: 0, updated: 0, unchanged: 2, rejected: [] })
+      const after = yield* Effect.promise(() => db.query(`SELECT id, xmin::text AS xmin FROM idempotent ORDER BY id`))
+      expect(after).toEqual(before)
+      // a changed row is updated, and gets a new version
+      expect(yield* sink.write(s, [row("a", "paid", "2024-01-02T00:00:00Z")])).toEqual({
+        inserted: 0,
+        updated: 1,
+        unchanged: 0,
+        rejected: []
+      })
+      const changed = yield* Effect.promise(() => db.query(`SELECT id, xmin::text AS xmin FROM idempotent ORDER BY id`))
+      expect(changed[0].xmin).not.toBe(before[0].xmin)
+      expect(changed[1].xmin).toBe(before[1].xmin)
+    })))
+
+  it.live("an older cursor never overwrites a newer one; a newer one does", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const s = spec({ table: "monotonic" })
+      yield* sink.prepare(s)
+      yield* sink.write(s, [row("a", "v2", "2024-01-02T00:00:00Z")])
+      expect(yield* sink.write(s, [row("a", "v1", "2024-01-01T00:00:00Z")])).toMatchObject({ updated: 0, unchanged: 1 })
+      expect(yield* Effect.promise(() => db.query(`SELECT status FROM monotonic`))).toEqual([{ status: "v2" }])
+      expect(yield* sink.write(s, [row("a", "v3", "2024-01-03T00:00:00Z")])).toMatchObject({ updated: 1, unchanged: 0 })
+      expect(yield* Effect.promise(() => db.query(`SELECT status FROM monotonic`))).toEqual([{ status: "v3" }])
+    })))
+
+  it.live("duplicates in one batch keep the greatest cursor, the later one on ties", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const s = spec({ table: "dupes" })
+      yield* sink.prepare(s)
+      const result = yield* sink.write(s, [
+        row("a", "first", "2024-01-01T00:00:00Z"),
+        row("a", "newest", "2024-01-03T00:00:00Z"),
+        row("a", "middle", "2024-01-02T00:00:00Z"),
+        row("b", "tie-1", "2024-01-01T00:00:00Z"),
+        row("b", "tie-2", "2024-01-01T00:00:00Z")
+      ])
+      expect(result).toEqual({ inserted: 2, updated: 0, unchanged: 3, rejected: [] })
+      expect(yield* Effect.promise(() => db.query(`SELECT id, status FROM dupes ORDER BY id`))).toEqual([
+        { id: "a", status: "newest" },
+        { id: "b", status: "tie-2" }
+      ])
+    })))
+
+  it.live("20,000 rows x 10 columns in one write (over the 65,535 bind-parameter limit), chunked at 512 KiB", () =>
+    Effect.gen(function*() {
+      const columns = [col("id", "bigint"), ...Array.from({ length: 9 }, (_, i) => col(`c${i}`, "text"))]
+      const s = spec({ table: "wide", columns, cursorColumn: undefined })
+      const rows: Array<Row> = Array.from({ length: 20_000 }, (_, n) => ({
+        key: JSON.stringify([n]),
+        cursor: undefined,
+        values: Object.fromEntries([["id", n], ...Array.from({ length: 9 }, (_, i) => [`c${i}`, `value ${n}/${i}`])])
+      }))
+      const sink = yield* Sink
+      yield* sink.prepare(s)
+      expect(yield* sink.transaction(sink.write(s, rows))).toEqual({
+        inserted: 20_000,
+        updated: 0,
+        unchanged: 0,
+        rejected: []
+      })
+      expect(yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n, max(c8) AS m FROM wide`))).toEqual([
+        { n: 20_000, m: "value 9999/8" }
+      ])
+      expect(yield* sink.write(s, rows)).toMatchObject({ inserted: 0, updated: 0, unchanged: 20_000 })
+    }).pipe(Effect.provide(PgSink.layer({ maxChunkBytes: 512 * 1024 }).pipe(Layer.provide(Layer.suspend(() => dbLayer()))))))
+
+  it.live("rows Postgres refuses come back in rejected; the others are written in the same transaction", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const sql = yield* SqlClient
+      const s = spec({
+        table: "refused",
+        columns: [col("id", "text"), col("qty", "integer"), col("note", "text"), col("updated_at", "timestamptz")]
+      })
+      yield* sink.prepare(s)
+      const good = (id: string): Row => ({
+        key: JSON.stringify([id]),
+        cursor: "2024-01-01T00:00:00Z",
+        values: { id, qty: 1, note: "ok", updated_at: "2024-01-01T00:00:00Z" }
+      })
+      const notANumber: Row = { ...good("x"), key: "[\"x\"]", values: { ...good("x").values, qty: "abc" } }
+      const nul: Row = { ...good("y"), key: "[\"y\"]", values: { ...good("y").values, note: "a\u0000b" } }
+      const rows = [good("a"), notANumber, good("b"), good("c"), nul, good("d")]
+      const result = yield* sink.transaction(Effect.gen(function*() {
+        const r = yield* sink.write(s, rows)
+        // the transaction is still usable after the refused rows
+        yield* sql.unsafe(`INSERT INTO refused (id, qty) VALUES ('after', 2)`)
+        return r
+      }))
+      expect(result.inserted).toBe(4)
+      expect(result.unchanged).toBe(0)
+      expect(result.rejected.map((r) => r.row.key)).toEqual(["[\"x\"]", "[\"y\"]"])
+      expect(result.rejected[0].reason).toContain("invalid input syntax for type integer")
+      expect(result.rejected[0].reason).toContain("22P02")
+      expect(result.rejected[1].reason).toMatch(/Unicode|\\u0000/)
+      expect(yield* Effect.promise(() => db.query(`SELECT id FROM refused ORDER BY id`))).toEqual(
+        ["a", "after", "b", "c", "d"].map((id) => ({ id }))
+      )
+    })))
+
+  it.live("a non-data error fails the write with a DatabaseError carrying the SQLSTATE", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const s = spec({ table: "dropped_later" })
+      yield* sink.prepare(s)
+      yield* Effect.promise(() => db.query(`DROP TABLE dropped_later`))
+      const error = yield* Effect.flip(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+      expect(error).toBeInstanceOf(DatabaseError)
+      expect(error.message).toContain("42P01")
+      expect(error.message).toContain("public.dropped_later")
+    })))
+})
+
+describe("PgSink transactions", () => {
+  it.live("a failing transaction leaves nothing; rollback() always rolls back but returns the counts", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      const s = spec({ table: "tx" })
+      yield* sink.prepare(s)
+      const failed = yield* Effect.flip(sink.transaction(Effect.gen(function*() {
+        yield* sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")])
+        return yield* Effect.fail("boom" as const)
+      })))
+      expect(failed).toBe("boom")
+      expect(yield* Effect.promise(() => db.query(`SELECT * FROM tx`))).toEqual([])
+
+      const counts = yield* sink.rollback(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+      expect(counts).toEqual({ inserted: 1, updated: 0, unchanged: 0, rejected: [] })
+      expect(yield* Effect.promise(() => db.query(`SELECT * FROM tx`))).toEqual([])
+
+      yield* sink.transaction(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+      expect(yield* Effect.promise(() => db.query(`SELECT id FROM tx`))).toEqual([{ id: "a" }])
+    })))
+})
+
+describe("PgSink.lock", () => {
+  const clientSink = (applicationName: string, options?: PgSink.PgSinkOptions) =>
+    Effect.map(
+      Layer.build(Database.layer({ url: Redacted.make(db.url), applicationName })),
+      (ctx) => PgSink.make(Context.get(ctx, SqlClient), options)
+    )
+
+  it.scopedLive("a second lock fails with LockHeld naming the holder, and succeeds once the first is released", () =>
+    Effect.gen(function*() {
+      const a = yield* clientSink("ferry-test holder-A")
+      const b = yield* clientSink("ferry-test holder-B")
+      const scopeA = yield* Scope.make()
+      yield* a.lock("orders").pipe(Scope.extend(scopeA))
+
+      const held = yield* Effect.flip(Effect.scoped(b.lock("orders")))
+      expect(held).toBeInstanceOf(LockHeld)
+      expect((held as LockHeld).stream).toBe("orders")
+      expect((held as LockHeld).holder).toContain("ferry-test holder-A")
+      expect(held.exitCode).toBe(75)
+      // a different stream is not blocked, and neither is the same client on another connection
+      yield* Effect.scoped(b.lock("customers"))
+      expect(yield* Effect.flip(Effect.scoped(a.lock("orders")))).toBeInstanceOf(LockHeld)
+
+      yield* Scope.close(scopeA, Exit.void)
+      yield* Effect.scoped(b.lock("orders"))
+      // nothing leaked into the pool: no advisory lock is left
+      const left = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`))
+      expect(left).toEqual([{ n: 0 }])
+    }))
+
+  it.scopedLive("with advisoryLock false the lock is a no-op", () =>
+    Effect.gen(function*() {
+      const a = yield* clientSink("ferry-test nolock-A", { advisoryLock: false })
+      const b = yield* clientSink("ferry-test nolock-B", { advisoryLock: false })
+      yield* a.lock("orders")
+      yield* b.lock("orders")
+      const held = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`))
+      expect(held).toEqual([{ n: 0 }])
+    }))
+})
+
+describe("PgSink quarantine and runs", () => {
+  it.live("quarantined records are kept losslessly; runs record start and finish", () =>
+    run(Effect.gen(function*() {
+      const sink = yield* Sink
+      yield* sink.prepare(spec({ table: "q_target" }))
+      const raw = { id: 1, note: "nul \u0000 here", nested: { "é": [1, 2.5, null] } }
+      yield* sink.quarantine("orders", "run-1", [
+        { raw, reason: "Expected string, got number at id" },
+        { raw: "just text", reason: "not an object" }
+      ])
+      const q = yield* Effect.promise(() =>
+        db.query(`SELECT run_id, stream, reason, record, received_at IS NOT NULL AS has_time FROM ferry.quarantine ORDER BY id`)
+      )
+      expect(q.map((r) => ({ ...r, record: JSON.parse(r.record) }))).toEqual([
+        { run_id: "run-1", stream: "orders", reason: "Expected string, got number at id", record: raw, has_time: true },
+        { run_id: "run-1", stream: "orders", reason: "not an object", record: "just text", has_time: true }
+      ])
+
+      yield* sink.startRun("orders", "run-1")
+      const started = yield* Effect.promise(() =>
+        db.query(`SELECT status, started_at IS NOT NULL AS s, finished_at FROM ferry.runs WHERE run_id = 'run-1'`)
+      )
+      expect(started).toEqual([{ status: "running", s: true, finished_at: null }])
+      yield* sink.finishRun({
+        runId: "run-1",
+        stream: "orders",
+        status: "failed",
+        counts: { pages: 3, fetched: 10, inserted: 4, updated: 3, unchanged: 1, quarantined: 2, retries: 5 },
+        checkpoint: "2024-01-01T00:00:00Z",
+        error: "stream orders: boom",
+        exitCode: 65
+      })
+      const finished = yield* Effect.promise(() =>
+        db.query(`SELECT status, pages::int, fetched::int, inserted::int, updated::int, unchanged::int,
+                  quarantined::int, retries::int, checkpoint, error, exit_code, finished_at >= started_at AS ordered
+                  FROM ferry.runs WHERE run_id = 'run-1'`)
+      )
+      expect(finished).toEqual([{
+        status: "failed",
+        pages: 3,
+        fetched: 10,
+        inserted: 4,
+        updated: 3,
+        unchanged: 1,
+        quarantined: 2,
+        retries: 5,
+        checkpoint: "2024-01-01T00:00:00Z",
+        error: "stream orders: boom",
+        exit_code: 65,
+        ordered: true
+      }])
+    })))
+})
+
+describe("Database", () => {
+  it("describe names host:port/database only", () => {
+    expect(Database.describe(Redacted.make("postgres://ferry:s3cret-pw@db.example.com:6543/app?sslmode=require")))
+      .toBe("db.example.com:6543/app")
+    expect(Database.describe(Redacted.make("postgres://u@localhost/app"))).toBe("localhost:5432/app")
+    expect(Database.describe(Redacted.make("not a url with s3cret-pw"))).not.toContain("s3cret")
+  })
+
+  it.live("a closed port fails fast with a DatabaseError naming the host, never the password", () =>
+    Effect.gen(function*() {
+      const url = "postgres://ferry:s3cret-pw@127.0.0.1:1/app"
+      const error = yield* Effect.flip(Layer.build(Database.layer({ url: Redacted.make(url) })).pipe(Effect.scoped))
+      expect(error).toBeInstanceOf(DatabaseError)
+      expect(error.exitCode).toBe(74)
+      expect(error.message).toContain("127.0.0.1:1/app")
+      expect(error.message).toContain("ECONNREFUSED")
+      expect(error.message).not.toContain("s3cret-pw")
+      expect(error.message).not.toContain(url)
+    }))
+
+  it.live("a server that accepts and never answers fails at the connect timeout", () =>
+    Effect.gen(function*() {
+      const sockets: Array<net.Socket> = []
+      const server = net.createServer((socket) => void sockets.push(socket))
+      const port = yield* Effect.async<number>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
+      })
+      const url = `postgres://ferry:s3cret-pw@127.0.0.1:${port}/app`
+      const error = yield* Effect.flip(
+        Layer.build(Database.layer({ url: Redacted.make(url), connectTimeout: Duration.millis(300) })).pipe(
+          Effect.scoped
+        )
+      ).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          sockets.forEach((s) => s.destroy())
+          server.close()
+        }))
+      )
+      expect(error).toBeInstanceOf(DatabaseError)
+      expect(error.message).toContain(`127.0.0.1:${port}/app`)
+      expect(error.message).toMatch(/time/i)
+      expect(error.message).not.toContain("s3cret-pw")
+    }))
+
+  it.live("a missing database is named with Postgres' reason", () =>
+    Effect.gen(function*() {
+      const u = new URL(db.url)
+      u.pathname = "/ferry_no_such_database"
+      u.password = "s3cret-pw"
+      const error = yield* Effect.flip(Layer.build(Database.layer({ url: Redacted.make(u.toString()) })).pipe(Effect.scoped))
+      expect(error.message).toContain("/ferry_no_such_database")
+      expect(error.message).toContain("3D000")
+      expect(error.message).not.toContain("s3cret-pw")
+    }))
+
+  it.live("the default application_name says ferry, host and pid", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const rows = yield* sql.unsafe<{ name: string }>(`SELECT current_setting('application_name') AS name`)
+      expect(rows[0].name).toBe(Database.defaultApplicationName().slice(0, 63))
+      expect(rows[0].name).toContain(`pid ${process.pid}`)
+    }).pipe(Effect.provide(Layer.suspend(() => dbLayer()))))
+})
