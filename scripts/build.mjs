@@ -10,7 +10,9 @@ import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const require = createRequire(import.meta.url)
-rmSync(join(root, "dist"), { recursive: true, force: true })
+// --bundle-only: just the CLI (the tests' global setup, so they never run a stale bin)
+const bundleOnly = process.argv.includes("--bundle-only")
+if (!bundleOnly) rmSync(join(root, "dist"), { recursive: true, force: true })
 
 await build({
   entryPoints: [join(root, "src/main.ts")],
@@ -29,5 +31,7 @@ await build({
   logLevel: "warning"
 })
 
-const tsc = require.resolve("typescript/bin/tsc")
-execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" })
+if (!bundleOnly) {
+  const tsc = require.resolve("typescript/bin/tsc")
+  execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" })
+}
