@@ -73,10 +73,29 @@ const messageText = (message: unknown): string => {
   return parts.map((p) => (typeof p === "string" ? p : Inspectable.toStringUnknown(p, 0))).join(" ")
 }
 
+/** Annotations come out of a hash map in no useful order; these lead, in this order, the rest follow sorted. */
+const leading = [
+  "run_id",
+  "stream",
+  "status",
+  "pages",
+  "fetched",
+  "inserted",
+  "updated",
+  "unchanged",
+  "quarantined",
+  "retries",
+  "duration_ms",
+  "checkpoint"
+]
+const rank = (key: string) => {
+  const i = leading.indexOf(key)
+  return i === -1 ? leading.length : i
+}
+
 const annotationsOf = (annotations: HashMap.HashMap<string, unknown>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of annotations) out[key] = value
-  return out
+  const entries = [...annotations].sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+  return Object.fromEntries(entries)
 }
 
 const prettyValue = (value: unknown): string =>
