@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import { type DemoOptions, type DemoServer, startDemoServer } from "../scripts/demo-server.mjs"
 
 interface Order {
   readonly id: string
@@ -24,25 +25,7 @@ interface Customer {
   readonly created_at: string
   readonly updated_at: string
 }
-interface DemoServer {
-  readonly url: string
-  readonly close: () => Promise<void>
-  readonly mutate: (n?: number, add?: number) => { updated: Array<string>; created: Array<string>; updated_at: string }
-}
-interface DemoOptions {
-  seed?: number
-  orders?: number
-  customers?: number
-  flaky?: number
-  mutatePerRun?: number
-  addPerRun?: number
-}
-
-// A plain .mjs with no type declarations: import it by URL and give it its type here.
 const scriptPath = fileURLToPath(new URL("../scripts/demo-server.mjs", import.meta.url))
-const { startDemoServer } = (await import(new URL("../scripts/demo-server.mjs", import.meta.url).href)) as {
-  startDemoServer: (options: DemoOptions) => Promise<DemoServer>
-}
 
 const servers: Array<DemoServer> = []
 const start = async (options: DemoOptions) => {
