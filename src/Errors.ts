@@ -54,7 +54,9 @@ export class SourceError extends Schema.TaggedError<SourceError>()("SourceError"
   /** the request URL with secrets removed */
   url: Schema.String,
   status: Schema.optional(Schema.Number),
-  reason: Schema.String
+  reason: Schema.String,
+  /** retries made before giving up, for the run summary */
+  retries: Schema.optional(Schema.Number)
 }) {
   readonly exitCode = ExitCode.Unavailable
   override get message() {
@@ -68,7 +70,9 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
   stream: Schema.String,
   url: Schema.String,
   status: Schema.Number,
-  reason: Schema.String
+  reason: Schema.String,
+  /** retries made before giving up, for the run summary */
+  retries: Schema.optional(Schema.Number)
 }) {
   readonly exitCode = ExitCode.TempFail
   override get message() {

@@ -204,6 +204,13 @@ export const runStream = (
     })
 
     const exit = yield* Effect.exit(restore(Effect.scoped(body)))
+    // the retries of the request that finally failed count too
+    if (Exit.isFailure(exit)) {
+      const error = Cause.failureOption(exit.cause)
+      if (Option.isSome(error) && "retries" in error.value && typeof error.value.retries === "number") {
+        counts.retries += error.value.retries
+      }
+    }
     const now = yield* Clock.currentTimeMillis
     const summary: StreamSummary = Exit.isSuccess(exit)
       ? summaryOf("succeeded", ExitCode.Ok, undefined, now)

@@ -183,6 +183,8 @@ describe("exit codes", () => {
     try {
       const result = await ferry(["run"], { cwd: config({ table: "rl_items" }), env: env() })
       expect(result.code).toBe(75)
+      // attempts: 2, so one retry before giving up; the summary counts it
+      expect(summaries(result)[0]).toMatchObject({ status: "failed", retries: 1, exit_code: 75 })
       expectCleanError(result.stderr)
     } finally {
       api.fail = undefined

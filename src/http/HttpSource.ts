@@ -72,14 +72,16 @@ const giveUpError = (stream: string, url: string) => (reason: GiveUp): SourceErr
       stream,
       url,
       status: last.status ?? 429,
-      reason: `rate limited; gave up after ${reason.attempts} attempt(s)`
+      reason: `rate limited; gave up after ${reason.attempts} attempt(s)`,
+      retries: reason.attempts - 1
     })
   }
   return new SourceError({
     stream,
     url,
     status: last.status,
-    reason: `${last.status === undefined ? last.reason : "the source kept failing"}; gave up after ${reason.attempts} attempt(s)`
+    reason: `${last.status === undefined ? last.reason : "the source kept failing"}; gave up after ${reason.attempts} attempt(s)`,
+    retries: reason.attempts - 1
   })
 }
 
