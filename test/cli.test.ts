@@ -157,11 +157,12 @@ describe("exit codes", () => {
     const dir = config({ table: "lock_items" })
     api.delayMs = 150
     try {
+      const before = api.pagesServed
       const first = start(["run"], { cwd: dir, env: env() })
       // wait until the first run has started fetching (it holds the lock by then)
       const began = Date.now()
-      while (api.pagesServed === 0 && Date.now() - began < 10_000) await new Promise((r) => setTimeout(r, 20))
-      const served = api.pagesServed
+      while (api.pagesServed === before && Date.now() - began < 10_000) await new Promise((r) => setTimeout(r, 20))
+      const served = api.pagesServed - before
       const second = await ferry(["run"], { cwd: dir, env: env() })
       expect(second.code).toBe(75)
       expect(second.stderr).toContain("ferry")
