@@ -1,12 +1,28 @@
 /**
- * A fresh PostgreSQL database per test file, dropped afterwards. The server is
- * FERRY_TEST_DATABASE_URL, else DATABASE_URL, else the local one on 127.0.0.1:5432.
+ * A fresh PostgreSQL database per test file, dropped afterwards.
+ *
+ * - With FERRY_TEST_DATABASE_URL (or DATABASE_URL): a new database on that server.
+ * - Without: the embedded Postgres (PGlite over pglite-socket, as `ferry` uses it), a fresh copy of a
+ *   template data directory made once by the global setup. So `npm test` needs no server.
+ *   PGlite has ONE session shared by every connection, so the few tests that need several real sessions
+ *   (advisory locks between connections, terminating a backend, statement timeouts) run only against a
+ *   server: they use `serverOnly`, which vitest reports as skipped on the embedded pass, and CI runs
+ *   the suite against the local server as well (.ci/run).
  */
 import { randomBytes } from "node:crypto"
+import { cpSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import pg from "pg"
+import { inject } from "vitest"
 
-export const serverUrl = (): string =>
-  process.env.FERRY_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
+export const serverUrl = (): string | undefined => process.env.FERRY_TEST_DATABASE_URL || process.env.DATABASE_URL || undefined
+
+/** true: tests run against a real server; false: against the embedded Postgres */
+export const usingServer = serverUrl() !== undefined
+
+/** For `it.skipIf(serverOnly)`: the test needs several real database sessions. */
+export const serverOnly = !usingServer
 
 const withDatabase = (url: string, database: string): string => {
   const u = new URL(url)
@@ -14,8 +30,8 @@ const withDatabase = (url: string, database: string): string => {
   return u.toString()
 }
 
-const admin = async <A>(f: (client: pg.Client) => Promise<A>): Promise<A> => {
-  const client = new pg.Client({ connectionString: serverUrl(), connectionTimeoutMillis: 5000 })
+const admin = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
   await client.connect()
   try {
     return await f(client)
@@ -27,24 +43,61 @@ const admin = async <A>(f: (client: pg.Client) => Promise<A>): Promise<A> => {
 export interface TestDatabase {
   readonly name: string
   readonly url: string
+  readonly embedded: boolean
   /** run SQL against the test database */
   readonly query: <R extends pg.QueryResultRow = any>(text: string, params?: ReadonlyArray<unknown>) => Promise<Array<R>>
   readonly drop: () => Promise<void>
 }
 
-export const createTestDatabase = async (prefix = "ferry_test"): Promise<TestDatabase> => {
-  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`
-  await admin((c) => c.query(`CREATE DATABASE "${name}"`))
-  const url = withDatabase(serverUrl(), name)
-  const query = async (text: string, params?: ReadonlyArray<unknown>) => {
-    const client = new pg.Client({ connectionString: url })
-    await client.connect()
-    try {
-      return (await client.query(text, params as Array<unknown>)).rows
-    } finally {
-      await client.end()
+const queryOn = (url: string) => async (text: string, params?: ReadonlyArray<unknown>) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query(text, params as Array<unknown>)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+const createEmbedded = async (): Promise<TestDatabase> => {
+  const template = inject("pgTemplate")
+  if (!template) throw new Error("no embedded template: the global setup did not run")
+  const dir = mkdtempSync(join(tmpdir(), "ferry-testdb-"))
+  cpSync(template, dir, { recursive: true })
+  const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("@electric-sql/pglite-socket")
+  ])
+  const db = await PGlite.create(dir)
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 32 })
+  await server.start()
+  const url = `postgres://postgres@${server.getServerConn()}/postgres`
+  return {
+    name: "postgres",
+    url,
+    embedded: true,
+    query: queryOn(url),
+    drop: async () => {
+      await server.stop()
+      await db.close()
+      rmSync(dir, { recursive: true, force: true })
     }
   }
-  const drop = () => admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined)
-  return { name, url, query, drop }
+}
+
+export const createTestDatabase = async (prefix = "ferry_test"): Promise<TestDatabase> => {
+  const server = serverUrl()
+  if (server === undefined) return createEmbedded()
+  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`
+  await admin(server, (c) => c.query(`CREATE DATABASE "${name}"`))
+  const url = withDatabase(server, name)
+  const drop = () => admin(server, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined)
+  return { name, url, embedded: false, query: queryOn(url), drop }
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** the embedded template data directory (no server configured) */
+    pgTemplate: string | undefined
+  }
 }
