@@ -101,6 +101,21 @@ const annotationsOf = (annotations: HashMap.HashMap<string, unknown>): Record<st
 const prettyValue = (value: unknown): string =>
   typeof value === "string" ? (/[\s"=]/.test(value) ? JSON.stringify(value) : value) : JSON.stringify(value)
 
+const prettyFields = (fields: Record<string, unknown>): string =>
+  Object.entries(fields).map(([k, v]) => ` ${k}=${prettyValue(v)}`).join("")
+
+const n = (value: unknown) => (typeof value === "number" ? value.toLocaleString("en-US") : String(value))
+
+/** The run summary as a sentence on a terminal; the JSON line keeps every field for machines. */
+const prettySummary = (f: Record<string, unknown>): string => {
+  const { checkpoint, dry_run, duration_ms, error, exit_code, fetched, inserted, pages, quarantined, retries, status, unchanged, updated, ...rest } = f
+  const seconds = typeof duration_ms === "number" ? `${(duration_ms / 1000).toFixed(1)} s` : "?"
+  const head = status === "succeeded" ? (dry_run ? "dry run, nothing kept" : "synced") : `${String(status)} (exit ${String(exit_code)})`
+  return `${head}: ${n(fetched)} fetched = ${n(inserted)} new + ${n(updated)} updated + ${n(unchanged)} unchanged + ` +
+    `${n(quarantined)} quarantined; ${n(pages)} pages, ${n(retries)} retries, ${seconds}; checkpoint ${String(checkpoint ?? "none")}` +
+    (error === undefined ? "" : `\n  error: ${String(error)}`) + prettyFields(rest)
+}
+
 const colors: Record<string, string> = { debug: "\x1b[90m", info: "\x1b[36m", warn: "\x1b[33m", error: "\x1b[31m", fatal: "\x1b[31m" }
 
 export const makeLogger = (options: LoggingOptions) => {
@@ -130,8 +145,8 @@ export const makeLogger = (options: LoggingOptions) => {
       const time = date.toISOString().slice(11, 19)
       const tag = color ? `${colors[level] ?? ""}${level.toUpperCase().padEnd(5)}\x1b[0m` : level.toUpperCase().padEnd(5)
       const where = stream === undefined ? "" : ` [${String(stream)}]`
-      const kv = Object.entries(rest).map(([k, v]) => `${k}=${prettyValue(v)}`).join(" ")
-      line = `${time} ${tag}${where} ${msg}${kv ? " " + kv : ""}${error === undefined ? "" : "\n" + error}`
+      const text = msg === "run.summary" ? prettySummary(rest) : `${msg}${prettyFields(rest)}`
+      line = `${time} ${tag}${where} ${text}${error === undefined ? "" : "\n" + error}`
     }
     write(redactor.redact(line))
   })
