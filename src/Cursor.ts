@@ -3,7 +3,7 @@
  * timestamps as instants (so `...Z` and `...+00:00` agree), numbers as numbers, the rest as text.
  */
 import { Duration } from "effect"
-import type { CursorType } from "./StreamSpec.js"
+import type { CursorType, Row } from "./StreamSpec.js"
 
 const integer = /^-?\d+$/
 
@@ -43,4 +43,20 @@ export const minusLookback = (type: CursorType, cursor: string, lookback: Durati
   if (type !== "timestamp" || Duration.toMillis(lookback) === 0) return cursor
   const at = Date.parse(cursor)
   return Number.isNaN(at) ? cursor : new Date(at - Duration.toMillis(lookback)).toISOString()
+}
+
+/**
+ * One row per key: the one with the greatest cursor, the later one on ties (a batch may hold several
+ * versions of a record, and one upsert statement may touch a row only once). Keeps first-seen order.
+ */
+export const latestPerKey = (rows: ReadonlyArray<Row>, type: CursorType): Array<Row> => {
+  const cmp = compare(type)
+  const latest = new Map<string, Row>()
+  for (const row of rows) {
+    const seen = latest.get(row.key)
+    if (seen === undefined || seen.cursor === undefined || (row.cursor !== undefined && cmp(row.cursor, seen.cursor) >= 0)) {
+      latest.set(row.key, row)
+    }
+  }
+  return [...latest.values()]
 }

@@ -9,7 +9,7 @@ import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { DatabaseError, LockHeld } from "./Errors.js"
 import { Sink, type RunRecord, type WriteResult } from "./Sink.js"
-import type { Row } from "./StreamSpec.js"
+import type { CursorType, Row } from "./StreamSpec.js"
 
 export interface StoredRow {
   readonly cursor: string | undefined
@@ -70,19 +70,12 @@ const inTransaction = <A, E, R>(db: MemoryDatabaseShape, effect: Effect.Effect<A
 const upsert = (
   table: Map<string, StoredRow>,
   rows: ReadonlyArray<Row>,
-  compare: (a: string, b: string) => number
+  cursorType: CursorType
 ): { inserted: number; updated: number; unchanged: number } => {
-  // The latest version of each key in the batch wins, as in PgSink.
-  const latest = new Map<string, Row>()
-  for (const row of rows) {
-    const seen = latest.get(row.key)
-    if (!seen || seen.cursor === undefined || row.cursor === undefined || compare(row.cursor, seen.cursor) >= 0) {
-      latest.set(row.key, row)
-    }
-  }
+  const compare = Cursor.compare(cursorType)
   let inserted = 0
   let updated = 0
-  for (const row of latest.values()) {
+  for (const row of Cursor.latestPerKey(rows, cursorType)) {
     const stored = table.get(row.key)
     if (stored === undefined) {
       table.set(row.key, { cursor: row.cursor, values: row.values })
@@ -120,7 +113,7 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
           db.state.tables.set(name, table)
           const cursorType = stream.source.incremental?.cursorType ?? "string"
-          const counts = upsert(table, rows, Cursor.compare(cursorType))
+          const counts = upsert(table, rows, cursorType)
           db.state.rowVersions += counts.inserted + counts.updated
           db.writes++
           if (db.failWrite(db.writes)) {

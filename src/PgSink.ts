@@ -21,8 +21,9 @@ import type { DatabaseError } from "./Errors.js"
 import { LockHeld, TargetMismatch } from "./Errors.js"
 import type { QuarantineItem, RunRecord, SinkShape, WriteResult } from "./Sink.js"
 import { Sink } from "./Sink.js"
-import type { CursorType, Row, StreamSpec, TargetSpec } from "./StreamSpec.js"
+import type { Row, StreamSpec, TargetSpec } from "./StreamSpec.js"
 import { columnTypes } from "./StreamSpec.js"
+import * as Cursor from "./Cursor.js"
 
 export interface PgSinkOptions {
   /** default true; the embedded database passes false (it locks its data directory instead) */
@@ -215,36 +216,6 @@ export const upsertSql = (target: TargetSpec): string => {
   return `${insert} ON CONFLICT (${pk.join(", ")}) DO UPDATE SET ${set} WHERE ${where} RETURNING (xmax = 0) AS inserted`
 }
 
-const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
-/** how two cursor values compare, as the stream's cursor type says */
-export const compareCursor = (type: CursorType) => (a: string | undefined, b: string | undefined): number => {
-  if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? -1 : 1
-  if (type === "timestamp") {
-    const x = Date.parse(a)
-    const y = Date.parse(b)
-    if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y || compareText(a, b)
-  } else if (type === "number") {
-    const x = Number(a)
-    const y = Number(b)
-    if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y
-  }
-  return compareText(a, b)
-}
-
-/** one row per key: the greatest cursor, the later one on ties. Keeps first-seen order. */
-export const dedupe = (
-  rows: ReadonlyArray<Row>,
-  compare: (a: string | undefined, b: string | undefined) => number
-): Array<Row> => {
-  const best = new Map<string, Row>()
-  for (const row of rows) {
-    const seen = best.get(row.key)
-    if (seen === undefined || compare(row.cursor, seen.cursor) >= 0) best.set(row.key, row)
-  }
-  return [...best.values()]
-}
-
 interface Encoded {
   readonly row: Row
   readonly json: string
@@ -356,7 +327,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       const target = stream.target
       const name = displayName(target)
       const text = upsertSql(target)
-      const kept = dedupe(rows, compareCursor(stream.source.incremental?.cursorType ?? "string"))
+      const kept = Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string")
       const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
       const encoded: Array<Encoded> = []
       for (const row of kept) {
