@@ -47,11 +47,10 @@ const selectStreams = (config: Config.FerryConfigShape, names: ReadonlyArray<str
     : Effect.succeed([...new Set(names)].map((n) => known.get(n)!))
 }
 
-const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnvironment) =>
+const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnvironment, runId: string) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
     const streams = yield* selectStreams(config, command.streams)
-    const runId = newRunId()
     return yield* Effect.gen(function*() {
       const progress = yield* Progress.make({ tty: environment.stderrIsTTY })
       const summaries = yield* syncAll(streams, {
@@ -63,8 +62,7 @@ const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnv
       return worstExitCode(summaries.map((s) => s.exitCode))
     }).pipe(
       Effect.provide(Services.layer(config, environment)),
-      Effect.scoped,
-      Effect.annotateLogs({ run_id: runId })
+      Effect.scoped
     )
   })
 
@@ -222,10 +220,12 @@ const isFerryError = (u: unknown): u is FerryError =>
 
 /** Runs a command: its exit code, with every error logged once and mapped to its code. */
 export const execute = (command: Command, environment: CommandEnvironment): Effect.Effect<number> => {
+  // every log line carries run_id and stream, also those before any stream starts (stream: null)
+  const runId = newRunId()
   const program: Effect.Effect<number, unknown> = (() => {
     switch (command._tag) {
       case "run":
-        return run(command, environment)
+        return run(command, environment, runId)
       case "check":
         return check(command, environment)
       case "status":
@@ -255,6 +255,7 @@ export const execute = (command: Command, environment: CommandEnvironment): Effe
     ),
     Effect.catchAllDefect((defect) =>
       Effect.as(Effect.logError("internal error", Cause.die(defect)), ExitCode.Software as number)
-    )
+    ),
+    Effect.annotateLogs({ run_id: runId, stream: null })
   )
 }

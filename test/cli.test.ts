@@ -60,7 +60,7 @@ describe("exit codes", () => {
     expect(result.code).toBe(0)
     expectCleanError(result.stderr)
     const lines = result.logs
-    expect(lines.every((l) => typeof l.run_id === "string")).toBe(true)
+    expect(lines.every((l) => typeof l.run_id === "string" && "stream" in l)).toBe(true)
     expect(lines.filter((l) => l.msg !== "run.summary").every((l) => typeof l.ts === "string")).toBe(true)
     const [summary] = summaries(result)
     expect(summary!.fetched).toBe(summary!.inserted + summary!.updated + summary!.unchanged + summary!.quarantined)
@@ -98,6 +98,10 @@ describe("exit codes", () => {
     expect(result.code).toBe(78)
     expect(result.stderr).toContain("streams[0].source.pagination.type")
     expectCleanError(result.stderr)
+    // one line, and even this line, before any stream starts, carries run_id and stream
+    expect(result.logs).toHaveLength(1)
+    expect(result.logs[0]).toMatchObject({ level: "error", stream: null, exit_code: 78 })
+    expect(typeof result.logs[0]!.run_id).toBe("string")
 
     const missing = await ferry(["run"], { cwd: config({ table: "t78" }), env: { DATABASE_URL: db.url } })
     expect(missing.code).toBe(78)
