@@ -102,14 +102,19 @@ export class DatabaseError extends Schema.TaggedError<DatabaseError>()("Database
   }
 }
 
-/** 75: another run holds the stream's lock. */
+/**
+ * 75: another run holds the stream's lock. `stream` is "*" for the embedded database, whose data
+ * directory is locked as a whole; `holder` then says which directory and which process.
+ */
 export class LockHeld extends Schema.TaggedError<LockHeld>()("LockHeld", {
   stream: Schema.String,
   holder: Schema.String
 }) {
   readonly exitCode = ExitCode.TempFail
   override get message() {
-    return `stream ${this.stream} is being synced by another run (${this.holder}); try again later`
+    return this.stream === "*"
+      ? `${this.holder}; try again later`
+      : `stream ${this.stream} is being synced by another run (${this.holder}); try again later`
   }
 }
 
