@@ -92,19 +92,21 @@ const heldError = (dir: string, file: string, info: LockInfo | undefined) =>
           `if that process is gone, remove ${file}`
   })
 
-/** One try: create with O_EXCL; if it exists, judge the holder; if stale, move it aside and say Retry. */
+/**
+ * One try: write the content to a temp file and hard-link it into place (atomic, and fails if the lock
+ * exists), so a contender never reads a half-written lock; if it exists, judge the holder; if stale,
+ * move it aside and say Retry.
+ */
 const attempt = (file: string, content: string): Attempt => {
+  const temp = `${file}.${process.pid}.${Date.now()}.tmp`
   try {
-    const fd = Fs.openSync(file, "wx", 0o644)
-    try {
-      Fs.writeSync(fd, content)
-      Fs.fsyncSync(fd)
-    } finally {
-      Fs.closeSync(fd)
-    }
+    Fs.writeFileSync(temp, content, { mode: 0o644, flush: true })
+    Fs.linkSync(temp, file)
     return { _tag: "Acquired" }
   } catch (e) {
     if (code(e) !== "EEXIST") throw e
+  } finally {
+    Fs.rmSync(temp, { force: true })
   }
   let raw: string
   try {
@@ -114,7 +116,7 @@ const attempt = (file: string, content: string): Attempt => {
     throw e
   }
   const info = parse(raw)
-  // Empty content: the holder is between its O_EXCL create and its write; held.
+  // Unreadable content (written by hand, or by an older Ferry between create and write): held.
   if (info === undefined || isAlive(file, info)) return { _tag: "Held", info }
   // Stale. Rename is atomic, so only one contender moves this file aside; the aside copy is then
   // checked: if it is not the stale lock we judged (another contender already replaced it), put it back.
