@@ -24,6 +24,8 @@ import { syncAll } from "./Sync.js"
 export interface CommandEnvironment extends Services.Environment {
   readonly stdout: (text: string) => void
   readonly stderrIsTTY: boolean
+  /** the exit code of an interruption, by the signal that caused it (130 SIGINT, 143 SIGTERM) */
+  readonly interruptedExitCode?: (() => number) | undefined
 }
 
 export const newRunId = (): string => `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`
@@ -57,7 +59,8 @@ const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnv
         runId,
         fullRefresh: command.fullRefresh,
         dryRun: command.dryRun,
-        onProgress: progress.update
+        onProgress: progress.update,
+        interruptedExitCode: environment.interruptedExitCode
       })
       return worstExitCode(summaries.map((s) => s.exitCode))
     }).pipe(
@@ -98,7 +101,7 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
       }
       return worstExitCode(codes)
       // `check` reads the database and the sources; it creates nothing.
-    }).pipe(Effect.provide(Layer.merge(Services.database(config, environment), HttpSource.layerFetch)))
+    }).pipe(Effect.provide(Layer.merge(Services.database(config, environment), HttpSource.layerNode)))
   })
 
 interface StatusRow {

@@ -3,7 +3,7 @@
  *
  * - prepare: Ferry's own tables in schema `ferry`, then the target table (created, or verified
  *   against information_schema: a table that does not fit is a TargetMismatch, never altered).
- * - write: one INSERT ... ON CONFLICT per chunk with all rows in ONE jsonb parameter (no 65,535
+ * - write: one INSERT ... ON CONFLICT per chunk with all rows in ONE json parameter (no 65,535
  *   bind-parameter limit). Unchanged rows are not rewritten (no new row version), an older cursor
  *   never overwrites a newer one. Rows Postgres refuses are found by bisecting the chunk inside
  *   savepoints and handed back as `rejected`.
@@ -17,8 +17,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { fromSqlError, sqlState } from "./Database.js"
-import type { DatabaseError } from "./Errors.js"
-import { LockHeld, TargetMismatch } from "./Errors.js"
+import { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
 import type { QuarantineItem, RunRecord, SinkShape, WriteResult } from "./Sink.js"
 import { Sink } from "./Sink.js"
 import type { Row, StreamSpec, TargetSpec } from "./StreamSpec.js"
@@ -190,8 +189,10 @@ const compareTable = (
 // Upsert
 
 /**
- * INSERT ... SELECT FROM jsonb_populate_recordset($1) ON CONFLICT DO UPDATE, updating only when
+ * INSERT ... SELECT FROM json_populate_recordset($1) ON CONFLICT DO UPDATE, updating only when
  * something differs and the stored cursor is not newer. `xmax = 0` tells an insert from an update.
+ * `json`, not `jsonb`: Postgres parses it lazily field by field instead of building a jsonb value
+ * first, which took a third longer here (docs/PERFORMANCE.md).
  */
 export const upsertSql = (target: TargetSpec): string => {
   const table = qualifiedName(target)
@@ -201,7 +202,7 @@ export const upsertSql = (target: TargetSpec): string => {
   const pkSet = new Set(target.primaryKey)
   const rest = target.columns.filter((c) => !pkSet.has(c.name)).map((c) => quoteIdent(c.name))
   const insert = `INSERT INTO ${table} AS ${alias} (${cols.join(", ")}) ` +
-    `SELECT ${cols.join(", ")} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)`
+    `SELECT ${cols.join(", ")} FROM json_populate_recordset(NULL::${table}, $1::json)`
   if (rest.length === 0) {
     return `${insert} ON CONFLICT (${pk.join(", ")}) DO NOTHING RETURNING (xmax = 0) AS inserted`
   }
@@ -239,9 +240,12 @@ const chunkBySize = (items: ReadonlyArray<Encoded>, maxBytes: number): Array<Arr
   return chunks
 }
 
-/** data errors are the row's fault (class 22, not-null, check): quarantine the row, keep the run */
+/**
+ * data errors are the row's fault (class 22, not-null, check, and 54000: a value too large for its
+ * index, e.g. a primary key of 10 kB): quarantine the row, keep the run
+ */
 export const isDataError = (state: string | undefined): boolean =>
-  state !== undefined && (state.startsWith("22") || state === "23502" || state === "23514")
+  state !== undefined && (state.startsWith("22") || state === "23502" || state === "23514" || state === "54000")
 
 interface ChunkResult {
   inserted: number
@@ -328,68 +332,129 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       const name = displayName(target)
       const text = upsertSql(target)
       const kept = Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string")
-      const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
-      const encoded: Array<Encoded> = []
-      for (const row of kept) {
-        let json: string | undefined
-        try {
-          json = JSON.stringify(row.values)
-        } catch (cause) {
-          result.rejected.push({ row, reason: `the row's values are not JSON: ${String(cause)}` })
-          continue
+      const counted = (returned: ReadonlyArray<{ inserted: boolean }>): ChunkResult => {
+        const inserted = returned.filter((r) => r.inserted).length
+        return { inserted, updated: returned.length - inserted, rejected: [] }
+      }
+      const summed = (results: ReadonlyArray<ChunkResult>): WriteResult => {
+        const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
+        for (const r of results) {
+          result.inserted += r.inserted
+          result.updated += r.updated
+          result.rejected.push(...r.rejected)
         }
-        encoded.push({ row, json, bytes: Buffer.byteLength(json) })
+        return {
+          inserted: result.inserted,
+          updated: result.updated,
+          unchanged: rows.length - result.inserted - result.updated - result.rejected.length,
+          rejected: result.rejected
+        }
       }
 
-      // each attempt runs in its own savepoint, so a refused chunk leaves the outer transaction usable
-      const attempt = (items: ReadonlyArray<Encoded>): Effect.Effect<ChunkResult, DatabaseError> =>
-        sql.unsafe<{ inserted: boolean }>(text, [`[${items.map((i) => i.json).join(",")}]`]).pipe(
-          sql.withTransaction,
-          Effect.map((returned): ChunkResult => {
-            const inserted = returned.filter((r) => r.inserted).length
-            return { inserted, updated: returned.length - inserted, rejected: [] }
-          }),
-          Effect.catchAll((error) => {
-            if (!isDataError(sqlState(error))) {
-              return Effect.fail(fromSqlError(error, `writing ${items.length} row(s) to ${name}`))
-            }
-            if (items.length === 1) {
-              const reason = fromSqlError(error, "Postgres refused the row").reason
-              return Effect.succeed<ChunkResult>({ inserted: 0, updated: 0, rejected: [{ row: items[0].row, reason }] })
-            }
-            // bisect: the halves that Postgres accepts are written, the refused rows are isolated
-            const mid = Math.ceil(items.length / 2)
-            return Effect.zipWith(
-              attempt(items.slice(0, mid)),
-              attempt(items.slice(mid)),
-              (a, b): ChunkResult => ({
-                inserted: a.inserted + b.inserted,
-                updated: a.updated + b.updated,
-                rejected: [...a.rejected, ...b.rejected]
-              })
-            )
-          })
+      // The common case first: the whole batch as one JSON text, stringified in one call (half the CPU
+      // of row by row). A batch that is too big, not JSON, or refused by Postgres takes the row-by-row
+      // path below, which chunks by size and isolates refused rows.
+      let whole: string | undefined
+      try {
+        whole = JSON.stringify(kept.map((row) => row.values))
+      } catch {
+        whole = undefined
+      }
+      const rowByRow = Effect.suspend(() => writeRowByRow(kept, counted, summed, name, text))
+      if (whole === undefined || kept.length === 0 || Buffer.byteLength(whole) > maxChunkBytes) return rowByRow
+      return sql.unsafe<{ inserted: boolean }>(text, [whole]).pipe(
+        sql.withTransaction,
+        Effect.map((returned) => summed([counted(returned)])),
+        Effect.catchAll((error) =>
+          isDataError(sqlState(error))
+            ? rowByRow
+            : Effect.fail(fromSqlError(error, `writing ${kept.length} row(s) to ${name}`))
         )
-
-      return Effect.forEach(chunkBySize(encoded, maxChunkBytes), attempt, { discard: false }).pipe(
-        Effect.map((results): WriteResult => {
-          for (const r of results) {
-            result.inserted += r.inserted
-            result.updated += r.updated
-            result.rejected.push(...r.rejected)
-          }
-          return {
-            inserted: result.inserted,
-            updated: result.updated,
-            unchanged: rows.length - result.inserted - result.updated - result.rejected.length,
-            rejected: result.rejected
-          }
-        })
       )
     })
 
+  const writeRowByRow = (
+    kept: ReadonlyArray<Row>,
+    counted: (returned: ReadonlyArray<{ inserted: boolean }>) => ChunkResult,
+    summed: (results: ReadonlyArray<ChunkResult>) => WriteResult,
+    name: string,
+    text: string
+  ): Effect.Effect<WriteResult, DatabaseError> => {
+    const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
+    const encoded: Array<Encoded> = []
+    for (const row of kept) {
+      let json: string | undefined
+      try {
+        json = JSON.stringify(row.values)
+      } catch (cause) {
+        result.rejected.push({ row, reason: `the row's values are not JSON: ${String(cause)}` })
+        continue
+      }
+      encoded.push({ row, json, bytes: Buffer.byteLength(json) })
+    }
+
+    // each attempt runs in its own savepoint, so a refused chunk leaves the outer transaction usable
+    const attempt = (items: ReadonlyArray<Encoded>): Effect.Effect<ChunkResult, DatabaseError> =>
+      sql.unsafe<{ inserted: boolean }>(text, [`[${items.map((i) => i.json).join(",")}]`]).pipe(
+        sql.withTransaction,
+        Effect.map(counted),
+        Effect.catchAll((error) => {
+          if (!isDataError(sqlState(error))) {
+            return Effect.fail(fromSqlError(error, `writing ${items.length} row(s) to ${name}`))
+          }
+          if (items.length === 1) {
+            const reason = fromSqlError(error, "Postgres refused the row").reason
+            return Effect.succeed<ChunkResult>({ inserted: 0, updated: 0, rejected: [{ row: items[0].row, reason }] })
+          }
+          // bisect: the halves that Postgres accepts are written, the refused rows are isolated
+          const mid = Math.ceil(items.length / 2)
+          return Effect.zipWith(
+            attempt(items.slice(0, mid)),
+            attempt(items.slice(mid)),
+            (a, b): ChunkResult => ({
+              inserted: a.inserted + b.inserted,
+              updated: a.updated + b.updated,
+              rejected: [...a.rejected, ...b.rejected]
+            })
+          )
+        })
+      )
+
+    return Effect.forEach(chunkBySize(encoded, maxChunkBytes), attempt, { discard: false }).pipe(
+      // rows that are not JSON were rejected before any statement
+      Effect.map((results) => summed([result, ...results]))
+    )
+  }
+
+  /**
+   * The stream locks this process holds: stream -> backend pid of the session holding it. If that
+   * session dies (the server restarted, an admin terminated it), Postgres drops the lock while we
+   * go on over fresh pool connections: every transaction checks, before its commit, that the lock
+   * is still ours, so a run never writes without it.
+   */
+  const held = new Map<string, number>()
+
+  const verifyLocks: Effect.Effect<void, DatabaseError> = Effect.suspend(() =>
+    Effect.forEach(held, ([stream, pid]) =>
+      run<{ held: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $2 AND objsubid = 1
+           AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+           AND objid::bigint = (hashtextextended($1, 0) & 4294967295)) AS held`,
+        [streamLockKey(stream), pid],
+        `checking the lock of stream ${stream}`
+      ).pipe(
+        Effect.filterOrFail(
+          (rows) => rows[0]?.held === true,
+          () =>
+            new DatabaseError({
+              reason: `lost the lock of stream ${stream}: its database session (backend pid ${pid}) ended; ` +
+                `stopping rather than writing without it`
+            })
+        )
+      ), { discard: true }))
+
   const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
-    sql.withTransaction(effect).pipe(
+    sql.withTransaction(Effect.zipLeft(effect, verifyLocks)).pipe(
       Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "running a transaction")))
     )
 
@@ -450,7 +515,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
           )
         )
         const rows = yield* conn.execute(
-          `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked`,
+          `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked, pg_backend_pid() AS pid`,
           [key],
           undefined
         ).pipe(Effect.mapError((e) => fromSqlError(e, `taking the lock of stream ${stream}`)))
@@ -458,6 +523,9 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
           const holder = yield* describeHolder(conn, key)
           return yield* new LockHeld({ stream, holder })
         }
+        held.set(stream, Number(rows[0]?.pid))
+        // runs before the unlock above (reverse order)
+        yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(stream)))
       })
       : Effect.void
 
@@ -521,10 +589,14 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   return { prepare, lock, transaction, rollback, write, quarantine, startRun, finishRun }
 }
 
-/** the raw record as JSON text, lossless (NUL and lone surrogates stay escaped) */
+/**
+ * the raw record as JSON text, lossless (NUL and lone surrogates stay escaped); the numbers JSON cannot
+ * hold (a `1e400` parsed to Infinity) are kept as the strings "Infinity"/"NaN", not turned into null
+ */
 const rawJson = (raw: unknown): string => {
   try {
-    return JSON.stringify(raw) ?? "null"
+    return JSON.stringify(raw, (_key, value) => typeof value === "number" && !Number.isFinite(value) ? String(value) : value) ??
+      "null"
   } catch {
     return JSON.stringify(String(raw))
   }

@@ -59,5 +59,5 @@ export const layer = (
   Layer.mergeAll(
     PgSink.layer({ advisoryLock: !isEmbedded(config) }),
     checkpointStore(config),
-    HttpSource.layerFetch
+    HttpSource.layerNode
   ).pipe(Layer.provideMerge(database(config, environment)))

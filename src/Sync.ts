@@ -1,22 +1,24 @@
 /**
- * The program: pages from the Source -> rows by the stream's decoder -> one transaction per page
- * (rows, quarantined records and, when allowed, the checkpoint) -> a summary.
+ * The program: pages from the Source -> rows by the stream's decoder -> one transaction per batch of
+ * pages (rows, quarantined records and, when allowed, the checkpoint) -> a summary. The next batch is
+ * fetched and decoded while the last one is written.
  * It knows no HTTP and no SQL, only the services.
  *
  * Checkpoint rules (DESIGN.md "Guarantees"):
- * - with `order: asc` it advances after every committed page, to the greatest cursor committed so far;
+ * - with `order: asc` it advances after every committed batch, to the greatest cursor committed so far;
  *   otherwise only when the whole stream has been read;
  * - it never moves backwards (it is the max of the stored value and what was written);
  * - with a transactional store it commits with the page's rows; with the file store it is written
  *   right after the commit (at-least-once, absorbed by the idempotent upsert).
  */
-import { Cause, Clock, Effect, Either, Exit, Option, Stream } from "effect"
+import { Cause, Chunk, Clock, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
+import type { Scope } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
 import { Sink, type QuarantineItem, type RunCounts } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
-import type { Row, StreamSpec } from "./StreamSpec.js"
+import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
 export interface SyncOptions {
   /** ignore the stored checkpoint for this run (it still never moves backwards) */
@@ -24,8 +26,15 @@ export interface SyncOptions {
   /** fetch, decode and write inside transactions that are rolled back: real counts, nothing kept */
   readonly dryRun?: boolean | undefined
   readonly runId: string
-  /** called after each committed page, for progress reporting */
+  /**
+   * Pages go into one transaction until the batch holds this many records or body bytes, or waited this
+   * long (defaults: `batchLimits`); `{ records: 1 }` writes one transaction per page.
+   */
+  readonly batch?: Partial<BatchLimits> | undefined
+  /** called after each committed batch, for progress reporting */
   readonly onProgress?: ((progress: Progress) => void) | undefined
+  /** the exit code an interrupted run reports, asked when it ends (the CLI: 130 for SIGINT); default 143 */
+  readonly interruptedExitCode?: (() => number) | undefined
 }
 
 export interface Progress extends RunCounts {
@@ -49,6 +58,10 @@ interface Decoded {
   readonly invalid: Array<QuarantineItem>
 }
 
+interface DecodedPage extends Decoded, Measured {
+  readonly page: Page
+}
+
 const decodePage = (stream: StreamSpec, page: Page): Decoded => {
   const rows: Decoded["rows"] = []
   const invalid: Array<QuarantineItem> = []
@@ -58,6 +71,119 @@ const decodePage = (stream: StreamSpec, page: Page): Decoded => {
     else invalid.push({ raw, reason: decoded.left })
   }
   return { rows, invalid }
+}
+
+/**
+ * Pages are written in batches: consecutive pages go into one transaction until the batch holds this
+ * many records or body bytes, or has waited this long for its pages. Small pages then cost one
+ * transaction per few thousand records, not one each (the round trips and commit of a transaction
+ * cost about as much as writing a thousand rows); a slow source still commits at least every second.
+ */
+export interface BatchLimits {
+  readonly records: number
+  readonly bytes: number
+  readonly millis: number
+}
+export const batchLimits: BatchLimits = { records: 5000, bytes: 2 * 1024 * 1024, millis: 1000 }
+
+/**
+ * While a batch is written, the next one is fetched and decoded, but only when the batch being
+ * written had bodies under this many bytes: at most two small batches, or one large page, are in
+ * memory at once (a source that answers 50 MB pages must not have three of them in flight).
+ */
+export const prefetchBelowBytes = 4 * 1024 * 1024
+
+interface Measured {
+  readonly records: number
+  readonly bytes: number
+}
+
+/**
+ * Runs `f` on consecutive batches of the stream's elements, in order (see `batchLimits`). While `f`
+ * runs on one batch, the next is pulled in its own fiber if the current one is under `prefetchBytes`.
+ * A failure of the source after some elements of a batch were pulled ends that batch: `f` gets it,
+ * and the failure surfaces at the next pull, so what was fetched is written first.
+ */
+const forEachBatch = <A extends Measured, E, R, E2, R2>(
+  stream: Stream.Stream<A, E, R>,
+  limits: BatchLimits,
+  prefetchBytes: number,
+  f: (batch: ReadonlyArray<A>) => Effect.Effect<void, E2, R2>
+): Effect.Effect<void, E | E2, R | R2 | Scope.Scope> =>
+  Effect.gen(function*() {
+    const pullChunk = yield* Stream.toPull(stream)
+    // a pull may return several elements at once: hand them out one by one
+    let pending: Array<A> = []
+    const pullOne: Effect.Effect<Option.Option<A>, E, R> = Effect.gen(function*() {
+      while (pending.length === 0) pending = Chunk.toArray(yield* pullChunk).reverse()
+      return Option.some(pending.pop()!)
+    }).pipe(Effect.catchAll(Option.match({ onNone: () => Effect.succeedNone, onSome: (e: E) => Effect.fail(e) })))
+    let ended = false
+    let failure: Option.Option<E> = Option.none()
+    const pullBatch: Effect.Effect<Array<A>, E, R> = Effect.gen(function*() {
+      if (Option.isSome(failure)) return yield* Effect.fail(failure.value)
+      const batch: Array<A> = []
+      let records = 0
+      let bytes = 0
+      const startedAt = yield* Clock.currentTimeMillis
+      while (!ended) {
+        const next = yield* Effect.either(pullOne)
+        if (Either.isLeft(next)) {
+          if (batch.length === 0) return yield* Effect.fail(next.left)
+          failure = Option.some(next.left)
+          break
+        }
+        if (Option.isNone(next.right)) {
+          ended = true
+          break
+        }
+        batch.push(next.right.value)
+        records += next.right.value.records
+        bytes += next.right.value.bytes
+        if (records >= limits.records || bytes >= limits.bytes) break
+        if ((yield* Clock.currentTimeMillis) - startedAt >= limits.millis) break
+      }
+      return batch
+    })
+    let current = yield* pullBatch
+    while (current.length > 0) {
+      const size = current.reduce((n, a) => n + a.bytes, 0)
+      const ahead = size < prefetchBytes ? yield* Effect.fork(pullBatch) : undefined
+      yield* f(current)
+      current = ahead === undefined ? yield* pullBatch : yield* Fiber.join(ahead)
+    }
+  })
+
+/** The greatest of `start` and the rows' cursors; for timestamps each cursor is parsed once, not per comparison. */
+const greatestCursor = (
+  type: CursorType,
+  start: string | undefined,
+  rows: Decoded["rows"]
+): string | undefined => {
+  const max = Cursor.max(type)
+  let best = start
+  let bestMs = type === "timestamp" && best !== undefined ? Date.parse(best) : Number.NaN
+  for (const { row } of rows) {
+    const cursor = row.cursor
+    if (cursor === undefined || cursor === best) continue
+    if (type === "timestamp") {
+      const ms = Date.parse(cursor)
+      // different milliseconds decide alone; ties and unparsable values go through Cursor's rules
+      if (!Number.isNaN(ms) && !Number.isNaN(bestMs) && ms !== bestMs) {
+        if (ms > bestMs) {
+          best = cursor
+          bestMs = ms
+        }
+        continue
+      }
+    }
+    const m = max(best, cursor)
+    if (m !== best) {
+      best = m
+      bestMs = type === "timestamp" && m !== undefined ? Date.parse(m) : Number.NaN
+    }
+  }
+  return best
 }
 
 const zeroCounts = (): { -readonly [K in keyof RunCounts]: RunCounts[K] } => ({
@@ -70,9 +196,9 @@ const zeroCounts = (): { -readonly [K in keyof RunCounts]: RunCounts[K] } => ({
   retries: 0
 })
 
-const exitCodeOf = (cause: Cause.Cause<FerryError>): number =>
+const exitCodeOf = (cause: Cause.Cause<FerryError>, interrupted: number): number =>
   Cause.isInterruptedOnly(cause)
-    ? ExitCode.SigTerm
+    ? interrupted
     : Option.match(Cause.failureOption(cause), {
       onNone: () => ExitCode.Software,
       onSome: (error) => error.exitCode
@@ -143,18 +269,19 @@ export const runStream = (
       const perPage = incremental?.order === "asc"
       let seen: string | undefined // greatest cursor committed in this run
 
-      const commitPage = (page: Page) =>
+      const commitBatch = (batch: ReadonlyArray<DecodedPage>) =>
         Effect.gen(function*() {
-          const { invalid, rows } = decodePage(stream, page)
-          const pageMax = rows.reduce<string | undefined>((m, { row }) => maxCursor(m, row.cursor), seen)
+          const rows = batch.length === 1 ? batch[0].rows : batch.flatMap((p) => p.rows)
+          const invalid = batch.length === 1 ? batch[0].invalid : batch.flatMap((p) => p.invalid)
+          const pageMax = greatestCursor(cursorType, seen, rows)
           const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
           const advance = next !== undefined && next !== checkpoint
 
           const work = Effect.gen(function*() {
             const result = yield* sink.write(stream, rows.map((r) => r.row))
-            const rawOf = new Map(rows.map((r) => [r.row, r.raw] as const))
+            const rawOf = result.rejected.length === 0 ? undefined : new Map(rows.map((r) => [r.row, r.raw] as const))
             const quarantined = invalid.concat(
-              result.rejected.map(({ reason, row }) => ({ raw: rawOf.get(row) ?? row.values, reason }))
+              result.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason }))
             )
             if (quarantined.length > 0) yield* sink.quarantine(stream.name, options.runId, quarantined)
             if (advance && store.transactional && !dryRun) yield* store.save(stream.name, next)
@@ -168,24 +295,40 @@ export const runStream = (
 
           seen = pageMax
           if (!dryRun) checkpoint = next
-          counts.pages++
-          counts.fetched += page.records.length
-          counts.retries += page.retries
+          counts.pages += batch.length
+          for (const { page } of batch) {
+            counts.fetched += page.records.length
+            counts.retries += page.retries
+          }
           counts.inserted += result.inserted
           counts.updated += result.updated
           counts.unchanged += result.unchanged
           counts.quarantined += quarantined
-          yield* Effect.logDebug("page").pipe(
-            Effect.annotateLogs({ url: page.url, records: page.records.length, bytes: page.bytes, retries: page.retries })
-          )
+          for (const { page } of batch) {
+            yield* Effect.logDebug("page").pipe(
+              Effect.annotateLogs({ url: page.url, records: page.records.length, bytes: page.bytes, retries: page.retries })
+            )
+          }
           if (options.onProgress) {
             const now = yield* Clock.currentTimeMillis
             options.onProgress({ stream: stream.name, ...counts, elapsedMs: now - startedAt })
           }
-        })
+          // Once the transaction is in, a signal waits for its bookkeeping too (the file checkpoint,
+          // the counts and the checkpoint the summary reports), or the summary would under-count it.
+        }).pipe(Effect.uninterruptible)
 
-      // Fetch the next page while the last one is being written.
-      yield* pagesOf(stream, from).pipe(Stream.buffer({ capacity: 1 }), Stream.runForEach(commitPage))
+      // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
+      yield* forEachBatch(
+        Stream.map(pagesOf(stream, from), (page): DecodedPage => ({
+          page,
+          records: page.records.length,
+          bytes: page.bytes,
+          ...decodePage(stream, page)
+        })),
+        { ...batchLimits, ...options.batch },
+        prefetchBelowBytes,
+        commitBatch
+      )
 
       // The whole stream is read: every record up to `seen` is committed.
       const final = maxCursor(checkpoint, seen)
@@ -216,7 +359,7 @@ export const runStream = (
       ? summaryOf("succeeded", ExitCode.Ok, undefined, now)
       : summaryOf(
         Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed",
-        exitCodeOf(exit.cause),
+        exitCodeOf(exit.cause, options.interruptedExitCode?.() ?? ExitCode.SigTerm),
         messageOf(exit.cause),
         now
       )

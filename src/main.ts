@@ -12,7 +12,16 @@ import { version } from "./version.js"
 const main = async (): Promise<number> => {
   const parsed = Cli.parse(process.argv.slice(2))
   if (Either.isLeft(parsed)) {
-    process.stderr.write(`ferry: ${parsed.left.message}\n\n${Cli.usage}\n`)
+    // one line, like every other error (JSON when the log is JSON): the usage text would bury it in a cron log
+    const options = Logging.optionsFromEnv(process.env, process.stderr.isTTY === true)
+    const message = `${parsed.left.message} (ferry --help shows the usage)`
+    if (options.format === "pretty") process.stderr.write(`ferry: ${message}\n`)
+    else {
+      Effect.runSync(Effect.logError(message).pipe(
+        Effect.annotateLogs({ run_id: Commands.newRunId(), stream: null, error: "UsageError", exit_code: ExitCode.Usage }),
+        Effect.provide(Logging.layer(options))
+      ))
+    }
     return ExitCode.Usage
   }
   const command = parsed.right
@@ -25,15 +34,16 @@ const main = async (): Promise<number> => {
     return ExitCode.Ok
   }
   const stderrIsTTY = process.stderr.isTTY === true
+  let signal: "SIGINT" | "SIGTERM" | undefined
   const program = Commands.execute(command, {
     env: process.env,
     cwd: process.cwd(),
     stdout: (text) => void process.stdout.write(text + "\n"),
-    stderrIsTTY
+    stderrIsTTY,
+    interruptedExitCode: () => (signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
   }).pipe(Effect.provide(Logging.layer(Logging.optionsFromEnv(process.env, stderrIsTTY))))
 
   const fiber = Effect.runFork(program)
-  let signal: "SIGINT" | "SIGTERM" | undefined
   const onSignal = (received: "SIGINT" | "SIGTERM") => {
     if (signal !== undefined) {
       // A second signal: the user insists. The open transaction, if any, is rolled back by Postgres.

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type Api, type ApiAuth, makeRecords, startApi } from "./support/api.js"
 import { configDir, ferry, summaries } from "./support/cli.js"
 import { createTestDatabase, type TestDatabase } from "./support/pg.js"
+import { basicForm, expectNoSecrets, ferryTablesText } from "./support/secrets.js"
 
 let db: TestDatabase
 let api: Api
@@ -124,6 +125,11 @@ streams:
       try {
         const third = await ferry(["run"], { cwd: dir, env })
         expect(third.code).toBe(0)
+        const secrets = c.auth.type === "basic" ? [secretOf(c.auth), basicForm(c.auth.username, c.auth.password)] : [secretOf(c.auth)]
+        expectNoSecrets(
+          [first, second, third].flatMap((r) => [r.stdout, r.stderr]).concat(await ferryTablesText(db)),
+          secrets
+        )
         expect(summaries(third)[0]).toMatchObject({ updated: 1, inserted: 0 })
         const [row] = await db.query(`SELECT name FROM ${table} WHERE id = 'r00003'`)
         expect(row).toEqual({ name: "renamed" })
