@@ -324,7 +324,7 @@ describe("PgSink.lock", () => {
       yield* Scope.close(scopeA, Exit.void)
       yield* Effect.scoped(b.lock("orders"))
       // nothing leaked into the pool: no advisory lock is left
-      const left = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`))
+      const left = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))
       expect(left).toEqual([{ n: 0 }])
     }))
 
@@ -334,7 +334,7 @@ describe("PgSink.lock", () => {
       const b = yield* clientSink("ferry-test nolock-B", { advisoryLock: false })
       yield* a.lock("orders")
       yield* b.lock("orders")
-      const held = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`))
+      const held = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))
       expect(held).toEqual([{ n: 0 }])
     }))
 })
