@@ -1,0 +1,121 @@
+/**
+ * How Sync groups pages into transactions and how far it reads ahead (in-memory layers): small pages
+ * share a transaction, a source failure still writes what was fetched before it, and a large page is
+ * never fetched ahead (memory stays at one large page, whatever the number of pages).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
+import { SourceError } from "../src/Errors.js"
+import * as Memory from "../src/Memory.js"
+import * as RowDecoder from "../src/RowDecoder.js"
+import { Sink } from "../src/Sink.js"
+import * as Source from "../src/Source.js"
+import type { StreamSpec, TargetSpec } from "../src/StreamSpec.js"
+import { batchLimits, prefetchBelowBytes, syncStream } from "../src/Sync.js"
+
+const target: TargetSpec = {
+  schema: "public",
+  table: "items",
+  primaryKey: ["id"],
+  columns: [
+    { name: "id", type: "text", from: "id" },
+    { name: "updated", type: "numeric", from: "updated" }
+  ],
+  cursorColumn: "updated"
+}
+
+const spec: StreamSpec = {
+  name: "items",
+  source: {
+    url: "http://model.invalid/items",
+    headers: {},
+    params: {},
+    pagination: { type: "none" },
+    incremental: { cursorField: "updated", cursorType: "number", param: "since", lookback: Duration.zero, order: "asc" },
+    timeout: Duration.seconds(1),
+    retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }
+  },
+  target,
+  decode: RowDecoder.fromColumns(target, undefined),
+  maxInvalid: 0
+}
+
+/** `count` pages of `size` records each, claiming `bytes` of body each; `pulled` counts pages handed out */
+const pagedSource = (options: { count: number; size: number; bytes: number; failAfter?: number }) => {
+  const state = { pulled: 0 }
+  const layer = Source.layerMemory(() =>
+    Stream.unfoldEffect(0, (k) =>
+      Effect.suspend(() => {
+        if (options.failAfter !== undefined && k === options.failAfter) {
+          return Effect.fail(new SourceError({ stream: "items", url: "model://items", status: 503, reason: "injected" }))
+        }
+        if (k >= options.count) return Effect.succeed(Option.none())
+        state.pulled++
+        const records = Array.from({ length: options.size }, (_, i) => ({ id: `r${k * options.size + i}`, updated: k }))
+        return Effect.succeed(Option.some([{ records, url: `model://items?page=${k}`, retries: 0, bytes: options.bytes }, k + 1] as const))
+      })))
+  return { state, layer }
+}
+
+/** the in-memory sink, whose writes take 10 ms and note how many pages had been pulled when each began */
+const slowSink = (pulledAtWrite: Array<number>, state: { pulled: number }) =>
+  Layer.effect(
+    Sink,
+    Effect.map(Sink, (sink) => ({
+      ...sink,
+      write: (stream: StreamSpec, rows: Parameters<typeof sink.write>[1]) =>
+        Effect.zipRight(
+          Effect.sleep("10 millis"),
+          Effect.suspend(() => {
+            pulledAtWrite.push(state.pulled)
+            return sink.write(stream, rows)
+          })
+        )
+    }))
+  )
+
+describe("Sync batching and read-ahead", () => {
+  it.effect("consecutive small pages share a transaction; { records: 1 } writes one per page", () =>
+    Effect.gen(function*() {
+      const perBatch = batchLimits.records / 1000
+      const db = Memory.make()
+      const { layer } = pagedSource({ count: 2 * perBatch + 2, size: 1000, bytes: 1000 })
+      const summary = yield* syncStream(spec, { runId: "r1" }).pipe(Effect.provide(Layer.merge(Memory.layer(db), layer)))
+      expect(summary).toMatchObject({ pages: 2 * perBatch + 2, fetched: (2 * perBatch + 2) * 1000, inserted: (2 * perBatch + 2) * 1000 })
+      expect(db.writes).toBe(3)
+      expect(db.state.checkpoints.get("items")).toBe(String(2 * perBatch + 1))
+
+      const perPage = Memory.make()
+      const again = pagedSource({ count: 4, size: 10, bytes: 100 })
+      yield* syncStream(spec, { runId: "r2", batch: { records: 1 } }).pipe(
+        Effect.provide(Layer.merge(Memory.layer(perPage), again.layer))
+      )
+      expect(perPage.writes).toBe(4)
+    }))
+
+  it.effect("a source failure after some pages: those pages are written and the checkpoint covers them", () =>
+    Effect.gen(function*() {
+      const db = Memory.make()
+      const { layer } = pagedSource({ count: 10, size: 10, bytes: 100, failAfter: 3 })
+      const result = yield* Effect.either(syncStream(spec, { runId: "r1" }).pipe(Effect.provide(Layer.merge(Memory.layer(db), layer))))
+      expect(Either.isLeft(result) && result.left._tag).toBe("SourceError")
+      expect(db.state.tables.get("public.items")?.size).toBe(30)
+      expect(db.state.checkpoints.get("items")).toBe("2")
+    }))
+
+  it.live("small batches are fetched one ahead of the write; large pages are not fetched ahead", () =>
+    Effect.gen(function*() {
+      const run = (bytes: number) =>
+        Effect.gen(function*() {
+          const pulledAtWrite: Array<number> = []
+          const { layer, state } = pagedSource({ count: 5, size: 10, bytes })
+          const sinks = slowSink(pulledAtWrite, state).pipe(Layer.provideMerge(Memory.layer(Memory.make())))
+          yield* syncStream(spec, { runId: "r1", batch: { records: 1 } }).pipe(Effect.provide(Layer.merge(sinks, layer)))
+          return pulledAtWrite
+        })
+      // small: while batch k is written, batch k + 1 is already fetched (never more)
+      expect(yield* run(100)).toEqual([2, 3, 4, 5, 5])
+      // large: nothing is fetched while a large page is written
+      expect(yield* run(prefetchBelowBytes)).toEqual([1, 2, 3, 4, 5])
+    }))
+})
