@@ -88,6 +88,8 @@ const scenarioArb = fc.record({
   /** initial cursors are drawn from a small range, so many records tie */
   initialCursors: fc.array(fc.nat(5), { minLength: 25, maxLength: 25 }),
   pageSize: fc.integer({ min: 1, max: 7 }),
+  /** records per transaction: from one page per transaction to many pages in one */
+  batchRecords: fc.integer({ min: 1, max: 20 }),
   order: fc.constantFrom("asc" as const, "unsorted" as const),
   steps: fc.array(stepArb, { maxLength: 8 }),
   shuffleSeed: fc.nat()
@@ -158,7 +160,9 @@ describe("Sync (property, in-memory layers)", () => {
             failAtPage = faults.failAtPage
             const writesBefore = db.writes
             db.failWrite = (n) => faults.failWrite !== null && n - writesBefore === faults.failWrite
-            const result = yield* Effect.either(syncStream(spec, { runId: `run-${runNumber}` }))
+            const result = yield* Effect.either(
+              syncStream(spec, { runId: `run-${runNumber}`, batch: { records: scenario.batchRecords } })
+            )
             const checkpoint = db.state.checkpoints.get("items")
             if (lastCheckpoint !== undefined) {
               expect(checkpoint).toBeDefined()
