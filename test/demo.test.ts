@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type DemoServer, startDemoServer } from "../scripts/demo-server.mjs"
-import { ferry, summaries } from "./support/cli.js"
+import { ferry, start, summaries } from "./support/cli.js"
 
 const root = join(import.meta.dirname, "..")
 let api: DemoServer
@@ -51,5 +51,32 @@ describe("the demo, on the embedded database", () => {
     expect(parsed.database).toContain("embedded Postgres")
     expect(parsed.streams.map((s: { stream: string }) => s.stream)).toEqual(["orders", "customers"])
     expect(parsed.streams[0]).toMatchObject({ status: "succeeded", inserted: 1, updated: 5, checkpoint: orders2!.checkpoint })
+  })
+
+  it("survives kill -9 mid-run: the next run converges and nothing committed is lost", async () => {
+    // a source that does not change, so the synced tables must equal it exactly
+    const still = await startDemoServer({ orders: 1500, customers: 300, flaky: 0, mutatePerRun: 0, addPerRun: 0 })
+    const killEnv = { DEMO_API_URL: still.url, FERRY_DATA_DIR: join(dataDir, "killed"), DATABASE_URL: "" }
+    const args = ["run", "--config", join(root, "ferry.config.yaml")]
+    const running = start(args, { cwd: dataDir, env: killEnv })
+    // kill it once it is writing: after its first batch has been committed and logged
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 8_000)
+      running.child.stderr!.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("run.start")) {
+          clearTimeout(timer)
+          setTimeout(resolve, 300)
+        }
+      })
+    })
+    running.child.kill("SIGKILL")
+    const killed = await running.done
+    expect(killed.signal).toBe("SIGKILL")
+
+    const again = await ferry(args, { cwd: dataDir, env: killEnv })
+    expect(again.code, again.stderr).toBe(0)
+    const count = await ferry(["sql", "--json", "select (select count(*) from orders)::int as orders, (select count(*) from customers)::int as customers", "--config", join(root, "ferry.config.yaml")], { cwd: dataDir, env: killEnv })
+    await still.close()
+    expect(JSON.parse(count.stdout)).toEqual([{ orders: 1500, customers: 300 }])
   })
 })
