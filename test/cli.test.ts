@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import pg from "pg"
 import { type Api, makeRecords, startApi } from "./support/api.js"
-import { configDir, ferry, start, summaries } from "./support/cli.js"
+import { configDir, ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
 import { expectNoSecrets, ferryTablesText } from "./support/secrets.js"
 
@@ -27,23 +27,14 @@ afterAll(async () => {
 
 /** A config with one stream named after its `table`; `extra` is appended to the stream. */
 const config = (options: { table: string; path?: string; columns?: string; extra?: string; dbUrl?: string }) =>
-  configDir(`
-database: { url: "${options.dbUrl ?? "${DATABASE_URL}"}" }
-streams:
-  - name: ${options.table}
-    source:
-      url: ${api.url}${options.path ?? "/link"}
-      auth: { type: bearer, token: "\${TOKEN}" }
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${options.table}
-      primaryKey: [id]
-      columns: ${options.columns ?? "{ id: text, name: text, amount: numeric, updated_at: timestamptz }"}
-${options.extra ?? ""}
-`)
+  streamConfig({
+    url: `${api.url}${options.path ?? "/link"}`,
+    name: options.table,
+    auth: `{ type: bearer, token: "\${TOKEN}" }`,
+    columns: options.columns,
+    extra: options.extra,
+    ...(options.dbUrl === undefined ? {} : { database: `database: { url: "${options.dbUrl}" }` })
+  })
 
 const env = () => ({ DATABASE_URL: db.url, TOKEN })
 

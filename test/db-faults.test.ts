@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type Api, makeRecords, startApi } from "./support/api.js"
-import { type CliResult, configDir, ferry, start, summaries } from "./support/cli.js"
+import { type CliResult, ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
 import { expectNoSecrets, ferryTablesText, withPassword } from "./support/secrets.js"
 
@@ -36,22 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** `urlExtra` is appended to the database URL's query (e.g. `options=-c statement_timeout=100`) */
 const setup = (table: string, urlExtra = "") => {
-  const dir = configDir(`
-database: { url: "\${DATABASE_URL}" }
-streams:
-  - name: ${table}
-    source:
-      url: ${api.url}/link
-      auth: { type: bearer, token: "\${API_TOKEN}" }
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${table}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, updated_at: timestamptz }
-`)
+  const dir = streamConfig({ url: `${api.url}/link`, name: table, auth: `{ type: bearer, token: "\${API_TOKEN}" }` })
   const url = withPassword(db.url, DB_PASSWORD)
   const env = (extra: string) => ({
     DATABASE_URL: extra === "" ? url : `${url}${url.includes("?") ? "&" : "?"}${extra}`,

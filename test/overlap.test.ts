@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { configDir, type CliResult, ferry, start, summaries } from "./support/cli.js"
+import { type CliResult, ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
 import { startTruthApi, type TruthApi } from "./support/truth-api.js"
 
@@ -33,21 +33,12 @@ afterAll(async () => {
 })
 
 const config = (stream: string, database: string) =>
-  configDir(`
-${database}
-streams:
-  - name: ${stream}
-    source:
-      url: ${api.url}/records
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${stream}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
-`)
+  streamConfig({
+    url: `${api.url}/records`,
+    name: stream,
+    database,
+    columns: "{ id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }"
+  })
 
 interface Contender {
   readonly result: CliResult

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import pg from "pg"
-import { type CliResult, configDir, ferry, start, summaries } from "./support/cli.js"
+import { type CliResult, ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { createTestDatabase, serverOnly, type TestDatabase, usingServer } from "./support/pg.js"
 import { startTruthApi, type TruthApi } from "./support/truth-api.js"
 
@@ -43,22 +43,12 @@ afterAll(async () => {
 })
 
 const config = (table: string, store: "postgres" | "file" = "postgres") =>
-  configDir(`
-database: { url: "\${DATABASE_URL}" }
-checkpoint: ${store === "file" ? "{ store: file, path: ./checkpoints.json }" : "{ store: postgres }"}
-streams:
-  - name: ${table}
-    source:
-      url: ${api.url}/records
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${table}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
-`)
+  streamConfig({
+    url: `${api.url}/records`,
+    name: table,
+    checkpoint: store === "file" ? "{ store: file, path: ./checkpoints.json }" : "{ store: postgres }",
+    columns: "{ id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }"
+  })
 
 const env = () => ({ DATABASE_URL: db.url })
 

@@ -55,3 +55,41 @@ export const configDir = (yaml: string): string => {
   writeFileSync(join(dir, "ferry.config.yaml"), yaml)
   return dir
 }
+
+export interface StreamConfigOptions {
+  /** the source URL (a Link-paginated `{ data: [...] }` endpoint filtered by `since`) */
+  readonly url: string
+  /** the stream's name, and its table's unless `table` is given */
+  readonly name: string
+  readonly table?: string
+  /** the `database:` line; default: the URL from `${DATABASE_URL}`; "" for the embedded database */
+  readonly database?: string
+  /** the `checkpoint:` value, e.g. "{ store: file, path: ./checkpoints.json }" */
+  readonly checkpoint?: string
+  /** the `auth:` value, e.g. `{ type: bearer, token: "${TOKEN}" }` */
+  readonly auth?: string
+  readonly columns?: string
+  /** lines appended to the stream (indented by the caller) */
+  readonly extra?: string
+}
+
+/** A temp directory with a one-stream config in the shape most end-to-end tests use. */
+export const streamConfig = (o: StreamConfigOptions): string =>
+  configDir(`
+${o.database ?? `database: { url: "\${DATABASE_URL}" }`}
+${o.checkpoint === undefined ? "" : `checkpoint: ${o.checkpoint}`}
+streams:
+  - name: ${o.name}
+    source:
+      url: ${o.url}
+      ${o.auth === undefined ? "" : `auth: ${o.auth}`}
+      records: data
+      pagination: { type: link }
+      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
+      retry: { attempts: 2, base: 10 millis, max: 1 second }
+    target:
+      table: ${o.table ?? o.name}
+      primaryKey: [id]
+      columns: ${o.columns ?? "{ id: text, name: text, amount: numeric, updated_at: timestamptz }"}
+${o.extra ?? ""}
+`)
