@@ -4,7 +4,7 @@
  * whole batch in Postgres (the sink still bisects a batch Postgres refuses, as a last resort).
  */
 import { Either } from "effect"
-import { valueAt } from "./JsonPath.js"
+import { compilePath } from "./JsonPath.js"
 import type { Column, ColumnType, CursorType, Incremental, Row, TargetSpec } from "./StreamSpec.js"
 
 /** Postgres cannot store U+0000 in text or jsonb. */
@@ -33,9 +33,12 @@ const jsonProblem = (value: unknown, depth = 0): string | undefined => {
       if (problem) return problem
     }
   } else if (isObject(value)) {
-    for (const [key, item] of Object.entries(value)) {
+    // Object.keys, not Object.entries: same keys in the same order, without a pair per property
+    const keys = Object.keys(value)
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
       if (key.includes(NUL)) return "has a key with a NUL character (\\u0000)"
-      const problem = jsonProblem(item, depth + 1)
+      const problem = jsonProblem(value[key], depth + 1)
       if (problem) return problem
     }
   }
@@ -45,50 +48,101 @@ const jsonProblem = (value: unknown, depth = 0): string | undefined => {
 const describe = (value: unknown): string =>
   value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string" ? "a string" : `a ${typeof value}`
 
+/**
+ * Why a value does not fit its column. Converters return it instead of an `Either` so that a good value
+ * (nearly every one) allocates nothing; it is module-private, so no record can contain one.
+ */
+class Problem {
+  constructor(readonly message: string) {}
+}
+
+const wrong = (expected: string, value: unknown) => new Problem(`expected ${expected}, got ${describe(value)}`)
+
+/** A column's check and conversion of a value that is neither null nor undefined. */
+type Converter = (value: unknown) => unknown
+
+/**
+ * `YYYY-MM-DD` with a month 01–12 and a day 01–31: every such string matches `isoDate` and Date.parse
+ * accepts it (it rolls 02-30 over), so Date.parse is skipped. Anything else takes the slow path.
+ */
+const plainDate = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])$/
+/**
+ * The shape `toISOString` writes, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, with every field in range (hour < 24):
+ * accepted by `isoTimestamp` and by Date.parse, so Date.parse is skipped (checked exhaustively in the tests).
+ */
+const canonicalTimestamp = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z$/
+
+/** Up to 18 digits is always inside bigint's range (±9.2e18): no BigInt needed. */
+const surelyInt8 = (text: string) => text.length - (text.charCodeAt(0) === 45 ? 1 : 0) <= 18
+
+const toText: Converter = (value) => {
+  if (typeof value === "string") {
+    return value.includes(NUL) ? new Problem("contains a NUL character (\\u0000), which Postgres text cannot store") : value
+  }
+  return typeof value === "number" || typeof value === "boolean" ? String(value) : wrong("text", value)
+}
+
+const toInteger: Converter = (value) => {
+  const n = typeof value === "number" ? value : typeof value === "string" && integerText.test(value) ? Number(value) : value
+  if (typeof n !== "number" || !Number.isInteger(n)) return wrong("an integer", value)
+  return n >= -INT4 && n < INT4 ? n : new Problem(`${n} is out of range for integer`)
+}
+
+const toBigint: Converter = (value) => {
+  // a safe integer's decimal form is all digits and in range
+  if (typeof value === "number" && Number.isSafeInteger(value)) return String(value)
+  if (typeof value !== "string" || !integerText.test(value)) return wrong("an integer", value)
+  if (surelyInt8(value)) return value
+  const n = BigInt(value)
+  return n >= -INT8 && n < INT8 ? value : new Problem(`${value} is out of range for bigint`)
+}
+
+const toNumber: Converter = (value) => {
+  if (typeof value === "number") return Number.isFinite(value) ? value : wrong("a finite number", value)
+  return typeof value === "string" && numericText.test(value) ? value : wrong("a number", value)
+}
+
+const toBoolean: Converter = (value) => typeof value === "boolean" ? value : wrong("true or false", value)
+
+const toTimestamp: Converter = (value) =>
+  typeof value === "string" &&
+    (canonicalTimestamp.test(value) || (isoTimestamp.test(value) && !Number.isNaN(Date.parse(value))))
+    ? value
+    : wrong("an ISO 8601 timestamp", value)
+
+const toDate: Converter = (value) =>
+  typeof value === "string" &&
+    (plainDate.test(value) || (isoDate.test(value) && !Number.isNaN(Date.parse(value))))
+    ? value
+    : wrong("a date (YYYY-MM-DD)", value)
+
+const toUuid: Converter = (value) => typeof value === "string" && uuid.test(value) ? value : wrong("a UUID", value)
+
+const toJsonb: Converter = (value) => {
+  const problem = jsonProblem(value)
+  return problem === undefined ? value : new Problem(problem)
+}
+
+const converters: Record<ColumnType, Converter> = {
+  text: toText,
+  integer: toInteger,
+  bigint: toBigint,
+  numeric: toNumber,
+  "double precision": toNumber,
+  real: toNumber,
+  boolean: toBoolean,
+  timestamptz: toTimestamp,
+  timestamp: toTimestamp,
+  date: toDate,
+  uuid: toUuid,
+  jsonb: toJsonb
+}
+
 /** The value converted for a column of `type`, or why it does not fit. `null` stays null. */
 export const convert = (type: ColumnType, value: unknown): Either.Either<unknown, string> => {
   if (value === null || value === undefined) return Either.right(null)
-  const wrong = (expected: string) => Either.left(`expected ${expected}, got ${describe(value)}`)
-  switch (type) {
-    case "text":
-      if (typeof value === "string") {
-        return value.includes(NUL) ? Either.left("contains a NUL character (\\u0000), which Postgres text cannot store") : Either.right(value)
-      }
-      return typeof value === "number" || typeof value === "boolean" ? Either.right(String(value)) : wrong("text")
-    case "integer": {
-      const n = typeof value === "string" && integerText.test(value) ? Number(value) : value
-      if (typeof n !== "number" || !Number.isInteger(n)) return wrong("an integer")
-      return n >= -INT4 && n < INT4 ? Either.right(n) : Either.left(`${n} is out of range for integer`)
-    }
-    case "bigint": {
-      const text = typeof value === "number" && Number.isSafeInteger(value) ? String(value) : value
-      if (typeof text !== "string" || !integerText.test(text)) return wrong("an integer")
-      const n = BigInt(text)
-      return n >= -INT8 && n < INT8 ? Either.right(text) : Either.left(`${text} is out of range for bigint`)
-    }
-    case "numeric":
-    case "double precision":
-    case "real":
-      if (typeof value === "number") return Number.isFinite(value) ? Either.right(value) : wrong("a finite number")
-      return typeof value === "string" && numericText.test(value) ? Either.right(value) : wrong("a number")
-    case "boolean":
-      return typeof value === "boolean" ? Either.right(value) : wrong("true or false")
-    case "timestamptz":
-    case "timestamp":
-      return typeof value === "string" && isoTimestamp.test(value) && !Number.isNaN(Date.parse(value))
-        ? Either.right(value)
-        : wrong("an ISO 8601 timestamp")
-    case "date":
-      return typeof value === "string" && isoDate.test(value) && !Number.isNaN(Date.parse(value))
-        ? Either.right(value)
-        : wrong("a date (YYYY-MM-DD)")
-    case "uuid":
-      return typeof value === "string" && uuid.test(value) ? Either.right(value) : wrong("a UUID")
-    case "jsonb": {
-      const problem = jsonProblem(value)
-      return problem === undefined ? Either.right(value) : Either.left(problem)
-    }
-  }
+  const converted = converters[type](value)
+  return converted instanceof Problem ? Either.left(converted.message) : Either.right(converted)
 }
 
 /** timestamp-like initial values compare as instants, numbers as numbers; a typed cursor column decides first. */
@@ -143,32 +197,85 @@ export const defaultColumns = (
   return { columns, cursorColumn }
 }
 
-/** Builds a row from any object whose column values sit at each column's `from` path. */
-export const rowFrom = (target: TargetSpec, record: unknown): Either.Either<Row, string> => {
+/** A stream's columns prepared once: each path split and each converter chosen before the first record. */
+interface Decoder {
+  readonly target: TargetSpec
+  readonly columns: TargetSpec["columns"]
+  readonly primaryKey: ReadonlyArray<string>
+  readonly cursorColumn: string | undefined
+  readonly names: ReadonlyArray<string>
+  readonly reads: ReadonlyArray<(record: unknown) => unknown>
+  readonly converts: ReadonlyArray<Converter>
+  /** `customer.email: ` (or `record: `), the prefix of a column's reason */
+  readonly labels: ReadonlyArray<string>
+}
+
+const compile = (target: TargetSpec): Decoder => ({
+  target,
+  columns: target.columns,
+  primaryKey: target.primaryKey,
+  cursorColumn: target.cursorColumn,
+  names: target.columns.map((c) => c.name),
+  reads: target.columns.map((c) => compilePath(c.from)),
+  converts: target.columns.map((c) => converters[c.type]),
+  labels: target.columns.map((c) => `${c.from || "record"}: `)
+})
+
+const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
   if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
+  const { converts, labels, names, reads } = decoder
+  // a plain object filled in column order, as before: a repeated name keeps the last value
   const values: Record<string, unknown> = {}
-  for (const column of target.columns) {
-    const converted = convert(column.type, valueAt(record, column.from))
-    if (Either.isLeft(converted)) return Either.left(`${column.from || "record"}: ${converted.left}`)
-    values[column.name] = converted.right
+  for (let i = 0; i < names.length; i++) {
+    const raw = reads[i]!(record)
+    let value: unknown = null
+    if (raw !== null && raw !== undefined) {
+      value = converts[i]!(raw)
+      if (value instanceof Problem) return Either.left(labels[i]! + value.message)
+    }
+    values[names[i]!] = value
   }
   const keyValues: Array<unknown> = []
-  for (const name of target.primaryKey) {
-    if (values[name] === null) return Either.left(`missing primary key field ${columnSource(target, name)}`)
+  for (const name of decoder.primaryKey) {
+    if (values[name] === null) return Either.left(`missing primary key field ${columnSource(decoder.target, name)}`)
     keyValues.push(values[name])
   }
   let cursor: string | undefined
-  if (target.cursorColumn !== undefined) {
-    const value = values[target.cursorColumn]
-    if (value === null) return Either.left(`missing cursor field ${columnSource(target, target.cursorColumn)}`)
+  if (decoder.cursorColumn !== undefined) {
+    const value = values[decoder.cursorColumn]
+    if (value === null) return Either.left(`missing cursor field ${columnSource(decoder.target, decoder.cursorColumn)}`)
     cursor = String(value)
   }
-  return Either.right({ key: JSON.stringify(keyValues), cursor, values })
+  // the same text as JSON.stringify(keyValues) for the common one-string key, without its array walk
+  const key = keyValues.length === 1 && typeof keyValues[0] === "string"
+    ? `[${JSON.stringify(keyValues[0])}]`
+    : JSON.stringify(keyValues)
+  return Either.right({ key, cursor, values })
 }
+
+/** rowFrom's compiled decoders, per target object (a target's fields are read-only; checked anyway). */
+const decoders = new WeakMap<TargetSpec, Decoder>()
+
+const decoderOf = (target: TargetSpec): Decoder => {
+  const known = decoders.get(target)
+  if (
+    known !== undefined && known.columns === target.columns && known.primaryKey === target.primaryKey &&
+    known.cursorColumn === target.cursorColumn
+  ) return known
+  const decoder = compile(target)
+  decoders.set(target, decoder)
+  return decoder
+}
+
+/** Builds a row from any object whose column values sit at each column's `from` path. */
+export const rowFrom = (target: TargetSpec, record: unknown): Either.Either<Row, string> =>
+  decodeRow(decoderOf(target), record)
 
 const columnSource = (target: TargetSpec, name: string): string =>
   target.columns.find((c) => c.name === name)?.from ?? name
 
-/** The decoder of a stream configured with a `columns` map (or the default shape). */
-export const fromColumns = (target: TargetSpec, _incremental: Incremental | undefined) => (raw: unknown) =>
-  rowFrom(target, raw)
+/** The decoder of a stream configured with a `columns` map (or the default shape), compiled once. */
+export const fromColumns = (target: TargetSpec, _incremental: Incremental | undefined) => {
+  const decoder = compile(target)
+  return (raw: unknown): Either.Either<Row, string> => decodeRow(decoder, raw)
+}
