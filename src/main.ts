@@ -12,10 +12,11 @@ import { version } from "./version.js"
 const main = async (): Promise<number> => {
   const parsed = Cli.parse(process.argv.slice(2))
   if (Either.isLeft(parsed)) {
-    // one line, like every other error (JSON when the log is JSON): the usage text would bury it in a cron log
+    // For a person (pretty): the problem, then the usage. For a log (JSON): one line, like every other
+    // error; the usage text would bury it in a cron log.
     const options = Logging.optionsFromEnv(process.env, process.stderr.isTTY === true)
     const message = `${parsed.left.message} (ferry --help shows the usage)`
-    if (options.format === "pretty") process.stderr.write(`ferry: ${message}\n`)
+    if (options.format === "pretty") process.stderr.write(`ferry: ${parsed.left.message}\n\n${Cli.usage}\n`)
     else {
       Effect.runSync(Effect.logError(message).pipe(
         Effect.annotateLogs({ run_id: Commands.newRunId(), stream: null, error: "UsageError", exit_code: ExitCode.Usage }),

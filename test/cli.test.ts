@@ -79,6 +79,11 @@ describe("exit codes", () => {
       expect(result.code, args.join(" ")).toBe(64)
       expectCleanError(result.stderr)
     }
+    // a person at a terminal (pretty) also gets the usage; a log gets one line
+    const pretty = await ferry(["frobnicate"], { cwd: dir, env: { ...env(), FERRY_LOG_FORMAT: "pretty" } })
+    expect(pretty.code).toBe(64)
+    expect(pretty.stderr).toContain(`ferry: unknown command "frobnicate"`)
+    expect(pretty.stderr).toContain("Usage: ferry <command> [options]")
     const unknown = await ferry(["run", "--stream", "nope"], { cwd: dir, env: env() })
     expect(unknown.logs.map((l) => l.msg)).toContain(`unknown stream "nope"; the config has usage_items`)
   })
