@@ -55,7 +55,8 @@ describe("the demo, on the embedded database", () => {
 
   it("survives kill -9 mid-run: the next run converges and nothing committed is lost", async () => {
     // a source that does not change, so the synced tables must equal it exactly
-    const still = await startDemoServer({ orders: 1500, customers: 300, flaky: 0, mutatePerRun: 0, addPerRun: 0 })
+    // big enough that the orders stream takes seconds, so a kill 300 ms into it lands mid-run
+    const still = await startDemoServer({ orders: 30_000, customers: 300, flaky: 0, mutatePerRun: 0, addPerRun: 0 })
     const killEnv = { DEMO_API_URL: still.url, FERRY_DATA_DIR: join(dataDir, "killed"), DATABASE_URL: "" }
     const args = ["run", "--config", join(root, "ferry.config.yaml")]
     const running = start(args, { cwd: dataDir, env: killEnv })
@@ -77,6 +78,6 @@ describe("the demo, on the embedded database", () => {
     expect(again.code, again.stderr).toBe(0)
     const count = await ferry(["sql", "--json", "select (select count(*) from orders)::int as orders, (select count(*) from customers)::int as customers", "--config", join(root, "ferry.config.yaml")], { cwd: dataDir, env: killEnv })
     await still.close()
-    expect(JSON.parse(count.stdout)).toEqual([{ orders: 1500, customers: 300 }])
+    expect(JSON.parse(count.stdout)).toEqual([{ orders: 30_000, customers: 300 }])
   })
 })
