@@ -72,6 +72,15 @@ describe("exit codes", () => {
     expect(run).toEqual({ status: "succeeded", fetched: "40", exit_code: 0 })
   })
 
+  it("--version prints package.json's version; --help prints the usage; both exit 0", async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8"))
+    const version = await ferry(["--version"])
+    expect(version).toMatchObject({ code: 0, stdout: `ferry ${pkg.version}\n` })
+    const help = await ferry(["--help"])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain("Usage: ferry <command> [options]")
+  })
+
   it("64: unknown command, unknown flag, unknown stream, a flag the command does not take", async () => {
     const dir = config({ table: "usage_items" })
     for (const args of [["frobnicate"], ["run", "--bogus"], ["run", "--stream", "nope"], ["status", "--dry-run"], ["reset"]]) {
