@@ -6,7 +6,7 @@
  * Guarantees checked for any scenario:
  * - convergence: after the last clean run the table holds exactly the source's latest version of
  *   every record (no loss, no duplicate, no stale row), whatever failed before;
- * - monotonic: the stored checkpoint never decreases, across failed and successful runs;
+ * - monotonic: the stored checkpoint never decreases, across failed, successful and --full-refresh runs;
  * - idempotent: a run with no source change writes no row version;
  * - accounting: every summary has fetched = inserted + updated + unchanged + quarantined.
  */
@@ -61,7 +61,12 @@ const specFor = (order: "asc" | "unsorted"): StreamSpec => ({
 })
 
 type Step =
-  | { readonly _tag: "run"; readonly failAtPage: number | null; readonly failWrite: number | null }
+  | {
+    readonly _tag: "run"
+    readonly failAtPage: number | null
+    readonly failWrite: number | null
+    readonly fullRefresh: boolean
+  }
   | {
     readonly _tag: "mutate"
     readonly updates: ReadonlyArray<number>
@@ -73,7 +78,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
     _tag: fc.constant("run" as const),
     failAtPage: fc.option(fc.nat(6), { nil: null }),
-    failWrite: fc.option(fc.integer({ min: 1, max: 6 }), { nil: null })
+    failWrite: fc.option(fc.integer({ min: 1, max: 6 }), { nil: null }),
+    fullRefresh: fc.boolean()
   }),
   fc.record({
     _tag: fc.constant("mutate" as const),
@@ -154,14 +160,18 @@ describe("Sync (property, in-memory layers)", () => {
 
         let lastCheckpoint: string | undefined
         const compareCursor = Cursor.compare("number")
-        const run = (faults: { failAtPage: number | null; failWrite: number | null }) =>
+        const run = (faults: { failAtPage: number | null; failWrite: number | null; fullRefresh?: boolean }) =>
           Effect.gen(function*() {
             runNumber++
             failAtPage = faults.failAtPage
             const writesBefore = db.writes
             db.failWrite = (n) => faults.failWrite !== null && n - writesBefore === faults.failWrite
             const result = yield* Effect.either(
-              syncStream(spec, { runId: `run-${runNumber}`, batch: { records: scenario.batchRecords } })
+              syncStream(spec, {
+                runId: `run-${runNumber}`,
+                fullRefresh: faults.fullRefresh === true,
+                batch: { records: scenario.batchRecords }
+              })
             )
             const checkpoint = db.state.checkpoints.get("items")
             if (lastCheckpoint !== undefined) {
