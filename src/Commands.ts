@@ -84,7 +84,12 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
       const codes: Array<number> = []
       for (const stream of config.streams) {
         const from = Option.fromNullable(stream.source.incremental?.initial)
-        const first = yield* source.pages(stream, from).pipe(Stream.take(1), Stream.runHead, Effect.either)
+        const first = yield* source.pages(stream, from).pipe(
+          Stream.take(1),
+          Stream.runHead,
+          Effect.either,
+          Effect.annotateLogs({ stream: stream.name })
+        )
         if (Either.isLeft(first)) {
           out(`FAIL  ${stream.name}: ${first.left.message}`)
           codes.push(first.left.exitCode)

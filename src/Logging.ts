@@ -144,7 +144,7 @@ export const makeLogger = (options: LoggingOptions) => {
       const { run_id: _runId, stream, ...rest } = fields
       const time = date.toISOString().slice(11, 19)
       const tag = color ? `${colors[level] ?? ""}${level.toUpperCase().padEnd(5)}\x1b[0m` : level.toUpperCase().padEnd(5)
-      const where = stream === undefined ? "" : ` [${String(stream)}]`
+      const where = stream === undefined || stream === null ? "" : ` [${String(stream)}]`
       const text = msg === "run.summary" ? prettySummary(rest) : `${msg}${prettyFields(rest)}`
       line = `${time} ${tag}${where} ${text}${error === undefined ? "" : "\n" + error}`
     }
