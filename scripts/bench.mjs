@@ -28,7 +28,7 @@ import { execFileSync } from "node:child_process"
 import { parseArgs } from "node:util"
 import pg from "pg"
 import { columns, createTableSql, csvLine, record } from "./bench/data.mjs"
-import { haveTime, median, run, runOk, startReady } from "./bench/measure.mjs"
+import { adminQuery, haveTime, median, run, runOk, startReady } from "./bench/measure.mjs"
 
 const root = join(import.meta.dirname, "..")
 const { values: opts } = parseArgs({
@@ -73,15 +73,7 @@ const withDatabase = (url, database) => {
   return u.toString()
 }
 const dbUrl = withDatabase(opts["database-url"], benchDb)
-const admin = async (text) => {
-  const client = new pg.Client({ connectionString: opts["database-url"] })
-  await client.connect()
-  try {
-    await client.query(text)
-  } finally {
-    await client.end()
-  }
-}
+const admin = (text) => adminQuery(opts["database-url"], text)
 const query = async (text, params) => {
   const client = new pg.Client({ connectionString: dbUrl })
   await client.connect()

@@ -19,3 +19,5 @@ export interface DemoServer {
 export declare const ORDERS_TOKEN: string
 export declare const CUSTOMERS_KEY: string
 export declare const startDemoServer: (options?: DemoOptions) => Promise<DemoServer>
+/** mulberry32: a small seedable PRNG returning numbers in [0, 1) */
+export declare const prng: (seed: number) => () => number

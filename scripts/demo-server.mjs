@@ -57,7 +57,7 @@ const EPOCH = Date.UTC(2025, 0, 1)
 const SPAN = 365 * DAY
 
 /** mulberry32: small, fast, good enough for demo data; the same seed gives the same data. */
-const prng = (seed) => {
+export const prng = (seed) => {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

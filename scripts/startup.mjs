@@ -23,8 +23,7 @@ import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import pg from "pg"
-import { median, run } from "./bench/measure.mjs"
+import { adminQuery, median, run } from "./bench/measure.mjs"
 
 const root = join(import.meta.dirname, "..")
 const bin = join(root, "bin/ferry.mjs")
@@ -49,15 +48,7 @@ await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
 const sourceUrl = `http://127.0.0.1:${server.address().port}/items`
 
 const database = `ferry_startup_${Date.now().toString(36)}_${randomBytes(2).toString("hex")}`
-const admin = async (text) => {
-  const client = new pg.Client({ connectionString: opts["database-url"] })
-  await client.connect()
-  try {
-    await client.query(text)
-  } finally {
-    await client.end()
-  }
-}
+const admin = (text) => adminQuery(opts["database-url"], text)
 const dbUrl = (() => {
   const u = new URL(opts["database-url"])
   u.pathname = `/${database}`

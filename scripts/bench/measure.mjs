@@ -6,6 +6,7 @@ import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import pg from "pg"
 
 const TIME = "/usr/bin/time"
 export const haveTime = existsSync(TIME)
@@ -71,3 +72,14 @@ export const startReady = (command, args) =>
       }
     })
   })
+
+/** One statement on a fresh connection (CREATE/DROP DATABASE for the bench's own database). */
+export const adminQuery = async (url, text) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query(text)
+  } finally {
+    await client.end()
+  }
+}

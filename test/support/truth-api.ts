@@ -18,6 +18,7 @@
  */
 import type * as http from "node:http"
 import { json, startServer, type TestServer } from "./http.js"
+import { prng } from "../../scripts/demo-server.mjs"
 
 export interface TruthRecord {
   readonly id: string
@@ -64,17 +65,7 @@ export interface TruthApi extends TestServer {
   readonly countSince: (since: string | undefined) => number
 }
 
-/** mulberry32: small, fast, seedable */
-export const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng }
 
 const compareKey = (a: Entry, b: Entry): number => a.ms - b.ms || (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0)
 
