@@ -253,6 +253,26 @@ interface ChunkResult {
   rejected: Array<{ readonly row: Row; readonly reason: string }>
 }
 
+/** what one statement's RETURNING says: `xmax = 0` rows were inserted, the others updated */
+const counted = (returned: ReadonlyArray<{ inserted: boolean }>): ChunkResult => {
+  const inserted = returned.filter((r) => r.inserted).length
+  return { inserted, updated: returned.length - inserted, rejected: [] }
+}
+
+const addChunks = (a: ChunkResult, b: ChunkResult): ChunkResult => ({
+  inserted: a.inserted + b.inserted,
+  updated: a.updated + b.updated,
+  rejected: [...a.rejected, ...b.rejected]
+})
+
+/** every input row is inserted, updated, rejected, or else unchanged (same content, older, or a duplicate) */
+const writeResult = (total: number, result: ChunkResult): WriteResult => ({
+  inserted: result.inserted,
+  updated: result.updated,
+  unchanged: total - result.inserted - result.updated - result.rejected.length,
+  rejected: result.rejected
+})
+
 // ---------------------------------------------------------------------------------------------
 // The service
 
@@ -332,25 +352,6 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       const name = displayName(target)
       const text = upsertSql(target)
       const kept = Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string")
-      const counted = (returned: ReadonlyArray<{ inserted: boolean }>): ChunkResult => {
-        const inserted = returned.filter((r) => r.inserted).length
-        return { inserted, updated: returned.length - inserted, rejected: [] }
-      }
-      const summed = (results: ReadonlyArray<ChunkResult>): WriteResult => {
-        const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
-        for (const r of results) {
-          result.inserted += r.inserted
-          result.updated += r.updated
-          result.rejected.push(...r.rejected)
-        }
-        return {
-          inserted: result.inserted,
-          updated: result.updated,
-          unchanged: rows.length - result.inserted - result.updated - result.rejected.length,
-          rejected: result.rejected
-        }
-      }
-
       // The common case first: the whole batch as one JSON text, stringified in one call (half the CPU
       // of row by row). A batch that is too big, not JSON, or refused by Postgres takes the row-by-row
       // path below, which chunks by size and isolates refused rows.
@@ -360,11 +361,13 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       } catch {
         whole = undefined
       }
-      const rowByRow = Effect.suspend(() => writeRowByRow(kept, counted, summed, name, text))
+      const rowByRow = Effect.suspend(() => writeRowByRow(kept, name, text)).pipe(
+        Effect.map((result) => writeResult(rows.length, result))
+      )
       if (whole === undefined || kept.length === 0 || Buffer.byteLength(whole) > maxChunkBytes) return rowByRow
       return sql.unsafe<{ inserted: boolean }>(text, [whole]).pipe(
         sql.withTransaction,
-        Effect.map((returned) => summed([counted(returned)])),
+        Effect.map((returned) => writeResult(rows.length, counted(returned))),
         Effect.catchAll((error) =>
           isDataError(sqlState(error))
             ? rowByRow
@@ -375,19 +378,17 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
 
   const writeRowByRow = (
     kept: ReadonlyArray<Row>,
-    counted: (returned: ReadonlyArray<{ inserted: boolean }>) => ChunkResult,
-    summed: (results: ReadonlyArray<ChunkResult>) => WriteResult,
     name: string,
     text: string
-  ): Effect.Effect<WriteResult, DatabaseError> => {
-    const result: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
+  ): Effect.Effect<ChunkResult, DatabaseError> => {
+    const unencodable: ChunkResult = { inserted: 0, updated: 0, rejected: [] }
     const encoded: Array<Encoded> = []
     for (const row of kept) {
       let json: string | undefined
       try {
         json = JSON.stringify(row.values)
       } catch (cause) {
-        result.rejected.push({ row, reason: `the row's values are not JSON: ${String(cause)}` })
+        unencodable.rejected.push({ row, reason: `the row's values are not JSON: ${String(cause)}` })
         continue
       }
       encoded.push({ row, json, bytes: Buffer.byteLength(json) })
@@ -408,21 +409,13 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
           }
           // bisect: the halves that Postgres accepts are written, the refused rows are isolated
           const mid = Math.ceil(items.length / 2)
-          return Effect.zipWith(
-            attempt(items.slice(0, mid)),
-            attempt(items.slice(mid)),
-            (a, b): ChunkResult => ({
-              inserted: a.inserted + b.inserted,
-              updated: a.updated + b.updated,
-              rejected: [...a.rejected, ...b.rejected]
-            })
-          )
+          return Effect.zipWith(attempt(items.slice(0, mid)), attempt(items.slice(mid)), addChunks)
         })
       )
 
     return Effect.forEach(chunkBySize(encoded, maxChunkBytes), attempt, { discard: false }).pipe(
       // rows that are not JSON were rejected before any statement
-      Effect.map((results) => summed([result, ...results]))
+      Effect.map((results) => results.reduce(addChunks, unencodable))
     )
   }
 

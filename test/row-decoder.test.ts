@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { valueAt } from "../src/JsonPath.js"
 import * as RowDecoder from "../src/RowDecoder.js"
-import type { Column, ColumnType, Row, TargetSpec } from "../src/StreamSpec.js"
+import { type Column, type ColumnType, columnTypes, type Row, type TargetSpec } from "../src/StreamSpec.js"
 
 // ---- the reference: the decoder as first written (one path split and one Either per value) ----
 
@@ -392,20 +392,7 @@ describe("JsonPath.valueAt", () => {
 
 // ---- properties: the decoder against the reference ----
 
-const types: ReadonlyArray<ColumnType> = [
-  "text",
-  "integer",
-  "bigint",
-  "numeric",
-  "double precision",
-  "real",
-  "boolean",
-  "timestamptz",
-  "timestamp",
-  "date",
-  "jsonb",
-  "uuid"
-]
+const types: ReadonlyArray<ColumnType> = columnTypes
 
 const digits = (min: number, max: number) =>
   fc.array(fc.constantFrom("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"), { minLength: min, maxLength: max }).map((d) =>
