@@ -11,7 +11,6 @@ import type { Command } from "./Cli.js"
 import * as Config from "./Config.js"
 import * as Database from "./Database.js"
 import { ExitCode, UsageError, worstExitCode, type FerryError } from "./Errors.js"
-import * as HttpSource from "./http/HttpSource.js"
 import { redactor } from "./Logging.js"
 import { formatDuration, formatTable } from "./Output.js"
 import * as Progress from "./Progress.js"
@@ -106,7 +105,7 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
       }
       return worstExitCode(codes)
       // `check` reads the database and the sources; it creates nothing.
-    }).pipe(Effect.provide(Layer.merge(Services.database(config, environment), HttpSource.layerNode)))
+    }).pipe(Effect.provide(Layer.merge(Services.database(config, environment), Services.source)))
   })
 
 interface StatusRow {

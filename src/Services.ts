@@ -51,6 +51,9 @@ export const database = (
 export const checkpointStore = (config: FerryConfigShape): Layer.Layer<Checkpoint.CheckpointStore, never, SqlClient> =>
   config.checkpoint.store === "file" ? Checkpoint.layerFile(config.checkpoint.path) : Checkpoint.layerPostgres
 
+/** The bin's HTTP client: node:http with keep-alive (fetch costs 55–120 ms of start-up; docs/PERFORMANCE.md). */
+export const source: Layer.Layer<Source> = HttpSource.layerNode
+
 /** Everything `Sync` needs, plus the SqlClient for `status` and `sql`. */
 export const layer = (
   config: FerryConfigShape,
@@ -59,5 +62,5 @@ export const layer = (
   Layer.mergeAll(
     PgSink.layer({ advisoryLock: !isEmbedded(config) }),
     checkpointStore(config),
-    HttpSource.layerNode
+    source
   ).pipe(Layer.provideMerge(database(config, environment)))
