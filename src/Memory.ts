@@ -8,8 +8,8 @@ import { Context, Effect, Layer, Option } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { DatabaseError, LockHeld } from "./Errors.js"
-import { Sink, type RunRecord, type WriteResult } from "./Sink.js"
-import type { CursorType, Row } from "./StreamSpec.js"
+import { Sink, type Bulk, type RunRecord, type WriteResult } from "./Sink.js"
+import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
 export interface StoredRow {
   readonly cursor: string | undefined
@@ -91,11 +91,31 @@ const upsert = (
   return { inserted, updated, unchanged: rows.length - inserted - updated }
 }
 
+/** a page in the in-memory bulk form: its rows, deduplicated by key */
+interface MemoryBulk extends Bulk {
+  readonly kept: ReadonlyArray<Row>
+}
+
+const tableName = (stream: StreamSpec): string => `${stream.target.schema}.${stream.target.table}`
+
 export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
-  Effect.map(MemoryDatabase, (db) =>
-    Sink.of({
-      prepare: () => Effect.void,
+  Effect.map(MemoryDatabase, (db) => {
+    /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
+    const bulk = new Set<string>()
+    /** counts a write and applies the injected failure, if any (after applying: the transaction must undo it) */
+    const written = <A>(result: A): Effect.Effect<A, DatabaseError> => {
+      db.writes++
+      return db.failWrite(db.writes)
+        ? Effect.fail(new DatabaseError({ reason: `injected failure of write ${db.writes}` }))
+        : Effect.succeed(result)
+    }
+    return Sink.of({
+      prepare: (stream) =>
+        Effect.sync(() => {
+          if ((db.state.tables.get(tableName(stream))?.size ?? 0) === 0) bulk.add(stream.name)
+          else bulk.delete(stream.name)
+        }),
       lock: (stream) =>
         Effect.acquireRelease(
           Effect.suspend(() => {
@@ -109,17 +129,35 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
       rollback: (effect) => inTransaction(db, effect, true),
       write: (stream, rows) =>
         Effect.suspend(() => {
-          const name = `${stream.target.schema}.${stream.target.table}`
+          const name = tableName(stream)
           const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
           db.state.tables.set(name, table)
           const cursorType = stream.source.incremental?.cursorType ?? "string"
           const counts = upsert(table, rows, cursorType)
           db.state.rowVersions += counts.inserted + counts.updated
-          db.writes++
-          if (db.failWrite(db.writes)) {
-            return Effect.fail(new DatabaseError({ reason: `injected failure of write ${db.writes}` }))
+          return written<WriteResult>({ ...counts, rejected: [] })
+        }),
+      encode: (stream, rows): MemoryBulk | undefined =>
+        bulk.has(stream.name)
+          ? { rows: rows.length, kept: Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string") }
+          : undefined,
+      // like a COPY under a primary key: any key stored already, or repeated across pages, refuses it all
+      writeBulk: (stream, pages) =>
+        Effect.suspend(() => {
+          if (!bulk.has(stream.name)) return Effect.succeed(undefined)
+          const name = tableName(stream)
+          const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
+          const rows = (pages as ReadonlyArray<MemoryBulk>).flatMap((p) => p.kept)
+          const keys = new Set(rows.map((r) => r.key))
+          if (keys.size < rows.length || rows.some((r) => table.has(r.key))) {
+            bulk.delete(stream.name)
+            return Effect.succeed(undefined)
           }
-          return Effect.succeed<WriteResult>({ ...counts, rejected: [] })
+          for (const row of rows) table.set(row.key, { cursor: row.cursor, values: row.values })
+          db.state.tables.set(name, table)
+          db.state.rowVersions += rows.length
+          const total = pages.reduce((n, p) => n + p.rows, 0)
+          return written<WriteResult | undefined>({ inserted: rows.length, updated: 0, unchanged: total - rows.length, rejected: [] })
         }),
       quarantine: (stream, runId, items) =>
         Effect.sync(() => {
@@ -134,7 +172,7 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           db.state.runs.set(`${run.runId}/${run.stream}`, run)
         })
     })
-  )
+  })
 )
 
 export const layerCheckpoint: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.effect(

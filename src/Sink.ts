@@ -18,6 +18,15 @@ export interface WriteResult {
   readonly rejected: ReadonlyArray<{ readonly row: Row; readonly reason: string }>
 }
 
+/**
+ * A page's rows in a sink's bulk form (PgSink: COPY text), made while the next page is fetched so that
+ * the rows themselves need not be kept. Opaque to Sync, which only counts.
+ */
+export interface Bulk {
+  /** rows the page had (duplicates of a key within the page included) */
+  readonly rows: number
+}
+
 export interface QuarantineItem {
   readonly raw: unknown
   readonly reason: string
@@ -54,6 +63,20 @@ export interface SinkShape {
   readonly rollback: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** upsert rows (call inside `transaction`) */
   readonly write: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Effect.Effect<WriteResult, DatabaseError>
+  /**
+   * The rows of one page in bulk form, when the sink has a bulk path for the stream right now (PgSink:
+   * its table was empty when prepared); `undefined`: `write` them.
+   */
+  readonly encode: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Bulk | undefined
+  /**
+   * Writes pages made by `encode` (call inside `transaction`), all or nothing: `undefined` when they
+   * could not go in that way (a key already stored, a value refused), with nothing written: then
+   * `write` their rows. Same outcome as `write`, never a different one.
+   */
+  readonly writeBulk: (
+    stream: StreamSpec,
+    pages: ReadonlyArray<Bulk>
+  ) => Effect.Effect<WriteResult | undefined, DatabaseError>
   readonly quarantine: (
     stream: string,
     runId: string,

@@ -15,6 +15,12 @@ export interface Page {
   readonly retries: number
   /** size of the response body */
   readonly bytes: number
+  /**
+   * The same records again, parsed anew from the kept body: a consumer that has turned `records` into
+   * something smaller can drop them and still get them back in the rare case it needs them (Sync's
+   * bulk path). Without it, `records` must be kept.
+   */
+  readonly reparse?: (() => ReadonlyArray<unknown>) | undefined
 }
 
 export interface SourceShape {

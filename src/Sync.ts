@@ -1,7 +1,9 @@
 /**
  * The program: pages from the Source -> rows by the stream's decoder -> one transaction per batch of
  * pages (rows, quarantined records and, when allowed, the checkpoint) -> a summary. The next batch is
- * fetched and decoded while the last one is written.
+ * fetched and decoded while the last one is written. When the sink has a bulk form for the stream (a
+ * first load on a server: COPY text), each page is encoded as it is decoded and only that form is kept;
+ * a refused bulk write falls back to the rows, parsed again from the page's body.
  * It knows no HTTP and no SQL, only the services.
  *
  * Checkpoint rules (DESIGN.md "Guarantees"):
@@ -16,7 +18,7 @@ import type { Scope } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
-import { Sink, type QuarantineItem, type RunCounts } from "./Sink.js"
+import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
 import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
@@ -58,19 +60,44 @@ interface Decoded {
   readonly invalid: Array<QuarantineItem>
 }
 
-interface DecodedPage extends Decoded, Measured {
-  readonly page: Page
+/**
+ * A page ready to write. Its rows are kept as they are, or, when the sink took them in bulk form and
+ * the source can parse the page again, only as that form: the records themselves are dropped (they
+ * are most of the memory in flight) and `again` rebuilds them in the rare case the bulk write is refused.
+ */
+interface DecodedPage extends Measured {
+  readonly url: string
+  readonly retries: number
+  readonly invalid: Array<QuarantineItem>
+  /** the greatest cursor of the page's rows */
+  readonly cursor: string | undefined
+  readonly bulk: Bulk | undefined
+  readonly rows: Decoded["rows"] | undefined
+  readonly again: () => Decoded["rows"]
 }
 
-const decodePage = (stream: StreamSpec, page: Page): Decoded => {
+const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Decoded => {
   const rows: Decoded["rows"] = []
   const invalid: Array<QuarantineItem> = []
-  for (const raw of page.records) {
+  for (const raw of records) {
     const decoded = stream.decode(raw)
     if (Either.isRight(decoded)) rows.push({ row: decoded.right, raw })
     else invalid.push({ raw, reason: decoded.left })
   }
   return { rows, invalid }
+}
+
+const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPage => {
+  const { invalid, rows } = decodeRecords(stream, page.records)
+  const cursor = greatestCursor(stream.source.incremental?.cursorType ?? "string", undefined, rows)
+  const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
+  const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
+  // only `reparse` is captured, not the page: the page holds the records
+  const reparse = page.reparse
+  if (bulk !== undefined && reparse !== undefined) {
+    return { ...measured, invalid, cursor, bulk, rows: undefined, again: () => decodeRecords(stream, reparse()).rows }
+  }
+  return { ...measured, invalid, cursor, bulk, rows, again: () => rows }
 }
 
 /**
@@ -158,7 +185,7 @@ const forEachBatch = <A extends Measured, E, R, E2, R2>(
 const greatestCursor = (
   type: CursorType,
   start: string | undefined,
-  rows: Decoded["rows"]
+  rows: ReadonlyArray<{ readonly row: Row }>
 ): string | undefined => {
   const max = Cursor.max(type)
   let best = start
@@ -271,14 +298,20 @@ export const runStream = (
 
       const commitBatch = (batch: ReadonlyArray<DecodedPage>) =>
         Effect.gen(function*() {
-          const rows = batch.length === 1 ? batch[0].rows : batch.flatMap((p) => p.rows)
           const invalid = batch.length === 1 ? batch[0].invalid : batch.flatMap((p) => p.invalid)
-          const pageMax = greatestCursor(cursorType, seen, rows)
+          const pageMax = batch.reduce((max, p) => maxCursor(max, p.cursor), seen)
           const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
           const advance = next !== undefined && next !== checkpoint
+          const bulks = batch.every((p) => p.bulk !== undefined) ? batch.map((p) => p.bulk!) : undefined
 
           const work = Effect.gen(function*() {
-            const result = yield* sink.write(stream, rows.map((r) => r.row))
+            // the bulk form when every page has one; if the sink refuses it (nothing written), the rows
+            let rows: Decoded["rows"] = []
+            let result = bulks === undefined ? undefined : yield* sink.writeBulk(stream, bulks)
+            if (result === undefined) {
+              rows = batch.length === 1 ? batch[0].again() : batch.flatMap((p) => p.again())
+              result = yield* sink.write(stream, rows.map((r) => r.row))
+            }
             const rawOf = result.rejected.length === 0 ? undefined : new Map(rows.map((r) => [r.row, r.raw] as const))
             const quarantined = invalid.concat(
               result.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason }))
@@ -296,17 +329,17 @@ export const runStream = (
           seen = pageMax
           if (!dryRun) checkpoint = next
           counts.pages += batch.length
-          for (const { page } of batch) {
-            counts.fetched += page.records.length
+          for (const page of batch) {
+            counts.fetched += page.records
             counts.retries += page.retries
           }
           counts.inserted += result.inserted
           counts.updated += result.updated
           counts.unchanged += result.unchanged
           counts.quarantined += quarantined
-          for (const { page } of batch) {
+          for (const page of batch) {
             yield* Effect.logDebug("page").pipe(
-              Effect.annotateLogs({ url: page.url, records: page.records.length, bytes: page.bytes, retries: page.retries })
+              Effect.annotateLogs({ url: page.url, records: page.records, bytes: page.bytes, retries: page.retries })
             )
           }
           if (options.onProgress) {
@@ -319,12 +352,7 @@ export const runStream = (
 
       // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
       yield* forEachBatch(
-        Stream.map(pagesOf(stream, from), (page): DecodedPage => ({
-          page,
-          records: page.records.length,
-          bytes: page.bytes,
-          ...decodePage(stream, page)
-        })),
+        Stream.map(pagesOf(stream, from), (page) => decodePage(stream, sink, page)),
         { ...batchLimits, ...options.batch },
         prefetchBelowBytes,
         commitBatch

@@ -75,7 +75,13 @@ describe.each([
           res.end(body)
         })
         const result = yield* pages(streamOf(`${s.url}/items`))
-        expect(result).toEqual([{ records: [{ id: 1 }, { id: 2 }], url: `${s.url}/items`, retries: 0, bytes: body.length }])
+        const [{ reparse, ...page }] = result
+        expect(result).toHaveLength(1)
+        expect(page).toEqual({ records: [{ id: 1 }, { id: 2 }], url: `${s.url}/items`, retries: 0, bytes: body.length })
+        // the kept body parses again to equal, fresh records, without another request
+        const again = reparse!()
+        expect(again).toEqual(page.records)
+        expect(again).not.toBe(page.records)
         expect(s.requests.length).toBe(1)
       }))
 

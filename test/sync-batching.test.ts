@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
-import { SourceError } from "../src/Errors.js"
+import { type DatabaseError, SourceError } from "../src/Errors.js"
 import * as Memory from "../src/Memory.js"
 import * as RowDecoder from "../src/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
@@ -61,17 +61,23 @@ const pagedSource = (options: { count: number; size: number; bytes: number; fail
 const slowSink = (pulledAtWrite: Array<number>, state: { pulled: number }) =>
   Layer.effect(
     Sink,
-    Effect.map(Sink, (sink) => ({
-      ...sink,
-      write: (stream: StreamSpec, rows: Parameters<typeof sink.write>[1]) =>
+    Effect.map(Sink, (sink) => {
+      // a write, by rows or in bulk form, takes 10 ms and notes how many pages were pulled by then
+      const slow = <A>(write: () => Effect.Effect<A, DatabaseError>) =>
         Effect.zipRight(
           Effect.sleep("10 millis"),
           Effect.suspend(() => {
             pulledAtWrite.push(state.pulled)
-            return sink.write(stream, rows)
+            return write()
           })
         )
-    }))
+      return {
+        ...sink,
+        write: (stream: StreamSpec, rows: Parameters<typeof sink.write>[1]) => slow(() => sink.write(stream, rows)),
+        writeBulk: (stream: StreamSpec, pages: Parameters<typeof sink.writeBulk>[1]) =>
+          slow(() => sink.writeBulk(stream, pages))
+      }
+    })
   )
 
 describe("Sync batching and read-ahead", () => {

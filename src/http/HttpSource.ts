@@ -220,7 +220,11 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
       yield* Effect.logDebug("http.page").pipe(
         Effect.annotateLogs({ url: shown, status: received.status, records: records.length, bytes: received.bytes })
       )
-      const page: Page = { records, url: shown, retries, bytes: received.bytes }
+      // the body text (one flat string) is cheaper to keep than its records as objects
+      const text = received.text
+      // (it parsed once, so it parses again to the same records)
+      const reparse = () => Either.getOrThrow(recordsOf(JSON.parse(withoutBom(text)), spec.records))
+      const page: Page = { records, url: shown, retries, bytes: received.bytes, reparse }
       const exchangeDone: Pagination.Exchange = { url, headers: received.headers, body, records }
       return { page, exchange: exchangeDone, status: received.status }
     })
