@@ -6,7 +6,8 @@
  *   node scripts/bench.mjs [--quick] [--sizes 50000,500000] [--reps 3] [--node PATH]
  *                          [--naive-limit 20000] [--big-page-mb 50] [--big-records N] [--page-size 1000]
  *                          [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--json FILE]
- *                          [--cpu-prof DIR] [--skip naive,big]
+ *                          [--cpu-prof DIR] [--skip server,fetch,load,naive,noop,one,big]
+ *                          [--ferry-node-args "--max-semi-space-size=4 ..."]
  *
  * For each N: a source server (its own process, pages precomputed) serving N records; then
  *   raw fetch   scripts/bench/fetch-client.mjs: fetch + JSON.parse every page, discard
@@ -44,7 +45,8 @@ const { values: opts } = parseArgs({
     "database-url": { type: "string", default: process.env.FERRY_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres" },
     json: { type: "string" },
     "cpu-prof": { type: "string" },
-    skip: { type: "string" }
+    skip: { type: "string" },
+    "ferry-node-args": { type: "string", default: "" }
   }
 })
 const quick = opts.quick
@@ -57,6 +59,8 @@ const pageSize = Number(opts["page-size"])
 const nodeBin = opts.node
 const skip = opts.skip?.split(",") ?? []
 const wanted = (step) => !skip.includes(step)
+/** extra Node flags for every Ferry run (to measure V8 heap settings, say) */
+const ferryNodeArgs = opts["ferry-node-args"].split(" ").filter((a) => a !== "")
 const INITIAL = "2000-01-01T00:00:00Z"
 
 const log = (...xs) => process.stderr.write(xs.join(" ") + "\n")
@@ -160,7 +164,7 @@ const profilingBin = () => {
 }
 
 const ferry = async (dir, expect, nodeArgs = [], bin = join(root, "bin/ferry.mjs")) => {
-  const result = await run(nodeBin, [...nodeArgs, bin, "run"], {
+  const result = await run(nodeBin, [...ferryNodeArgs, ...nodeArgs, bin, "run"], {
     cwd: dir,
     env: { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: dbUrl }
   })
@@ -207,12 +211,12 @@ const benchSize = async (n) => {
 
   // the server on its own: bytes only, no JSON.parse in the client
   // (its time is the client's first request to last byte: no process start-up)
-  results.server = await repeat("source server alone (bytes only, no start-up)", n, reps, async () => {
+  if (wanted("server")) results.server = await repeat("source server alone (bytes only, no start-up)", n, reps, async () => {
     const r = await runOk(nodeBin, [join(root, "scripts/bench/fetch-client.mjs"), firstUrl, "--no-parse"])
     return { ...r, wallMs: JSON.parse(r.stdout).elapsedMs }
   })
 
-  results.fetch = await repeat("raw fetch", n, reps, async () => {
+  if (wanted("fetch")) results.fetch = await repeat("raw fetch", n, reps, async () => {
     const r = await runOk(nodeBin, [join(root, "scripts/bench/fetch-client.mjs"), firstUrl])
     const out = JSON.parse(r.stdout)
     if (out.records !== n) throw new Error(`raw fetch read ${out.records} records, not ${n}`)
@@ -224,7 +228,7 @@ const benchSize = async (n) => {
   const lines = []
   for (let i = 0; i < n; i++) lines.push(csvLine(record(i)))
   writeFileSync(csv, lines.join(""))
-  results.load = await repeat("raw load (psql \\copy)", n, reps, async (i) => {
+  if (wanted("load")) results.load = await repeat("raw load (psql \\copy)", n, reps, async (i) => {
     const table = `raw_${n}_${i}`
     await query(createTableSql(table))
     const r = await runOk("psql", [dbUrl, "-qc", `\\copy ${table} FROM '${csv}' WITH (FORMAT csv)`])
@@ -271,10 +275,10 @@ const benchSize = async (n) => {
   const [{ count }] = await query(`SELECT count(*)::int AS count FROM ${stream}`)
   if (count !== n) throw new Error(`ferry left ${count} rows, not ${n}`)
 
-  results.noop = await repeat("ferry incremental no-op", n, reps, () =>
+  if (wanted("noop")) results.noop = await repeat("ferry incremental no-op", n, reps, () =>
     ferry(dir, { inserted: 0, updated: 0, quarantined: 0 }))
 
-  results.one = await repeat("ferry incremental 1%", n, reps, async () => {
+  if (wanted("one")) results.one = await repeat("ferry incremental 1%", n, reps, async () => {
     const changed = await source.mutate(0.01)
     const r = await ferry(dir, { inserted: 0, updated: changed, quarantined: 0 })
     return { ...r, extra: { changed } }
@@ -371,6 +375,7 @@ const report = (all, big) => {
   out.push("| N | Ferry / (raw fetch + raw load) | naive / Ferry | server CPU during Ferry's full load |")
   out.push("| ---: | ---: | ---: | ---: |")
   for (const { n, results } of all) {
+    if (results.fetch === undefined || results.load === undefined || results.full === undefined) continue
     const floor = results.fetch.wallMs + results.load.wallMs
     const naive = results.naive ? `${(results.naive.wallMs / results.full.wallMs).toFixed(1)}×` : "—"
     const cpu = results.full.extra?.serverCpuMs
@@ -379,7 +384,7 @@ const report = (all, big) => {
         `${cpu === undefined ? "?" : `${fmtMs(cpu)} (${((cpu / results.full.wallMs) * 100).toFixed(0)}% of one core)`} |`
     )
   }
-  if (all.length >= 2) {
+  if (all.length >= 2 && all.every(({ results }) => results.full !== undefined)) {
     const a = all[0].results.full.rssMb
     const b = all[all.length - 1].results.full.rssMb
     out.push("")
