@@ -92,13 +92,18 @@ const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPag
   const cursor = greatestCursor(stream.source.incremental?.cursorType ?? "string", undefined, rows)
   const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
-  // only `reparse` is captured, not the page: the page holds the records
-  const reparse = page.reparse
-  if (bulk !== undefined && reparse !== undefined) {
-    return { ...measured, invalid, cursor, bulk, rows: undefined, again: () => decodeRecords(stream, reparse()).rows }
+  if (bulk !== undefined && page.reparse !== undefined) {
+    return { ...measured, invalid, cursor, bulk, rows: undefined, again: decodeAgain(stream, page.reparse) }
   }
   return { ...measured, invalid, cursor, bulk, rows, again: () => rows }
 }
+
+/**
+ * The rows of a page parsed again. A function of its own so that the closure holds only `stream` and
+ * `reparse`: a closure made inside decodePage would share its scope, and with it the rows and the page.
+ */
+const decodeAgain = (stream: StreamSpec, reparse: () => ReadonlyArray<unknown>) => () =>
+  decodeRecords(stream, reparse()).rows
 
 /**
  * Pages are written in batches: consecutive pages go into one transaction until the batch holds this
