@@ -32,6 +32,8 @@ export interface MemoryDatabaseShape {
   /** called before each `write`; returning true makes that write fail after applying (so it must roll back) */
   failWrite: (writeNumber: number) => boolean
   writes: number
+  /** bulk writes taken and refused (a key already stored or repeated): tests check both paths ran */
+  readonly bulk: { written: number; refused: number }
 }
 
 export class MemoryDatabase extends Context.Tag("ferry/MemoryDatabase")<MemoryDatabase, MemoryDatabaseShape>() {}
@@ -48,7 +50,8 @@ export const make = (): MemoryDatabaseShape => ({
   state: emptyState(),
   locks: new Set(),
   failWrite: () => false,
-  writes: 0
+  writes: 0,
+  bulk: { written: 0, refused: 0 }
 })
 
 const restore = (db: MemoryDatabaseShape, snapshot: MemoryState) => {
@@ -151,8 +154,10 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           const keys = new Set(rows.map((r) => r.key))
           if (keys.size < rows.length || rows.some((r) => table.has(r.key))) {
             bulk.delete(stream.name)
+            db.bulk.refused++
             return Effect.succeed(undefined)
           }
+          db.bulk.written++
           for (const row of rows) table.set(row.key, { cursor: row.cursor, values: row.values })
           db.state.tables.set(name, table)
           db.state.rowVersions += rows.length
