@@ -24,42 +24,52 @@ const escape = (text: string): string => special.test(text) ? text.replace(speci
 /** a string Postgres would receive unchanged: UTF-8 cannot carry a lone surrogate (Buffer writes U+FFFD) */
 const isWellFormed = (text: string): boolean => (text as { isWellFormed?: () => boolean }).isWellFormed?.() ?? true
 
+/** A value's COPY field, or `undefined` when it has none that Postgres would read back as the same value. */
+type Field = (value: unknown) => string | undefined
+
+/** text-like columns: strings as they are; numbers and booleans as JSON writes them (as the upsert's JSON would) */
+const scalarField: Field = (value) => {
+  if (typeof value === "string") return isWellFormed(value) ? escape(value) : undefined
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : undefined
+  if (typeof value === "boolean") return value ? "t" : "f"
+  return undefined
+}
+
+/** jsonb: the value's JSON, whatever its type */
+const jsonField: Field = (value) => {
+  try {
+    const text = JSON.stringify(value)
+    return text === undefined ? undefined : escape(text)
+  } catch {
+    return undefined
+  }
+}
+
 /**
- * One COPY text line per row, columns in `target.columns` order, the same values the upsert's JSON
- * would carry: strings as they are, numbers as JSON writes them, booleans as t/f, jsonb as its JSON.
+ * One COPY text line per row, columns in `columnNames` order, the same values the upsert's JSON would
+ * carry: strings as they are, numbers as JSON writes them, booleans as t/f, jsonb as its JSON; `\N` for null.
  */
 export const encode = (target: TargetSpec, rows: ReadonlyArray<Row>): string | undefined => {
   const names = columnNames(target)
-  const json = names.map((name) => target.columns.find((c) => c.name === name)?.type === "jsonb")
-  let out = ""
-  for (const row of rows) {
-    const values = row.values
-    for (let i = 0; i < names.length; i++) {
+  const fields = names.map((name): Field => target.columns.find((c) => c.name === name)?.type === "jsonb" ? jsonField : scalarField)
+  const width = names.length
+  const lines = new Array<string>(rows.length)
+  for (let r = 0; r < rows.length; r++) {
+    const values = rows[r]!.values
+    let line = ""
+    for (let i = 0; i < width; i++) {
       const value = values[names[i]!]
-      let field: string
+      let field: string | undefined
       if (value === null || value === undefined) field = "\\N"
-      else if (json[i]) {
-        let text: string | undefined
-        try {
-          text = JSON.stringify(value)
-        } catch {
-          return undefined
-        }
-        if (text === undefined) return undefined
-        field = escape(text)
-      } else if (typeof value === "string") {
-        if (!isWellFormed(value)) return undefined
-        field = escape(value)
-      } else if (typeof value === "number") {
-        if (!Number.isFinite(value)) return undefined
-        field = String(value)
-      } else if (typeof value === "boolean") field = value ? "t" : "f"
-      else return undefined
-      out += i === 0 ? field : "\t" + field
+      else {
+        field = fields[i]!(value)
+        if (field === undefined) return undefined
+      }
+      line = i === 0 ? field : line + "\t" + field
     }
-    out += "\n"
+    lines[r] = line
   }
-  return out
+  return rows.length === 0 ? "" : lines.join("\n") + "\n"
 }
 
 /** each column once, in order (a repeated name keeps one place, as the JSON object did): COPY's column list */
