@@ -269,7 +269,10 @@ const benchSize = async (n) => {
   })
   if (opts["cpu-prof"] && n === sizes[sizes.length - 1]) {
     await reset()
-    await ferry(dir, { fetched: n, inserted: n }, ["--cpu-prof", "--cpu-prof-dir", opts["cpu-prof"]], profilingBin())
+    const bin = profilingBin()
+    await ferry(dir, { fetched: n, inserted: n }, ["--cpu-prof", "--cpu-prof-dir", opts["cpu-prof"]], bin)
+    // the bundle beside the profile: the summary attributes its lines to source files
+    copyFileSync(join(bin, "../../dist/ferry.mjs"), join(opts["cpu-prof"], "ferry.mjs"))
     log(`  profile of a full load written to ${opts["cpu-prof"]} (summary: node scripts/bench/cpuprofile-summary.mjs FILE)`)
   }
   const [{ count }] = await query(`SELECT count(*)::int AS count FROM ${stream}`)
