@@ -327,22 +327,22 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     return Effect.gen(function*() {
       const invalid = specProblems(target)
       if (invalid.length > 0) return yield* new TargetMismatch({ table: name, problems: invalid })
-      // two processes preparing at once would race on CREATE ... IF NOT EXISTS: serialise them
-      // (and, in the same round trip, whether this is PGlite: its socket server has no COPY FROM STDIN,
-      // a COPY there would wait for ever)
-      const [{ pglite }] = yield* run<{ pglite: boolean }>(
-        `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), version() LIKE '%PGlite%' AS pglite`,
-        [PREPARE_LOCK],
-        "locking Ferry's schema"
+      // One round trip for what every run asks (a database far away pays each one): the lock that
+      // serialises two processes preparing at once (they would race on CREATE ... IF NOT EXISTS), whether
+      // Ferry's tables exist, what the target is, and whether this is PGlite (its socket server has no
+      // COPY FROM STDIN: a COPY there would wait for ever).
+      const [state] = yield* run<{ pglite: boolean; ready: boolean; kind: string | null }>(
+        `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), version() LIKE '%PGlite%' AS pglite,
+           (to_regclass('ferry.state') IS NOT NULL AND to_regclass('ferry.runs') IS NOT NULL
+             AND to_regclass('ferry.quarantine') IS NOT NULL) AS ready,
+           (SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $2 AND c.relname = $3) AS kind`,
+        [PREPARE_LOCK, target.schema, target.table],
+        `locking Ferry's schema and looking up table ${name}`
       )
-      const copyAllowed = copyOption && !pglite
-      for (const ddl of ferryTables) yield* run(ddl, [], "creating Ferry's tables in schema ferry")
-      const found = yield* run<{ kind: string }>(
-        `SELECT c.relkind::text AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = $1 AND c.relname = $2`,
-        [target.schema, target.table],
-        `looking up table ${name}`
-      )
+      const copyAllowed = copyOption && !state.pglite
+      if (!state.ready) for (const ddl of ferryTables) yield* run(ddl, [], "creating Ferry's tables in schema ferry")
+      const found = state.kind === null ? [] : [{ kind: state.kind }]
       bulk.delete(stream.name)
       if (found.length === 0) {
         yield* run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`)
