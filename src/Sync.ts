@@ -63,17 +63,19 @@ interface Decoded {
 /**
  * A page ready to write. Its rows are kept as they are, or, when the sink took them in bulk form and
  * the source can parse the page again, only as that form: the records themselves are dropped (they
- * are most of the memory in flight) and `again` rebuilds them in the rare case the bulk write is refused.
+ * are most of the memory in flight) and `rows()` rebuilds them in the rare case the bulk write is refused.
  */
 interface DecodedPage extends Measured {
   readonly url: string
   readonly retries: number
   readonly invalid: Array<QuarantineItem>
+  /** how many of its records decoded to rows */
+  readonly valid: number
   /** the greatest cursor of the page's rows */
   readonly cursor: string | undefined
   readonly bulk: Bulk | undefined
-  readonly rows: Decoded["rows"] | undefined
-  readonly again: () => Decoded["rows"]
+  /** the page's rows: kept, or parsed and decoded again */
+  readonly rows: () => Decoded["rows"]
 }
 
 const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Decoded => {
@@ -92,10 +94,9 @@ const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPag
   const cursor = greatestCursor(stream.source.incremental?.cursorType ?? "string", undefined, rows)
   const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
-  if (bulk !== undefined && page.reparse !== undefined) {
-    return { ...measured, invalid, cursor, bulk, rows: undefined, again: decodeAgain(stream, page.reparse) }
-  }
-  return { ...measured, invalid, cursor, bulk, rows, again: () => rows }
+  const common = { ...measured, invalid, valid: rows.length, cursor, bulk }
+  if (bulk !== undefined && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
+  return { ...common, rows: () => rows }
 }
 
 /**
@@ -307,14 +308,17 @@ export const runStream = (
           const pageMax = batch.reduce((max, p) => maxCursor(max, p.cursor), seen)
           const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
           const advance = next !== undefined && next !== checkpoint
-          const bulks = batch.every((p) => p.bulk !== undefined) ? batch.map((p) => p.bulk!) : undefined
+          const withRows = batch.filter((p) => p.valid > 0)
+          const bulks = withRows.length > 0 && withRows.every((p) => p.bulk !== undefined)
+            ? withRows.map((p) => p.bulk!)
+            : undefined
 
           const work = Effect.gen(function*() {
-            // the bulk form when every page has one; if the sink refuses it (nothing written), the rows
+            // the bulk form when every page with rows has one; if the sink refuses it (nothing written), the rows
             let rows: Decoded["rows"] = []
             let result = bulks === undefined ? undefined : yield* sink.writeBulk(stream, bulks)
             if (result === undefined) {
-              rows = batch.length === 1 ? batch[0].again() : batch.flatMap((p) => p.again())
+              rows = withRows.length === 1 ? withRows[0].rows() : withRows.flatMap((p) => p.rows())
               result = yield* sink.write(stream, rows.map((r) => r.row))
             }
             const rawOf = result.rejected.length === 0 ? undefined : new Map(rows.map((r) => [r.row, r.raw] as const))

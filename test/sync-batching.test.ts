@@ -124,4 +124,21 @@ describe("Sync batching and read-ahead", () => {
       // large: nothing is fetched while a large page is written
       expect(yield* run(prefetchBelowBytes)).toEqual([1, 2, 3, 4, 5])
     }))
+
+  it.effect("a first load's batch goes in bulk even with a page that has no rows (empty, or only invalid records)", () =>
+    Effect.gen(function*() {
+      const db = Memory.make()
+      const pages: Array<Source.Page> = [
+        { records: [{ id: "a", updated: 1 }, { id: "b", updated: 1 }], url: "model://1", retries: 0, bytes: 10 },
+        { records: [], url: "model://2", retries: 0, bytes: 10 },
+        { records: [{ updated: "not a row" }], url: "model://3", retries: 0, bytes: 10 },
+        { records: [{ id: "c", updated: 2 }], url: "model://4", retries: 0, bytes: 10 }
+      ]
+      const summary = yield* syncStream({ ...spec, maxInvalid: 1 }, { runId: "r1" }).pipe(
+        Effect.provide(Layer.merge(Memory.layer(db), Source.layerMemory(() => Stream.fromIterable(pages))))
+      )
+      expect(summary).toMatchObject({ pages: 4, fetched: 4, inserted: 3, quarantined: 1 })
+      expect(db.bulk).toEqual({ written: 1, refused: 0 })
+      expect(db.writes).toBe(1)
+    }))
 })
