@@ -6,12 +6,13 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Duration, Effect, Layer, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path"
 import { fromSqlError } from "./Database.js"
 import { DatabaseError } from "./Errors.js"
+import * as FileLock from "./FileLock.js"
 
 export interface CheckpointStoreShape {
   readonly kind: "postgres" | "file" | "memory"
@@ -152,69 +153,29 @@ const writeState = (path: string, state: FileState): Effect.Effect<void, Databas
     catch: fileError(path, "cannot write it")
   })
 
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    // EPERM: it exists but belongs to another user
-    return isCode(e, "EPERM")
-  }
-}
+/** how long a save waits for another process's read-modify-write of the same file */
+const lockWait = Duration.seconds(10)
 
-/** a lock file whose pid is dead (or that stayed empty for long) is left by a crash */
-const staleAfterMs = 10_000
-const lockWaitMs = 10_000
-const lockPollMs = 20
-
-/** `<path>.lock`, created with O_EXCL and holding our pid, for the duration of `body` */
+/** `<path>.lock` (a `FileLock`: another process that saves waits for it) for the duration of `body` */
 const withFileLock = <A>(path: string, body: Effect.Effect<A, DatabaseError>): Effect.Effect<A, DatabaseError> => {
   const lockPath = `${path}.lock`
-  const tryAcquire = Effect.tryPromise({
-    try: async (): Promise<{ readonly acquired: boolean; readonly holder?: string }> => {
-      await fs.mkdir(dirname(path), { recursive: true })
-      try {
-        const handle = await fs.open(lockPath, "wx", 0o600)
-        try {
-          await handle.writeFile(String(process.pid), "utf8")
-        } finally {
-          await handle.close()
-        }
-        return { acquired: true }
-      } catch (e) {
-        if (!isCode(e, "EEXIST")) throw e
-      }
-      const before = await fs.stat(lockPath).catch(() => undefined)
-      if (before === undefined) return { acquired: false }
-      const content = (await fs.readFile(lockPath, "utf8").catch(() => "")).trim()
-      const pid = /^\d+$/.test(content) ? Number(content) : undefined
-      const stale = pid !== undefined ? !pidAlive(pid) : Date.now() - before.mtimeMs > staleAfterMs
-      if (stale) {
-        // remove it only if it is still the same file, so we never delete a fresh lock
-        const again = await fs.stat(lockPath).catch(() => undefined)
-        if (again !== undefined && again.ino === before.ino && again.mtimeMs === before.mtimeMs) {
-          await fs.rm(lockPath, { force: true })
-        }
-      }
-      return { acquired: false, holder: pid === undefined ? "an unknown process" : `pid ${pid}` }
-    },
-    catch: fileError(path, `cannot take the lock file ${lockPath}`)
-  })
-  const acquire = Effect.gen(function*() {
-    const deadline = Date.now() + lockWaitMs
-    for (;;) {
-      const r = yield* tryAcquire
-      if (r.acquired) return
-      if (Date.now() > deadline) {
-        return yield* new DatabaseError({
-          reason: `checkpoint file ${path}: the lock file ${lockPath} is held by ${r.holder ?? "another process"}`
-        })
-      }
-      yield* Effect.sleep(lockPollMs)
-    }
-  })
-  const release = Effect.promise(() => fs.rm(lockPath, { force: true }).catch(() => undefined))
-  return Effect.acquireUseRelease(acquire, () => body, () => release)
+  const lock = Effect.zipRight(
+    Effect.tryPromise({ try: () => fs.mkdir(dirname(path), { recursive: true }), catch: fileError(path, "cannot make its directory") }),
+    FileLock.acquire(lockPath, { wait: lockWait }).pipe(
+      Effect.catchTags({
+        FileLockHeld: (e) =>
+          Effect.fail(
+            new DatabaseError({
+              reason: `checkpoint file ${path}: the lock file ${lockPath} is held by ${
+                e.info === undefined ? "an unknown process (remove it if no Ferry process is running)" : `pid ${e.info.pid} on ${e.info.host}`
+              }`
+            })
+          ),
+        FileLockFailed: (e) => Effect.fail(fileError(path, `cannot take the lock file ${lockPath}`)(e.reason))
+      })
+    )
+  )
+  return Effect.scoped(Effect.zipRight(lock, body))
 }
 
 /**
