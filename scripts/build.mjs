@@ -4,7 +4,7 @@
 // - dist/*.js + *.d.ts: the library, compiled by tsc, for applications that embed Ferry.
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
-import { readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -79,6 +79,7 @@ for (const specifier of new Set(dynamicImports)) {
   bundle = bundle.split(call).join(`hostImport(${JSON.stringify(specifier)})`)
 }
 if (/\bimport\(/.test(bundle)) throw new Error("the bundle has an import() the bin cannot serve")
+mkdirSync(dirname(outfile), { recursive: true })
 writeFileSync(outfile, bundle)
 
 if (!bundleOnly) {

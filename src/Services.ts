@@ -31,14 +31,16 @@ export const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(c
 
 /**
  * The configured server, or the embedded database on one connection (PGlite has one session; its
- * data directory lock gives single flight, so there is no advisory lock on that path).
+ * data directory lock gives single flight, so there is no advisory lock on that path). `connections`:
+ * how many to open at start, at once (a command that takes a stream's lock needs two).
  */
 export const database = (
   config: FerryConfigShape,
-  environment: Environment
+  environment: Environment,
+  connections = 1
 ): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld> =>
   Option.match(config.database.url, {
-    onSome: (url) => Database.layer({ url }),
+    onSome: (url) => Database.layer({ url, connections }),
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
@@ -63,4 +65,4 @@ export const layer = (
     PgSink.layer({ advisoryLock: !isEmbedded(config) }),
     checkpointStore(config),
     source
-  ).pipe(Layer.provideMerge(database(config, environment)))
+  ).pipe(Layer.provideMerge(database(config, environment, 2)))
