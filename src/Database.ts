@@ -122,9 +122,17 @@ const pool = (options: DatabaseOptions) =>
     // an idle connection's error (the server went away) surfaces on its next query instead
     pool.on("error", () => {})
     const opening = Math.max(1, Math.min(options.connections ?? 1, options.maxConnections ?? Infinity))
+    // all settled before failing, so that a connection that did open is closed with the pool
+    const connect = async () => {
+      const results = await Promise.allSettled(Array.from({ length: opening }, () => pool.query("SELECT 1")))
+      const failed = results.find((r) => r.status === "rejected")
+      if (failed === undefined) return
+      if (results.some((r) => r.status === "fulfilled")) await pool.end().catch(() => {})
+      throw failed.reason
+    }
     yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => Promise.all(Array.from({ length: opening }, () => pool.query("SELECT 1"))),
+        try: connect,
         catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
       }),
       () => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))

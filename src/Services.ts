@@ -56,13 +56,17 @@ export const checkpointStore = (config: FerryConfigShape): Layer.Layer<Checkpoin
 /** The bin's HTTP client: node:http with keep-alive (fetch costs 55–120 ms of start-up; docs/PERFORMANCE.md). */
 export const source: Layer.Layer<Source> = HttpSource.layerNode
 
-/** Everything `Sync` needs, plus the SqlClient for `status` and `sql`. */
+/**
+ * Everything `Sync` needs, plus the SqlClient for `status` and `sql`. `connections`: how many to open
+ * at start; default two, as a command that takes a stream's lock holds two (`status` takes none).
+ */
 export const layer = (
   config: FerryConfigShape,
-  environment: Environment
+  environment: Environment,
+  connections = 2
 ): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld> =>
   Layer.mergeAll(
     PgSink.layer({ advisoryLock: !isEmbedded(config) }),
     checkpointStore(config),
     source
-  ).pipe(Layer.provideMerge(database(config, environment, 2)))
+  ).pipe(Layer.provideMerge(database(config, environment, connections)))
