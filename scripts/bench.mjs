@@ -159,7 +159,7 @@ const profilingBin = () => {
   execFileSync("mkdir", ["-p", join(dir, "bin"), join(dir, "dist")])
   copyFileSync(join(root, "bin/ferry.mjs"), join(dir, "bin/ferry.mjs"))
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"))
-  execFileSync(process.execPath, [join(root, "scripts/build.mjs"), "--bundle-only", "--no-minify", "--outfile", join(dir, "dist/ferry.mjs")])
+  execFileSync(process.execPath, [join(root, "scripts/build.mjs"), "--bundle-only", "--no-minify", "--outfile", join(dir, "dist/ferry-cli.js")])
   return join(dir, "bin/ferry.mjs")
 }
 
@@ -272,7 +272,7 @@ const benchSize = async (n) => {
     const bin = profilingBin()
     await ferry(dir, { fetched: n, inserted: n }, ["--cpu-prof", "--cpu-prof-dir", opts["cpu-prof"]], bin)
     // the bundle beside the profile: the summary attributes its lines to source files
-    copyFileSync(join(bin, "../../dist/ferry.mjs"), join(opts["cpu-prof"], "ferry.mjs"))
+    copyFileSync(join(bin, "../../dist/ferry-cli.js"), join(opts["cpu-prof"], "ferry-cli.js"))
     log(`  profile of a full load written to ${opts["cpu-prof"]} (summary: node scripts/bench/cpuprofile-summary.mjs FILE)`)
   }
   const [{ count }] = await query(`SELECT count(*)::int AS count FROM ${stream}`)

@@ -1,9 +1,10 @@
 // Builds what the `ferry` bin and the package entry need:
-// - dist/ferry.mjs: the CLI, bundled into one file so start-up reads one module, not hundreds;
+// - dist/ferry-cli.js: the CLI, bundled into one file so start-up reads one script, not hundreds of
+//   modules; bin/ferry.mjs compiles and runs it with a V8 code cache (see there);
 // - dist/*.js + *.d.ts: the library, compiled by tsc, for applications that embed Ferry.
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
-import { rmSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -16,46 +17,70 @@ const bundleOnly = process.argv.includes("--bundle-only")
 // (scripts/bench.mjs --cpu-prof builds one this way)
 const minify = !process.argv.includes("--no-minify")
 const outfileAt = process.argv.indexOf("--outfile")
-const outfile = outfileAt > 0 ? process.argv[outfileAt + 1] : join(root, "dist/ferry.mjs")
+const outfile = outfileAt > 0 ? process.argv[outfileAt + 1] : join(root, "dist/ferry-cli.js")
 if (!bundleOnly) rmSync(join(root, "dist"), { recursive: true, force: true })
 
 /**
- * Node's built-ins imported with `import` go through an ES module facade that reads every export;
- * on Node 22 that loads undici (fetch, WebSocket) for `node:http`, ~30 ms of start-up for nothing.
- * `require` returns the module without the facade, so ESM imports of built-ins become requires.
+ * pg picks its socket implementation at load time by asking whether it runs on Cloudflare Workers:
+ * on Node 20 (no `navigator` global) that constructs a `Response`, which loads undici, ~10 ms of
+ * start-up. The bin only ever runs on Node: take Node's sockets without asking.
  */
-const builtinsViaRequire = {
-  name: "builtins-via-require",
+const pgWithoutCloudflareProbe = {
+  name: "pg-without-cloudflare-probe",
   setup(b) {
-    b.onResolve({ filter: /^node:/ }, (args) =>
-      args.kind === "import-statement" ? { path: args.path, namespace: "builtin-via-require" } : undefined)
-    b.onLoad({ filter: /.*/, namespace: "builtin-via-require" }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(args.path)})`,
-      loader: "js"
-    }))
+    b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const source = readFileSync(args.path, "utf8")
+      const probe = "if (isCloudflareRuntime()) {"
+      if (!source.includes(probe)) throw new Error(`${args.path}: pg's runtime probe changed; update the build`)
+      return { contents: source.replace(probe, "if (false) {"), loader: "js" }
+    })
   }
 }
 
-await build({
+/**
+ * The bundle is one function expression, `(function (require, hostImport) { ... })`, which the bin
+ * compiles with `vm.Script` so that it can hand V8 a code cache (Node's own loaders take none before
+ * Node 22, and Node 22's caches less: see bin/ferry.mjs). A vm script has no `import()` of its own
+ * without an experimental flag, so the few dynamic imports of unbundled packages (PGlite, loaded
+ * only for the embedded database) call the bin's `hostImport` instead.
+ */
+const result = await build({
   entryPoints: [join(root, "src/main.ts")],
   outfile,
   bundle: true,
   platform: "node",
-  format: "esm",
+  // CommonJS: Node's built-ins come from `require`, which returns the module without the ES module
+  // facade that `import` goes through (on Node 22 that facade loads undici for `node:http`, ~30 ms)
+  format: "cjs",
   target: "node20",
-  // whitespace and names too: half the bytes for V8 to read and parse at every start (a defect's
-  // stack trace then shows short names: rebuild with --no-minify to read one)
+  // whitespace and names too: half the bytes for V8 to read and parse (a defect's stack trace then
+  // shows short names: rebuild with --no-minify to read one)
   minify,
   minifySyntax: true,
   legalComments: "none",
-  plugins: [builtinsViaRequire],
+  plugins: [pgWithoutCloudflareProbe],
   // PGlite loads its WASM from its own package and is only imported when the embedded database is
   // used; pg-native is an optional dependency of pg that Ferry does not use.
   external: ["@electric-sql/*", "pg-native", "pg-cloudflare"],
-  // bundled CommonJS (pg) calls require() for Node's built-ins
-  banner: { js: "import { createRequire as __ferryRequire } from 'node:module'; const require = __ferryRequire(import.meta.url);" },
+  banner: { js: "(function (require, hostImport) {" },
+  footer: { js: "})" },
+  metafile: true,
+  write: false,
   logLevel: "warning"
 })
+
+let bundle = result.outputFiles[0].text
+const dynamicImports = Object.values(result.metafile.outputs)[0].imports
+  .filter((i) => i.external && i.kind === "dynamic-import")
+  .map((i) => i.path)
+for (const specifier of new Set(dynamicImports)) {
+  const call = `import(${JSON.stringify(specifier)})`
+  if (!bundle.includes(call)) throw new Error(`the bundle imports ${specifier} in a way the build does not recognise`)
+  bundle = bundle.split(call).join(`hostImport(${JSON.stringify(specifier)})`)
+}
+if (/\bimport\(/.test(bundle)) throw new Error("the bundle has an import() the bin cannot serve")
+mkdirSync(dirname(outfile), { recursive: true })
+writeFileSync(outfile, bundle)
 
 if (!bundleOnly) {
   const tsc = require.resolve("typescript/bin/tsc")

@@ -12,8 +12,9 @@
  *                          source (this process's server, so both ends read one clock); Ferry has
  *                          connected to PostgreSQL, prepared and locked the stream by then
  *   run to exit            the same run, to its exit 0
+ *   without code cache     the first request again, with the bin's code cache off (a first start)
  * each with the peak RSS of the process (/usr/bin/time). One untimed warm-up run of each fills the
- * OS file cache and, on Node >= 22, Ferry's compile cache (bin/ferry.mjs enables it), as cron's
+ * OS file cache and the bin's code cache (a directory of this run's, see bin/ferry.mjs), as cron's
  * second run onwards would find them. A database is created for the run and dropped at the end.
  */
 import { execFileSync } from "node:child_process"
@@ -78,13 +79,18 @@ streams:
 // a typo'd field: exit 78 with the field's path
 writeFileSync(join(bad, "ferry.config.yaml"), `streams:\n  - name: x\n    source: { url: 42 }\n`)
 
-const env = { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: dbUrl }
+const env = {
+  PATH: process.env.PATH,
+  FERRY_LOG_FORMAT: "json",
+  DATABASE_URL: dbUrl,
+  FERRY_COMPILE_CACHE: join(work, "compile-cache")
+}
 
-const measure = async (label, node, args, cwd, expectCode, firstRequest = false) => {
+const measure = async (label, node, args, cwd, expectCode, firstRequest = false, extraEnv = {}) => {
   const once = async () => {
     requestedAt = []
     const t0 = performance.now()
-    const r = await run(node, args, { cwd, env })
+    const r = await run(node, args, { cwd, env: { ...env, ...extraEnv } })
     if (r.code !== expectCode) throw new Error(`${label}: exit ${r.code}, expected ${expectCode}\n${r.stderr.slice(-1500)}`)
     if (firstRequest && requestedAt.length === 0) throw new Error(`${label}: no request reached the source`)
     return { wallMs: r.wallMs, rssMb: r.rssMb, firstMs: firstRequest ? requestedAt[0] - t0 : undefined }
@@ -111,6 +117,7 @@ try {
     const ver = await measure("ferry --version", node, [bin, "--version"], work, 0)
     const configError = await measure("config error (exit 78)", node, [bin, "run"], bad, 78)
     const first = await measure("one-record run", node, [bin, "run"], good, 0, true)
+    const uncached = await measure("without code cache", node, [bin, "run"], good, 0, true, { FERRY_COMPILE_CACHE: "off" })
     const ratio = (ms) => `${(ms / floor.wallMs).toFixed(2)}×`
     lines.push(`Node ${version} (${node})`)
     lines.push("")
@@ -121,6 +128,7 @@ try {
     lines.push(`| config error, to exit 78 | ${fmt(configError.wallMs)} | ${ratio(configError.wallMs)} | ${configError.rssMb.toFixed(0)} |`)
     lines.push(`| run: spawn to first HTTP request | ${fmt(first.firstMs)} | ${ratio(first.firstMs)} | |`)
     lines.push(`| run (1 record), to exit 0 | ${fmt(first.wallMs)} | ${ratio(first.wallMs)} | ${first.rssMb.toFixed(0)} |`)
+    lines.push(`| without the code cache: first HTTP request | ${fmt(uncached.firstMs)} | ${ratio(uncached.firstMs)} | |`)
     lines.push("")
   }
   process.stdout.write(lines.join("\n"))

@@ -169,7 +169,7 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
         })
       }
       return out
-    }).pipe(Effect.provide(Services.layer(config, environment)))
+    }).pipe(Effect.provide(Services.layer(config, environment, 1)))
     if (command.json) {
       environment.stdout(JSON.stringify({ database: Services.describeDatabase(config, environment), streams: rows }, null, 2))
     } else {

@@ -6,9 +6,10 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
-import { Duration, Layer, Redacted } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import { hostname } from "node:os"
+import Pg from "pg"
 import { DatabaseError } from "./Errors.js"
 
 export interface DatabaseOptions {
@@ -18,6 +19,11 @@ export interface DatabaseOptions {
   readonly maxConnections?: number | undefined
   /** default `ferry <hostname> pid <pid>` */
   readonly applicationName?: string | undefined
+  /**
+   * default 1: how many connections to open at start, at once. A run holds two (its stream lock's
+   * and the pool's); opened one after the other, the second waits for the first to be set up.
+   */
+  readonly connections?: number | undefined
 }
 
 export const defaultApplicationName = (): string => `ferry ${hostname()} pid ${process.pid}`
@@ -100,10 +106,46 @@ const connectError = (url: Redacted.Redacted<string>, error: SqlError): Database
   })
 }
 
+/**
+ * The pool, with `connections` of them open and idle. What `PgClient.layer` does (a `SELECT 1`, the
+ * same errors, `end` on release), except that it can open several connections at once.
+ */
+const pool = (options: DatabaseOptions) =>
+  Effect.gen(function*() {
+    const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
+    const pool = new Pg.Pool({
+      connectionString: Redacted.value(options.url),
+      connectionTimeoutMillis: Duration.toMillis(connectTimeout),
+      max: options.maxConnections,
+      application_name: options.applicationName ?? defaultApplicationName()
+    })
+    // an idle connection's error (the server went away) surfaces on its next query instead
+    pool.on("error", () => {})
+    const opening = Math.max(1, Math.min(options.connections ?? 1, options.maxConnections ?? Infinity))
+    // all settled before failing, so that a connection that did open is closed with the pool
+    const connect = async () => {
+      const results = await Promise.allSettled(Array.from({ length: opening }, () => pool.query("SELECT 1")))
+      const failed = results.find((r) => r.status === "rejected")
+      if (failed === undefined) return
+      if (results.some((r) => r.status === "fulfilled")) await pool.end().catch(() => {})
+      throw failed.reason
+    }
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: connect,
+        catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
+      }),
+      () => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+    ).pipe(
+      Effect.timeoutFail({
+        duration: connectTimeout,
+        onTimeout: () => new SqlError({ cause: new Error("Connection timed out"), message: "PgClient: Connection timed out" })
+      })
+    )
+    return pool
+  })
+
 export const layer = (options: DatabaseOptions): Layer.Layer<PgClient.PgClient | SqlClient, DatabaseError> =>
-  PgClient.layer({
-    url: options.url,
-    connectTimeout: options.connectTimeout ?? Duration.seconds(5),
-    maxConnections: options.maxConnections,
-    applicationName: options.applicationName ?? defaultApplicationName()
-  }).pipe(Layer.mapError((error) => connectError(options.url, error)))
+  PgClient.layerFromPool({ acquire: pool(options) }).pipe(
+    Layer.mapError((error) => connectError(options.url, error))
+  )

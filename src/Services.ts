@@ -31,14 +31,16 @@ export const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(c
 
 /**
  * The configured server, or the embedded database on one connection (PGlite has one session; its
- * data directory lock gives single flight, so there is no advisory lock on that path).
+ * data directory lock gives single flight, so there is no advisory lock on that path). `connections`:
+ * how many to open at start, at once (a command that takes a stream's lock needs two).
  */
 export const database = (
   config: FerryConfigShape,
-  environment: Environment
+  environment: Environment,
+  connections = 1
 ): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld> =>
   Option.match(config.database.url, {
-    onSome: (url) => Database.layer({ url }),
+    onSome: (url) => Database.layer({ url, connections }),
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
@@ -54,13 +56,17 @@ export const checkpointStore = (config: FerryConfigShape): Layer.Layer<Checkpoin
 /** The bin's HTTP client: node:http with keep-alive (fetch costs 55–120 ms of start-up; docs/PERFORMANCE.md). */
 export const source: Layer.Layer<Source> = HttpSource.layerNode
 
-/** Everything `Sync` needs, plus the SqlClient for `status` and `sql`. */
+/**
+ * Everything `Sync` needs, plus the SqlClient for `status` and `sql`. `connections`: how many to open
+ * at start; default two, as a command that takes a stream's lock holds two (`status` takes none).
+ */
 export const layer = (
   config: FerryConfigShape,
-  environment: Environment
+  environment: Environment,
+  connections = 2
 ): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld> =>
   Layer.mergeAll(
     PgSink.layer({ advisoryLock: !isEmbedded(config) }),
     checkpointStore(config),
     source
-  ).pipe(Layer.provideMerge(database(config, environment)))
+  ).pipe(Layer.provideMerge(database(config, environment, connections)))

@@ -5,7 +5,7 @@
  *   node scripts/bench/cpuprofile-summary.mjs FILE.cpuprofile [TOP=30]
  *
  * (`node scripts/bench.mjs --cpu-prof DIR` writes one of Ferry's full load at the largest N, with the
- * unminified bundle it ran beside it as DIR/ferry.mjs: time inside the bundle is then attributed to the
+ * unminified bundle it ran beside it as DIR/ferry-cli.js: time inside the bundle is then attributed to the
  * source file or package it came from, by esbuild's `// path` comments.)
  */
 import fs from "node:fs"
@@ -14,7 +14,7 @@ const file = process.argv[2]
 const p = JSON.parse(fs.readFileSync(file))
 
 /** line -> source file of the bundle, when the bundle is beside the profile */
-const bundlePath = path.join(path.dirname(file), "ferry.mjs")
+const bundlePath = path.join(path.dirname(file), "ferry-cli.js")
 const marks = []
 if (fs.existsSync(bundlePath)) {
   fs.readFileSync(bundlePath, "utf8").split("\n").forEach((line, i) => {
@@ -37,7 +37,7 @@ const self = {}, pkg = {}
 for (const n of p.nodes) {
   const t = (dt[n.id] || 0) / 1000
   const cf = n.callFrame
-  const inBundle = cf.url.endsWith("/ferry.mjs") && marks.length > 0 ? sourceOf(cf.lineNumber) : undefined
+  const inBundle = cf.url.endsWith("/ferry-cli.js") && marks.length > 0 ? sourceOf(cf.lineNumber) : undefined
   const key = `${cf.functionName || "(anon)"} ${inBundle ?? cf.url.split("/").slice(-2).join("/")}:${cf.lineNumber}`
   self[key] = (self[key] || 0) + t
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(cf.url)
