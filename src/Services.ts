@@ -66,7 +66,8 @@ export const layer = (
   connections = 2
 ): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld> =>
   Layer.mergeAll(
-    PgSink.layer({ advisoryLock: !isEmbedded(config) }),
+    // the embedded database: no advisory locks (one session), no COPY (pglite-socket has none)
+    PgSink.layer({ advisoryLock: !isEmbedded(config), copy: !isEmbedded(config) }),
     checkpointStore(config),
     source
   ).pipe(Layer.provideMerge(database(config, environment, connections)))
