@@ -3,7 +3,7 @@
  * timestamps as instants (so `...Z` and `...+00:00` agree), numbers as numbers, the rest as text.
  */
 import { Duration } from "effect"
-import type { CursorType, Row } from "./StreamSpec.js"
+import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
 const integer = /^-?\d+$/
 
@@ -27,6 +27,9 @@ const compareTimestamps = (a: string, b: string): number => {
   if (Number.isNaN(x) || Number.isNaN(y)) return compareText(a, b)
   return x !== y ? Math.sign(x - y) : compareText(fraction(a), fraction(b))
 }
+
+/** A stream's cursor type; a stream that is not incremental compares cursors (if any) as text. */
+export const typeOf = (stream: StreamSpec): CursorType => stream.source.incremental?.cursorType ?? "string"
 
 export const compare = (type: CursorType) => (a: string, b: string): number =>
   type === "timestamp" ? compareTimestamps(a, b) : type === "number" ? compareNumbers(a, b) : compareText(a, b)

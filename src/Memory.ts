@@ -135,14 +135,13 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           const name = tableName(stream)
           const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
           db.state.tables.set(name, table)
-          const cursorType = stream.source.incremental?.cursorType ?? "string"
-          const counts = upsert(table, rows, cursorType)
+          const counts = upsert(table, rows, Cursor.typeOf(stream))
           db.state.rowVersions += counts.inserted + counts.updated
           return written<WriteResult>({ ...counts, rejected: [] })
         }),
       encode: (stream, rows): MemoryBulk | undefined =>
         bulk.has(stream.name)
-          ? { rows: rows.length, kept: Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string") }
+          ? { rows: rows.length, kept: Cursor.latestPerKey(rows, Cursor.typeOf(stream)) }
           : undefined,
       // like a COPY under a primary key: any key stored already, or repeated across pages, refuses it all
       writeBulk: (stream, pages) =>

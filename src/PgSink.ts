@@ -390,12 +390,12 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
 
   const write = (stream: StreamSpec, rows: ReadonlyArray<Row>): Effect.Effect<WriteResult, DatabaseError> =>
     Effect.suspend(() =>
-      upsert(stream, rows.length, Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string"))
+      upsert(stream, rows.length, Cursor.latestPerKey(rows, Cursor.typeOf(stream)))
     )
 
   const encode = (stream: StreamSpec, rows: ReadonlyArray<Row>): CopyBulk | undefined => {
     if (!bulk.has(stream.name)) return undefined
-    const kept = Cursor.latestPerKey(rows, stream.source.incremental?.cursorType ?? "string")
+    const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
     const text = CopyIn.encode(stream.target, kept)
     // a Buffer lives outside the JS heap: a batch in flight costs the garbage collector nothing
     return text === undefined ? undefined : { rows: rows.length, kept: kept.length, payload: Buffer.from(text) }

@@ -91,7 +91,7 @@ const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Dec
 
 const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPage => {
   const { invalid, rows } = decodeRecords(stream, page.records)
-  const cursor = greatestCursor(stream.source.incremental?.cursorType ?? "string", undefined, rows)
+  const cursor = greatestCursor(Cursor.typeOf(stream), undefined, rows)
   const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
   const common = { ...measured, invalid, valid: rows.length, cursor, bulk }
@@ -263,7 +263,7 @@ export const runStream = (
     const store = yield* CheckpointStore
     const dryRun = options.dryRun === true
     const incremental = stream.source.incremental
-    const cursorType = incremental?.cursorType ?? "string"
+    const cursorType = Cursor.typeOf(stream)
     const maxCursor = Cursor.max(cursorType)
     const startedAt = yield* Clock.currentTimeMillis
     const counts = zeroCounts()
