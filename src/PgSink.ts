@@ -342,15 +342,14 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       )
       const copyAllowed = copyOption && !state.pglite
       if (!state.ready) for (const ddl of ferryTables) yield* run(ddl, [], "creating Ferry's tables in schema ferry")
-      const found = state.kind === null ? [] : [{ kind: state.kind }]
       bulk.delete(stream.name)
-      if (found.length === 0) {
+      if (state.kind === null) {
         yield* run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`)
         yield* run(createTableSql(target), [], `creating table ${name}`)
         if (copyAllowed) bulk.add(stream.name)
         return
       }
-      if (found[0].kind !== "r" && found[0].kind !== "p") {
+      if (state.kind !== "r" && state.kind !== "p") {
         return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
       }
       const columns = yield* run<ExistingColumn>(
