@@ -111,20 +111,23 @@ const decodeAgain = (stream: StreamSpec, reparse: () => ReadonlyArray<unknown>) 
  * many records or body bytes, or has waited this long for its pages. Small pages then cost one
  * transaction per few thousand records, not one each (the round trips and commit of a transaction
  * cost about as much as writing a thousand rows); a slow source still commits at least every second.
+ * 10,000 records rather than 5,000: each of a transaction's six round trips waits behind the fiber
+ * decoding the next batch (~3 ms on 2 cores), and halving their number took a 500,000-record first
+ * load from 2.35 to 2.0 s and a full refresh from 3.85 to 3.3 s (docs/PERFORMANCE.md).
  */
 export interface BatchLimits {
   readonly records: number
   readonly bytes: number
   readonly millis: number
 }
-export const batchLimits: BatchLimits = { records: 5000, bytes: 2 * 1024 * 1024, millis: 1000 }
+export const batchLimits: BatchLimits = { records: 10000, bytes: 4 * 1024 * 1024, millis: 1000 }
 
 /**
  * While a batch is written, the next one is fetched and decoded, but only when the batch being
  * written had bodies under this many bytes: at most two small batches, or one large page, are in
  * memory at once (a source that answers 50 MB pages must not have three of them in flight).
  */
-export const prefetchBelowBytes = 4 * 1024 * 1024
+export const prefetchBelowBytes = 8 * 1024 * 1024
 
 interface Measured {
   readonly records: number
