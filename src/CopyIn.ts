@@ -45,18 +45,39 @@ const jsonField: Field = (value) => {
   }
 }
 
+/** a target's COPY columns and each one's field function, worked out once per target */
+interface Layout {
+  readonly names: ReadonlyArray<string>
+  readonly fields: ReadonlyArray<Field>
+}
+const layouts = new WeakMap<TargetSpec, Layout>()
+const layoutOf = (target: TargetSpec): Layout => {
+  let layout = layouts.get(target)
+  if (layout === undefined) {
+    const names = columnNames(target)
+    const fields = names.map((name): Field =>
+      target.columns.find((c) => c.name === name)?.type === "jsonb" ? jsonField : scalarField
+    )
+    layout = { names, fields }
+    layouts.set(target, layout)
+  }
+  return layout
+}
+
 /**
  * One COPY text line per row, columns in `columnNames` order, the same values the upsert's JSON would
  * carry: strings as they are, numbers as JSON writes them, booleans as t/f, jsonb as its JSON; `\N` for null.
+ * Every field and separator goes into one array joined once: building each line by `+` made a
+ * string per piece (250 of the 1,300 MB a 500,000-record first load allocated; now 165).
  */
 export const encode = (target: TargetSpec, rows: ReadonlyArray<Row>): string | undefined => {
-  const names = columnNames(target)
-  const fields = names.map((name): Field => target.columns.find((c) => c.name === name)?.type === "jsonb" ? jsonField : scalarField)
+  if (rows.length === 0) return ""
+  const { fields, names } = layoutOf(target)
   const width = names.length
-  const lines = new Array<string>(rows.length)
+  const parts = new Array<string>(rows.length * width * 2)
+  let at = 0
   for (let r = 0; r < rows.length; r++) {
     const values = rows[r]!.values
-    let line = ""
     for (let i = 0; i < width; i++) {
       const value = values[names[i]!]
       let field: string | undefined
@@ -65,11 +86,11 @@ export const encode = (target: TargetSpec, rows: ReadonlyArray<Row>): string | u
         field = fields[i]!(value)
         if (field === undefined) return undefined
       }
-      line = i === 0 ? field : line + "\t" + field
+      parts[at++] = field
+      parts[at++] = i === width - 1 ? "\n" : "\t"
     }
-    lines[r] = line
   }
-  return rows.length === 0 ? "" : lines.join("\n") + "\n"
+  return parts.join("")
 }
 
 /** each column once, in order (a repeated name keeps one place, as the JSON object did): COPY's column list */

@@ -52,7 +52,7 @@ export const minusLookback = (type: CursorType, cursor: string, lookback: Durati
  * One row per key: the one with the greatest cursor, the later one on ties (a batch may hold several
  * versions of a record, and one upsert statement may touch a row only once). Keeps first-seen order.
  */
-export const latestPerKey = (rows: ReadonlyArray<Row>, type: CursorType): Array<Row> => {
+export const latestPerKey = (rows: ReadonlyArray<Row>, type: CursorType): ReadonlyArray<Row> => {
   const cmp = compare(type)
   const latest = new Map<string, Row>()
   for (const row of rows) {
@@ -61,5 +61,6 @@ export const latestPerKey = (rows: ReadonlyArray<Row>, type: CursorType): Array<
       latest.set(row.key, row)
     }
   }
-  return [...latest.values()]
+  // no key twice (nearly always): the rows themselves, not a copy
+  return latest.size === rows.length ? rows : [...latest.values()]
 }

@@ -221,6 +221,19 @@ const compile = (target: TargetSpec): Decoder => ({
   labels: target.columns.map((c) => `${c.from || "record"}: `)
 })
 
+/**
+ * The row's key: the JSON of its key values in key order. The common one-column key is written
+ * without building the array (one string per row instead of an array and a string).
+ */
+const keyOf = (primaryKey: ReadonlyArray<string>, values: Record<string, unknown>): string => {
+  if (primaryKey.length === 1) {
+    // JSON.stringify([value]) writes undefined (a key that is no column) as null
+    const value = values[primaryKey[0]!]
+    return `[${value === undefined ? "null" : JSON.stringify(value)}]`
+  }
+  return JSON.stringify(primaryKey.map((name) => values[name]))
+}
+
 const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
   if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
   const { converts, labels, names, reads } = decoder
@@ -235,10 +248,11 @@ const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string
     }
     values[names[i]!] = value
   }
-  const keyValues: Array<unknown> = []
-  for (const name of decoder.primaryKey) {
-    if (values[name] === null) return Either.left(`missing primary key field ${columnSource(decoder.target, name)}`)
-    keyValues.push(values[name])
+  const primaryKey = decoder.primaryKey
+  for (let i = 0; i < primaryKey.length; i++) {
+    if (values[primaryKey[i]!] === null) {
+      return Either.left(`missing primary key field ${columnSource(decoder.target, primaryKey[i]!)}`)
+    }
   }
   let cursor: string | undefined
   if (decoder.cursorColumn !== undefined) {
@@ -246,11 +260,7 @@ const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string
     if (value === null) return Either.left(`missing cursor field ${columnSource(decoder.target, decoder.cursorColumn)}`)
     cursor = String(value)
   }
-  // the same text as JSON.stringify(keyValues) for the common one-string key, without its array walk
-  const key = keyValues.length === 1 && typeof keyValues[0] === "string"
-    ? `[${JSON.stringify(keyValues[0])}]`
-    : JSON.stringify(keyValues)
-  return Either.right({ key, cursor, values })
+  return Either.right({ key: keyOf(primaryKey, values), cursor, values })
 }
 
 /** rowFrom's compiled decoders, per target object (a target's fields are read-only; checked anyway). */
