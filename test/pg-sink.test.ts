@@ -8,6 +8,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Redacted, Scope } from "effect"
 import * as net from "node:net"
+import * as CopyIn from "../src/CopyIn.js"
 import * as Database from "../src/Database.js"
 import { DatabaseError, LockHeld, TargetMismatch } from "../src/Errors.js"
 import * as PgSink from "../src/PgSink.js"
@@ -452,6 +453,24 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       expect(sink.encode(s, [row("a", "x", "2024-01-01T00:00:00Z", Number.NaN)])).toBeUndefined()
       expect(sink.encode(s, [row("a", "fine", "2024-01-01T00:00:00Z")])).toBeDefined()
     })))
+})
+
+describe("CopyIn.encode", () => {
+  it("a page longer than one joined piece is its rows' lines in order, and one unencodable row anywhere refuses it", () => {
+    // 5,000 rows: two full pieces of 2,048 rows and a partial one
+    const s = spec({ table: "encode_pieces" })
+    const rows = Array.from({ length: 5000 }, (_, i) =>
+      row(`k${i}`, i % 7 === 0 ? "tab\there" : `s${i}`, "2024-01-01T00:00:00Z", i % 3 === 0 ? null : i / 4))
+    const whole = CopyIn.encode(s.target, rows)
+    expect(whole).toBe(rows.map((r) => CopyIn.encode(s.target, [r])).join(""))
+    expect(whole!.split("\n")).toHaveLength(5001)
+    expect(whole!.split("\n")[4999]).toBe("k4999\ts4999\t1249.75\t2024-01-01T00:00:00Z")
+    for (const at of [0, 2047, 2048, 4999]) {
+      const spoiled = rows.map((r, i) => i === at ? row(`k${i}`, "lone \ud800", "2024-01-01T00:00:00Z") : r)
+      expect(CopyIn.encode(s.target, spoiled)).toBeUndefined()
+    }
+    expect(CopyIn.encode(s.target, [])).toBe("")
+  })
 })
 
 describe("PgSink transactions", () => {
