@@ -20,7 +20,7 @@ import * as Cursor from "./Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
 import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
-import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
+import type { Row, StreamSpec } from "./StreamSpec.js"
 
 export interface SyncOptions {
   /** ignore the stored checkpoint for this run (it still never moves backwards) */
@@ -91,7 +91,7 @@ const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Dec
 
 const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPage => {
   const { invalid, rows } = decodeRecords(stream, page.records)
-  const cursor = greatestCursor(Cursor.typeOf(stream), undefined, rows)
+  const cursor = Cursor.greatest(Cursor.typeOf(stream), undefined, rows.map((r) => r.row.cursor))
   const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
   const common = { ...measured, invalid, valid: rows.length, cursor, bulk }
@@ -189,38 +189,6 @@ const forEachBatch = <A extends Measured, E, R, E2, R2>(
       current = ahead === undefined ? yield* pullBatch : yield* Fiber.join(ahead)
     }
   })
-
-/** The greatest of `start` and the rows' cursors; for timestamps each cursor is parsed once, not per comparison. */
-const greatestCursor = (
-  type: CursorType,
-  start: string | undefined,
-  rows: ReadonlyArray<{ readonly row: Row }>
-): string | undefined => {
-  const max = Cursor.max(type)
-  let best = start
-  let bestMs = type === "timestamp" && best !== undefined ? Date.parse(best) : Number.NaN
-  for (const { row } of rows) {
-    const cursor = row.cursor
-    if (cursor === undefined || cursor === best) continue
-    if (type === "timestamp") {
-      const ms = Date.parse(cursor)
-      // different milliseconds decide alone; ties and unparsable values go through Cursor's rules
-      if (!Number.isNaN(ms) && !Number.isNaN(bestMs) && ms !== bestMs) {
-        if (ms > bestMs) {
-          best = cursor
-          bestMs = ms
-        }
-        continue
-      }
-    }
-    const m = max(best, cursor)
-    if (m !== best) {
-      best = m
-      bestMs = type === "timestamp" && m !== undefined ? Date.parse(m) : Number.NaN
-    }
-  }
-  return best
-}
 
 const zeroCounts = (): { -readonly [K in keyof RunCounts]: RunCounts[K] } => ({
   pages: 0,
