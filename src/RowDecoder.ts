@@ -227,9 +227,9 @@ const compile = (target: TargetSpec): Decoder => ({
  */
 const keyOf = (primaryKey: ReadonlyArray<string>, values: Record<string, unknown>): string => {
   if (primaryKey.length === 1) {
-    // JSON.stringify([value]) writes undefined (a key that is no column) as null
-    const value = values[primaryKey[0]!]
-    return `[${value === undefined ? "null" : JSON.stringify(value)}]`
+    // as JSON.stringify([value]): an element with no JSON (undefined: a key that is no column) is null
+    const text = JSON.stringify(values[primaryKey[0]!]) as string | undefined
+    return text === undefined ? "[null]" : `[${text}]`
   }
   return JSON.stringify(primaryKey.map((name) => values[name]))
 }

@@ -452,7 +452,8 @@ const columnArb: fc.Arbitrary<Column> = fc.record({
 })
 
 const targetArb: fc.Arbitrary<TargetSpec> = fc.array(columnArb, { minLength: 1, maxLength: 6 }).chain((columns) => {
-  const names = [...columns.map((c) => c.name), "missing"]
+  // a key or cursor may name no column: nothing, or a member every object inherits
+  const names = [...columns.map((c) => c.name), "missing", "constructor"]
   return fc.record({
     schema: fc.constant("public"),
     table: fc.constant("t"),
