@@ -5,14 +5,16 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { randomBytes } from "node:crypto"
-import { Cause, Effect, Either, Layer, Option, Stream } from "effect"
+import { Cause, Effect, Either, Option, Stream } from "effect"
+import * as Checkpoint from "./Checkpoint.js"
 import { CheckpointStore } from "./Checkpoint.js"
 import type { Command } from "./Cli.js"
 import * as Config from "./Config.js"
 import * as Database from "./Database.js"
-import { ExitCode, UsageError, worstExitCode, type FerryError } from "./Errors.js"
+import { DatabaseError, ExitCode, UsageError, worstExitCode, type FerryError } from "./Errors.js"
 import { redactor } from "./Logging.js"
 import { formatDuration, formatTable } from "./Output.js"
+import * as Memory from "./Memory.js"
 import * as Progress from "./Progress.js"
 import * as Services from "./Services.js"
 import { Sink } from "./Sink.js"
@@ -52,6 +54,15 @@ const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnv
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
     const streams = yield* selectStreams(config, command.streams)
+    const stray = Services.strayDataDir(config, environment)
+    if (stray !== undefined) {
+      yield* Effect.logWarning("embedded.elsewhere").pipe(Effect.annotateLogs({
+        found: stray,
+        using: Services.dataDir(config, environment),
+        hint: "the embedded database lives beside the config file; move the directory found there " +
+          "(or set FERRY_DATA_DIR to it) to keep its data and checkpoints"
+      }))
+    }
     return yield* Effect.gen(function*() {
       const progress = yield* Progress.make({ tty: environment.stderrIsTTY })
       const summaries = yield* syncAll(streams, {
@@ -73,12 +84,16 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
     const config = yield* loadConfig(command.config, environment)
     const out = environment.stdout
     out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
-    return yield* Effect.gen(function*() {
-      const sql = yield* SqlClient
-      const [row] = yield* sql<{ version: string }>`SELECT current_setting('server_version') AS version`.pipe(
-        Effect.mapError((e) => Database.fromSqlError(e, "checking the database"))
+    // `check` reads the database and the sources; it creates nothing, not even the embedded database.
+    const where = Services.describeDatabase(config, environment)
+    if (Services.databaseExists(config, environment)) {
+      yield* Effect.flatMap(SqlClient, (sql) => sql<{ version: string }>`SELECT current_setting('server_version') AS version`).pipe(
+        Effect.mapError((e) => Database.fromSqlError(e, "checking the database")),
+        Effect.tap(([row]) => out(`ok    database ${where} (PostgreSQL ${row?.version ?? "?"})`)),
+        Effect.provide(Services.database(config, environment))
       )
-      out(`ok    database ${Services.describeDatabase(config, environment)} (PostgreSQL ${row?.version ?? "?"})`)
+    } else out(`ok    database ${where}: ${notCreatedYet}`)
+    return yield* Effect.gen(function*() {
       const source = yield* Source
       const codes: Array<number> = []
       for (const stream of config.streams) {
@@ -104,9 +119,11 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
         codes.push(ExitCode.Ok)
       }
       return worstExitCode(codes)
-      // `check` reads the database and the sources; it creates nothing.
-    }).pipe(Effect.provide(Layer.merge(Services.database(config, environment), Services.source)))
+    }).pipe(Effect.provide(Services.source))
   })
+
+/** what the looking commands say of an embedded database that no run has created */
+const notCreatedYet = "not created yet (the first `ferry run` creates it)"
 
 interface StatusRow {
   readonly stream: string
@@ -142,37 +159,51 @@ const toIso = (value: unknown): string | null =>
   value === null || value === undefined ? null : value instanceof Date ? value.toISOString() : String(value)
 const toNumber = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value))
 
+const statusRows = (streams: ReadonlyArray<StreamSpec>, runs: ReadonlyMap<string, Record<string, unknown>>) =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const out: Array<StatusRow> = []
+    for (const stream of streams) {
+      const checkpoint = yield* store.load(stream.name)
+      const run = runs.get(stream.name)
+      out.push({
+        stream: stream.name,
+        checkpoint: Option.getOrNull(checkpoint),
+        last_run: run ? String(run.run_id) : null,
+        status: run ? String(run.status) : null,
+        started_at: toIso(run?.started_at),
+        finished_at: toIso(run?.finished_at),
+        duration_ms: toNumber(run?.duration_ms),
+        fetched: toNumber(run?.fetched),
+        inserted: toNumber(run?.inserted),
+        updated: toNumber(run?.updated),
+        unchanged: toNumber(run?.unchanged),
+        quarantined: toNumber(run?.quarantined),
+        error: run?.error === null || run?.error === undefined ? null : String(run.error)
+      })
+    }
+    return out
+  })
+
 const status = (command: Extract<Command, { _tag: "status" }>, environment: CommandEnvironment) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
-    const rows = yield* Effect.gen(function*() {
-      const store = yield* CheckpointStore
-      const runs = yield* lastRuns(config.streams)
-      const out: Array<StatusRow> = []
-      for (const stream of config.streams) {
-        const checkpoint = yield* store.load(stream.name)
-        const run = runs.get(stream.name)
-        out.push({
-          stream: stream.name,
-          checkpoint: Option.getOrNull(checkpoint),
-          last_run: run ? String(run.run_id) : null,
-          status: run ? String(run.status) : null,
-          started_at: toIso(run?.started_at),
-          finished_at: toIso(run?.finished_at),
-          duration_ms: toNumber(run?.duration_ms),
-          fetched: toNumber(run?.fetched),
-          inserted: toNumber(run?.inserted),
-          updated: toNumber(run?.updated),
-          unchanged: toNumber(run?.unchanged),
-          quarantined: toNumber(run?.quarantined),
-          error: run?.error === null || run?.error === undefined ? null : String(run.error)
-        })
-      }
-      return out
-    }).pipe(Effect.provide(Services.layer(config, environment, 1)))
+    const exists = Services.databaseExists(config, environment)
+    const rows = yield* (exists
+      ? Effect.flatMap(lastRuns(config.streams), (runs) => statusRows(config.streams, runs)).pipe(
+        Effect.provide(Services.layer(config, environment, 1))
+      )
+      // No embedded database yet: no run was recorded (a file checkpoint store may still hold cursors).
+      : statusRows(config.streams, new Map()).pipe(
+        Effect.provide(
+          config.checkpoint.store === "file" ? Checkpoint.layerFile(config.checkpoint.path) : Memory.layer()
+        )
+      ))
+    const database = Services.describeDatabase(config, environment)
     if (command.json) {
-      environment.stdout(JSON.stringify({ database: Services.describeDatabase(config, environment), streams: rows }, null, 2))
+      environment.stdout(JSON.stringify({ database, created: exists, streams: rows }, null, 2))
     } else {
+      if (!exists) environment.stdout(`database ${database}: ${notCreatedYet}`)
       environment.stdout(
         formatTable(
           ["stream", "checkpoint", "status", "last_run_at", "duration", "fetched", "inserted", "updated", "unchanged", "quarantined"],
@@ -193,13 +224,26 @@ const reset = (command: Extract<Command, { _tag: "reset" }>, environment: Comman
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
     const [stream] = yield* selectStreams(config, [command.stream])
-    yield* Effect.scoped(Effect.gen(function*() {
-      const sink = yield* Sink
-      const store = yield* CheckpointStore
-      // Not while a run of the stream is in progress: it would save its cursor right back.
-      yield* sink.lock(stream!.name)
-      yield* store.clear(stream!.name)
-    })).pipe(Effect.provide(Services.layer(config, environment)))
+    if (!Services.databaseExists(config, environment)) {
+      // No embedded database, so no run is in progress (a run creates it first): only a file store
+      // can hold a checkpoint.
+      if (config.checkpoint.store === "file") {
+        yield* Effect.flatMap(CheckpointStore, (store) => store.clear(stream!.name)).pipe(
+          Effect.provide(Checkpoint.layerFile(config.checkpoint.path))
+        )
+      } else {
+        environment.stdout(`reset ${stream!.name}: nothing to reset, the ${Services.describeDatabase(config, environment)} is ${notCreatedYet}`)
+        return ExitCode.Ok
+      }
+    } else {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const sink = yield* Sink
+        const store = yield* CheckpointStore
+        // Not while a run of the stream is in progress: it would save its cursor right back.
+        yield* sink.lock(stream!.name)
+        yield* store.clear(stream!.name)
+      })).pipe(Effect.provide(Services.layer(config, environment)))
+    }
     environment.stdout(
       `reset ${stream!.name}: the next run reads from ${stream!.source.incremental?.initial ?? "the beginning"}`
     )
@@ -209,6 +253,9 @@ const reset = (command: Extract<Command, { _tag: "reset" }>, environment: Comman
 const sqlCommand = (command: Extract<Command, { _tag: "sql" }>, environment: CommandEnvironment) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
+    if (!Services.databaseExists(config, environment)) {
+      return yield* new DatabaseError({ reason: `no database to query: the ${Services.describeDatabase(config, environment)} is ${notCreatedYet}` })
+    }
     const rows = yield* Effect.flatMap(SqlClient, (sql) => sql.unsafe<Record<string, unknown>>(command.query)).pipe(
       Effect.mapError((e) => Database.fromSqlError(e, "running the statement")),
       Effect.provide(Services.database(config, environment))

@@ -5,6 +5,7 @@
 import type { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer, Option } from "effect"
+import { dirname } from "node:path"
 import * as Checkpoint from "./Checkpoint.js"
 import type { FerryConfigShape } from "./Config.js"
 import * as Database from "./Database.js"
@@ -20,14 +21,37 @@ export interface Environment {
   readonly cwd: string
 }
 
+/** The embedded database's data directory: `FERRY_DATA_DIR` or `.ferry/pgdata`, beside the config file. */
+export const dataDir = (config: FerryConfigShape, environment: Environment): string =>
+  EmbeddedPostgres.defaultDataDir(environment.env, dirname(config.file))
+
 /** Where the data lives, for messages: `host:port/db`, or the embedded data directory. */
 export const describeDatabase = (config: FerryConfigShape, environment: Environment): string =>
   Option.match(config.database.url, {
     onSome: Database.describe,
-    onNone: () => `embedded Postgres in ${EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd)}`
+    onNone: () => `embedded Postgres in ${dataDir(config, environment)}`
   })
 
 export const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(config.database.url)
+
+/**
+ * false only for an embedded database that has not been created yet: the commands that only look
+ * (`status`, `check`, `sql`, `reset`) say so instead of creating one (an initdb, seconds and a directory
+ * nobody asked for, in a place the user may have mistyped).
+ */
+export const databaseExists = (config: FerryConfigShape, environment: Environment): boolean =>
+  !isEmbedded(config) || EmbeddedPostgres.exists(dataDir(config, environment))
+
+/**
+ * Before a run creates the embedded database: a database in the working directory's `.ferry/pgdata`
+ * (where earlier releases put it, following the working directory) is most likely this config's data.
+ */
+export const strayDataDir = (config: FerryConfigShape, environment: Environment): string | undefined => {
+  if (!isEmbedded(config) || (environment.env.FERRY_DATA_DIR ?? "").trim() !== "") return undefined
+  const wanted = dataDir(config, environment)
+  const old = EmbeddedPostgres.defaultDataDir({}, environment.cwd)
+  return old !== wanted && !EmbeddedPostgres.exists(wanted) && EmbeddedPostgres.exists(old) ? old : undefined
+}
 
 /**
  * The configured server, or the embedded database on one connection (PGlite has one session; its
@@ -44,7 +68,7 @@ export const database = (
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
-          EmbeddedPostgres.start({ dataDir: EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd) }),
+          EmbeddedPostgres.start({ dataDir: dataDir(config, environment) }),
           ({ url }) => Database.layer({ url, ...EmbeddedPostgres.clientOptions })
         )
       )

@@ -149,7 +149,7 @@ describe("EmbeddedPostgres", () => {
       expect(count).toBe(2)
     }))
 
-  it("defaultDataDir: FERRY_DATA_DIR relative to cwd, else ./.ferry/pgdata", () => {
+  it("defaultDataDir: FERRY_DATA_DIR relative to the base (the config file's directory), else <base>/.ferry/pgdata", () => {
     expect(EmbeddedPostgres.defaultDataDir({}, "/srv/app")).toBe("/srv/app/.ferry/pgdata")
     expect(EmbeddedPostgres.defaultDataDir({ FERRY_DATA_DIR: "" }, "/srv/app")).toBe("/srv/app/.ferry/pgdata")
     expect(EmbeddedPostgres.defaultDataDir({ FERRY_DATA_DIR: "data/pg" }, "/srv/app")).toBe("/srv/app/data/pg")

@@ -8,7 +8,7 @@
  * (transactions, advisory locks, SET). The data directory is guarded by `DataDirLock`, taken before
  * PGlite opens it.
  */
-import * as Fs from "node:fs/promises"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { PGlite } from "@electric-sql/pglite"
 import type { PGLiteSocketServer } from "@electric-sql/pglite-socket"
@@ -32,13 +32,20 @@ export const clientOptions = {
   connectTimeout: Duration.seconds(10)
 } as const
 
-/** `FERRY_DATA_DIR` (relative to `cwd`), else `<cwd>/.ferry/pgdata`. */
-export const defaultDataDir = (env: Readonly<Record<string, string | undefined>>, cwd: string): string => {
+/**
+ * `FERRY_DATA_DIR`, else `<base>/.ferry/pgdata`, a relative path resolved against `base`: the config
+ * file's directory, as the file checkpoint store's path is. Not the working directory: cron's is $HOME,
+ * and a run from there must find the same database, not start a fresh one and re-sync from `initial`.
+ */
+export const defaultDataDir = (env: Readonly<Record<string, string | undefined>>, base: string): string => {
   const fromEnv = env.FERRY_DATA_DIR
   return fromEnv !== undefined && fromEnv.trim() !== ""
-    ? Path.resolve(cwd, fromEnv)
-    : Path.join(Path.resolve(cwd), ".ferry", "pgdata")
+    ? Path.resolve(base, fromEnv)
+    : Path.join(Path.resolve(base), ".ferry", "pgdata")
 }
+
+/** Whether `dataDir` holds a database already (PGlite writes `PG_VERSION` when it initialises one). */
+export const exists = (dataDir: string): boolean => Fs.existsSync(Path.join(dataDir, "PG_VERSION"))
 
 const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -54,7 +61,7 @@ export const start = (options: {
     const fail = (what: string) => (e: unknown) =>
       new DatabaseError({ reason: `embedded Postgres in ${dataDir}: ${what}: ${describe(e)}` })
 
-    yield* Effect.tryPromise({ try: () => Fs.mkdir(dataDir, { recursive: true }), catch: fail("cannot create the directory") })
+    yield* Effect.tryPromise({ try: () => Fs.promises.mkdir(dataDir, { recursive: true }), catch: fail("cannot create the directory") })
     yield* DataDirLock.acquire(dataDir)
 
     // Loaded here, not at the top: only the embedded path pays for PGlite's start-up.
