@@ -7,10 +7,11 @@
 import { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Either, Layer, Redacted } from "effect"
 import { hostname } from "node:os"
 import Pg from "pg"
-import { DatabaseError } from "./Errors.js"
+import { type ConfigError, DatabaseError } from "./Errors.js"
+import * as PgTls from "./PgTls.js"
 
 export interface DatabaseOptions {
   readonly url: Redacted.Redacted<string>
@@ -24,6 +25,10 @@ export interface DatabaseOptions {
    * and the pool's); opened one after the other, the second waits for the first to be set up.
    */
   readonly connections?: number | undefined
+  /** for PGSSLMODE and the other libpq variables; default `process.env` */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** the startup packet's `options` (e.g. `-c lock_timeout=10s`): settings every session gets */
+  readonly sessionOptions?: string | undefined
 }
 
 export const defaultApplicationName = (): string => `ferry ${hostname()} pid ${process.pid}`
@@ -108,44 +113,66 @@ const connectError = (url: Redacted.Redacted<string>, error: SqlError): Database
 
 /**
  * The pool, with `connections` of them open and idle. What `PgClient.layer` does (a `SELECT 1`, the
- * same errors, `end` on release), except that it can open several connections at once.
+ * same errors, `end` on release), except that it can open several connections at once, and TLS is
+ * set up as libpq would (`PgTls.ts`): with `sslmode=prefer` (the default), a server that refuses TLS
+ * is connected to again without it.
  */
-const pool = (options: DatabaseOptions) =>
+const pool = (options: DatabaseOptions, tls: PgTls.Tls) =>
   Effect.gen(function*() {
     const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
-    const pool = new Pg.Pool({
-      connectionString: Redacted.value(options.url),
-      connectionTimeoutMillis: Duration.toMillis(connectTimeout),
-      max: options.maxConnections,
-      application_name: options.applicationName ?? defaultApplicationName()
-    })
-    // an idle connection's error (the server went away) surfaces on its next query instead
-    pool.on("error", () => {})
+    const makePool = (ssl: PgTls.Tls["ssl"]) => {
+      const pool = new Pg.Pool({
+        connectionString: tls.url,
+        ssl,
+        connectionTimeoutMillis: Duration.toMillis(connectTimeout),
+        max: options.maxConnections,
+        application_name: options.applicationName ?? defaultApplicationName(),
+        // Ferry's sessions wait a bounded time for a lock or a statement (options.sessionSettings)
+        ...(options.sessionOptions === undefined ? {} : { options: options.sessionOptions })
+      })
+      // an idle connection's error (the server went away) surfaces on its next query instead
+      pool.on("error", () => {})
+      return pool
+    }
     const opening = Math.max(1, Math.min(options.connections ?? 1, options.maxConnections ?? Infinity))
     // all settled before failing, so that a connection that did open is closed with the pool
-    const connect = async () => {
+    const connect = async (pool: Pg.Pool) => {
       const results = await Promise.allSettled(Array.from({ length: opening }, () => pool.query("SELECT 1")))
       const failed = results.find((r) => r.status === "rejected")
-      if (failed === undefined) return
-      if (results.some((r) => r.status === "fulfilled")) await pool.end().catch(() => {})
+      if (failed === undefined) return pool
+      await pool.end().catch(() => {})
       throw failed.reason
     }
-    yield* Effect.acquireRelease(
+    const open = async () => {
+      try {
+        return await connect(makePool(tls.ssl))
+      } catch (error) {
+        if (tls.plainIfRefused && PgTls.isTlsRefused(error)) return connect(makePool(false))
+        throw error
+      }
+    }
+    return yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: connect,
+        try: open,
         catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
       }),
-      () => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+      (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
     ).pipe(
       Effect.timeoutFail({
         duration: connectTimeout,
         onTimeout: () => new SqlError({ cause: new Error("Connection timed out"), message: "PgClient: Connection timed out" })
       })
     )
-    return pool
   })
 
-export const layer = (options: DatabaseOptions): Layer.Layer<PgClient.PgClient | SqlClient, DatabaseError> =>
-  PgClient.layerFromPool({ acquire: pool(options) }).pipe(
-    Layer.mapError((error) => connectError(options.url, error))
-  )
+/** The database; a bad `sslmode` or an unreadable certificate file fails it with a ConfigError (78). */
+export const layer = (
+  options: DatabaseOptions
+): Layer.Layer<PgClient.PgClient | SqlClient, DatabaseError | ConfigError> =>
+  Either.match(PgTls.fromUrl(Redacted.value(options.url), { env: options.env ?? process.env }), {
+    onLeft: (error) => Layer.fail(error),
+    onRight: (tls) =>
+      PgClient.layerFromPool({ acquire: pool(options, tls) }).pipe(
+        Layer.mapError((error) => connectError(options.url, error))
+      )
+  })

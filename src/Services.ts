@@ -10,7 +10,7 @@ import * as Checkpoint from "./Checkpoint.js"
 import type { FerryConfigShape } from "./Config.js"
 import * as Database from "./Database.js"
 import * as EmbeddedPostgres from "./embedded/EmbeddedPostgres.js"
-import type { DatabaseError, LockHeld } from "./Errors.js"
+import type { ConfigError, DatabaseError, LockHeld } from "./Errors.js"
 import * as HttpSource from "./http/HttpSource.js"
 import * as PgSink from "./PgSink.js"
 import type { Sink } from "./Sink.js"
@@ -62,9 +62,9 @@ export const database = (
   config: FerryConfigShape,
   environment: Environment,
   connections = 1
-): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld> =>
+): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld | ConfigError> =>
   Option.match(config.database.url, {
-    onSome: (url) => Database.layer({ url, connections }),
+    onSome: (url) => Database.layer({ url, connections, env: environment.env }),
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
@@ -88,7 +88,7 @@ export const layer = (
   config: FerryConfigShape,
   environment: Environment,
   connections = 2
-): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld> =>
+): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld | ConfigError> =>
   Layer.mergeAll(
     // the embedded database: no advisory locks (one session), no COPY (pglite-socket has none)
     PgSink.layer({ advisoryLock: !isEmbedded(config), copy: !isEmbedded(config) }),

@@ -98,7 +98,8 @@ export const start = (options: {
         new DatabaseError({ reason: `embedded Postgres in ${dataDir}: no port bound (${server.getServerConn()})` })
       )
     }
-    return { url: Redacted.make(`postgres://postgres@127.0.0.1:${port}/postgres`), dataDir }
+    // no TLS on a loopback socket (and PGSSLMODE in the environment must not ask for it)
+    return { url: Redacted.make(`postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`), dataDir }
   })
 
 /** The embedded database as a service, started when the layer is built and stopped with it. */
