@@ -27,6 +27,8 @@ export interface CommandEnvironment extends Services.Environment {
   readonly stderrIsTTY: boolean
   /** the exit code of an interruption, by the signal that caused it (130 SIGINT, 143 SIGTERM) */
   readonly interruptedExitCode?: (() => number) | undefined
+  /** the id every log line of this process carries; default a new one */
+  readonly runId?: string | undefined
 }
 
 export const newRunId = (): string => `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`
@@ -275,7 +277,7 @@ const isFerryError = (u: unknown): u is FerryError =>
 /** Runs a command: its exit code, with every error logged once and mapped to its code. */
 export const execute = (command: Command, environment: CommandEnvironment): Effect.Effect<number> => {
   // every log line carries run_id and stream, also those before any stream starts (stream: null)
-  const runId = newRunId()
+  const runId = environment.runId ?? newRunId()
   const program: Effect.Effect<number, unknown> = (() => {
     switch (command._tag) {
       case "run":

@@ -7,19 +7,24 @@ import * as Cli from "./Cli.js"
 import * as Commands from "./Commands.js"
 import { ExitCode } from "./Errors.js"
 import * as Logging from "./Logging.js"
+import * as StrayOutput from "./StrayOutput.js"
 import { version } from "./version.js"
 
 const main = async (): Promise<number> => {
+  const runId = Commands.newRunId()
+  const stderrIsTTY = process.stderr.isTTY === true
+  const logging = Logging.optionsFromEnv(process.env, stderrIsTTY)
+  if (logging.format === "json") StrayOutput.captureAsJson({ runId, redact: (line) => Logging.redactor.redact(line) })
   const parsed = Cli.parse(process.argv.slice(2))
   if (Either.isLeft(parsed)) {
     // For a person (pretty): the problem, then the usage. For a log (JSON): one line, like every other
     // error; the usage text would bury it in a cron log.
-    const options = Logging.optionsFromEnv(process.env, process.stderr.isTTY === true)
+    const options = logging
     const message = `${parsed.left.message} (ferry --help shows the usage)`
     if (options.format === "pretty") process.stderr.write(`ferry: ${parsed.left.message}\n\n${Cli.usage}\n`)
     else {
       Effect.runSync(Effect.logError(message).pipe(
-        Effect.annotateLogs({ run_id: Commands.newRunId(), stream: null, error: "UsageError", exit_code: ExitCode.Usage }),
+        Effect.annotateLogs({ run_id: runId, stream: null, error: "UsageError", exit_code: ExitCode.Usage }),
         Effect.provide(Logging.layer(options))
       ))
     }
@@ -34,15 +39,15 @@ const main = async (): Promise<number> => {
     process.stdout.write(`ferry ${version}\n`)
     return ExitCode.Ok
   }
-  const stderrIsTTY = process.stderr.isTTY === true
   let signal: "SIGINT" | "SIGTERM" | undefined
   const program = Commands.execute(command, {
+    runId,
     env: process.env,
     cwd: process.cwd(),
     stdout: (text) => void process.stdout.write(text + "\n"),
     stderrIsTTY,
     interruptedExitCode: () => (signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
-  }).pipe(Effect.provide(Logging.layer(Logging.optionsFromEnv(process.env, stderrIsTTY))))
+  }).pipe(Effect.provide(Logging.layer(logging)))
 
   const fiber = Effect.runFork(program)
   const onSignal = (received: "SIGINT" | "SIGTERM") => {
