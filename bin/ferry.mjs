@@ -44,6 +44,33 @@ const isPrivate = (dir) => {
     (stat.mode & 0o022) === 0
 }
 
+/**
+ * The directory must not grow for ever: every upgrade (a new bundle) and every new Node version leaves
+ * caches nobody reads again. When a cache is written (rare: the first run of a command after a change),
+ * caches of other bundles or Node versions unchanged for a week, and leftovers of interrupted writes older
+ * than an hour, are removed; and at most 32 caches are kept, the least recently written go first.
+ * A cache still in use elsewhere (another checkout) only costs that one a slower start, once.
+ */
+const WEEK = 7 * 24 * 3600 * 1000
+const MAX_CACHES = 32
+const prune = (dir, keep) => {
+  const now = Date.now()
+  const caches = []
+  for (const name of fs.readdirSync(dir)) {
+    const path = join(dir, name)
+    if (path === keep) continue
+    try {
+      const age = now - fs.statSync(path).mtimeMs
+      if (name.endsWith(".tmp") ? age > 3600 * 1000 : name.endsWith(".v8") && age > WEEK) fs.rmSync(path, { force: true })
+      else if (name.endsWith(".v8")) caches.push({ path, age })
+    } catch {
+      // removed meanwhile by another process
+    }
+  }
+  caches.sort((a, b) => a.age - b.age)
+  for (const { path } of caches.slice(MAX_CACHES - 1)) fs.rmSync(path, { force: true })
+}
+
 const openCache = (dir) => {
   // the command (`run`, `status`, ...): each runs different code, so each gets its own cache
   const command = process.argv.slice(2).find((a) => /^[a-z]{1,20}$/.test(a)) ?? "none"
@@ -72,6 +99,7 @@ const openCache = (dir) => {
       const fresh = script.createCachedData()
       fs.writeFileSync(tmp, Buffer.concat([sha1(source, fresh), Uint8Array.of(code === 0 ? 1 : 0), fresh]), { mode: 0o600 })
       fs.renameSync(tmp, file) // atomic: a concurrent start reads the old cache or this one, whole
+      prune(dir, file)
     } catch {
       try {
         fs.rmSync(tmp, { force: true })

@@ -106,13 +106,17 @@ const prettyFields = (fields: Record<string, unknown>): string =>
 
 const n = (value: unknown) => (typeof value === "number" ? value.toLocaleString("en-US") : String(value))
 
+/** "1 retry", "2 retries" */
+const counted = (value: unknown, one: string, many = `${one}s`) => `${n(value)} ${value === 1 ? one : many}`
+
 /** The run summary as a sentence on a terminal; the JSON line keeps every field for machines. */
 const prettySummary = (f: Record<string, unknown>): string => {
   const { checkpoint, dry_run, duration_ms, error, exit_code, fetched, inserted, pages, quarantined, retries, status, unchanged, updated, ...rest } = f
   const seconds = typeof duration_ms === "number" ? `${(duration_ms / 1000).toFixed(1)} s` : "?"
   const head = status === "succeeded" ? (dry_run ? "dry run, nothing kept" : "synced") : `${String(status)} (exit ${String(exit_code)})`
   return `${head}: ${n(fetched)} fetched = ${n(inserted)} new + ${n(updated)} updated + ${n(unchanged)} unchanged + ` +
-    `${n(quarantined)} quarantined; ${n(pages)} pages, ${n(retries)} retries, ${seconds}; checkpoint ${String(checkpoint ?? "none")}` +
+    `${n(quarantined)} quarantined; ${counted(pages, "page")}, ${counted(retries, "retry", "retries")}, ${seconds}; ` +
+    `checkpoint ${String(checkpoint ?? "none")}` +
     (error === undefined ? "" : `\n  error: ${String(error)}`) + prettyFields(rest)
 }
 

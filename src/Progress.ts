@@ -48,7 +48,7 @@ const clock = (ms: number) => {
 }
 
 export const render = (p: SyncProgress): string =>
-  `${p.stream}: ${p.pages} pages, ${p.fetched.toLocaleString("en-US")} records ` +
+  `${p.stream}: ${p.pages} page${p.pages === 1 ? "" : "s"}, ${p.fetched.toLocaleString("en-US")} record${p.fetched === 1 ? "" : "s"} ` +
   `(${p.inserted} new, ${p.updated} updated, ${p.quarantined} quarantined), ` +
   `${rate(p.fetched, p.elapsedMs).toLocaleString("en-US")} rec/s, ${clock(p.elapsedMs)}`
 

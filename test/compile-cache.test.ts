@@ -4,7 +4,7 @@
  * is not used at all.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHash } from "node:crypto"
@@ -80,5 +80,41 @@ describe("compile cache", () => {
     const result = await ferry(["--version"], { env: { FERRY_COMPILE_CACHE: "off" }, cwd: parent })
     expect(result.code).toBe(0)
     expect(files(parent)).toEqual([])
+  })
+})
+
+describe("compile cache pruning", () => {
+  it("a new cache removes week-old caches of other bundles or Node versions and old leftovers; at most 32 are kept", async () => {
+    const dir = cacheDir()
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const weekAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000)
+    const hourAgo = new Date(Date.now() - 2 * 3600 * 1000)
+    const write = (name: string, at?: Date) => {
+      writeFileSync(join(dir, name), "x")
+      if (at !== undefined) utimesSync(join(dir, name), at, at)
+    }
+    write("run-v18.0.0-x64-aaaaaaaaaaaa.v8", weekAgo) // an old Node's: unused for a week
+    write("run-v20.0.0-x64-bbbbbbbbbbbb.v8", weekAgo) // an old bundle's
+    write("status-v20.0.0-x64-cccccccccccc.v8") // recent: another checkout may use it
+    write("run-v20.0.0-x64-dddddddddddd.v8.123.tmp", hourAgo) // an interrupted write
+    write("run-v20.0.0-x64-eeeeeeeeeeee.v8.456.tmp") // a write in progress
+    await version(dir)
+    const left = files(dir)
+    expect(left).not.toContain("run-v18.0.0-x64-aaaaaaaaaaaa.v8")
+    expect(left).not.toContain("run-v20.0.0-x64-bbbbbbbbbbbb.v8")
+    expect(left).not.toContain("run-v20.0.0-x64-dddddddddddd.v8.123.tmp")
+    expect(left).toContain("status-v20.0.0-x64-cccccccccccc.v8")
+    expect(left).toContain("run-v20.0.0-x64-eeeeeeeeeeee.v8.456.tmp")
+    // `--version` names no command: its cache is `none-…`
+    expect(left.filter((n) => n.startsWith("none-"))).toHaveLength(1)
+
+    for (let i = 0; i < 40; i++) write(`run-v20.0.0-x64-${String(i).padStart(12, "0")}.v8`, new Date(Date.now() - (i + 1) * 60_000))
+    rmSync(join(dir, left.find((n) => n.startsWith("none-"))!))
+    await version(dir)
+    const caches = files(dir).filter((n) => n.endsWith(".v8"))
+    expect(caches).toHaveLength(32)
+    // the newest are kept: the one just written and the 31 most recent others
+    expect(caches).toContain(`run-v20.0.0-x64-${"0".repeat(12)}.v8`)
+    expect(caches).not.toContain(`run-v20.0.0-x64-${String(39).padStart(12, "0")}.v8`)
   })
 })

@@ -3,7 +3,8 @@
  * when nothing moved; on a terminal the same numbers render as one status line.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Logger, TestClock } from "effect"
+import { Duration, Effect, Logger, LogLevel, TestClock } from "effect"
+import * as Logging from "../src/Logging.js"
 import * as Progress from "../src/Progress.js"
 
 const snapshot = (fetched: number, elapsedMs: number) => ({
@@ -45,5 +46,41 @@ describe("Progress", () => {
     expect(Progress.render(snapshot(12_345, 65_000))).toBe(
       "orders: 124 pages, 12,345 records (12335 new, 10 updated, 0 quarantined), 190 rec/s, 01:05"
     )
+  })
+
+  it("says 1 page, 1 record in the singular", () => {
+    expect(Progress.render({ ...snapshot(1, 1_000), pages: 1 })).toMatch(/^orders: 1 page, 1 record \(/)
+  })
+})
+
+describe("the pretty run summary", () => {
+  const summary = (retries: number, pages: number) => {
+    const lines: Array<string> = []
+    Effect.runSync(
+      Effect.logInfo("run.summary").pipe(
+        Effect.annotateLogs({
+          stream: "orders",
+          status: "succeeded",
+          pages,
+          fetched: 3,
+          inserted: 3,
+          updated: 0,
+          unchanged: 0,
+          quarantined: 0,
+          retries,
+          duration_ms: 1200,
+          checkpoint: null,
+          dry_run: false,
+          exit_code: 0
+        }),
+        Effect.provide(Logging.layer({ format: "pretty", level: LogLevel.Info, write: (line) => lines.push(line) }))
+      )
+    )
+    return lines.join("\n")
+  }
+  it("counts in the singular and the plural: 1 page, 1 retry; 2 pages, 2 retries; 0 retries", () => {
+    expect(summary(1, 1)).toContain("; 1 page, 1 retry, 1.2 s;")
+    expect(summary(2, 2)).toContain("; 2 pages, 2 retries, 1.2 s;")
+    expect(summary(0, 2)).toContain("; 2 pages, 0 retries, 1.2 s;")
   })
 })
