@@ -4,8 +4,9 @@
  * is the only thing that logs a stack, and exits 70.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import { randomBytes } from "node:crypto"
-import { Cause, Effect, Either, Option, Stream } from "effect"
+import { Cause, Chunk, Effect, Either, Option, Stream } from "effect"
 import * as Checkpoint from "./Checkpoint.js"
 import { CheckpointStore } from "./Checkpoint.js"
 import type { Command } from "./Cli.js"
@@ -14,6 +15,7 @@ import * as Database from "./Database.js"
 import { DatabaseError, ExitCode, UsageError, worstExitCode, type FerryError } from "./Errors.js"
 import { redactor } from "./Logging.js"
 import { formatDuration, formatTable } from "./Output.js"
+import { quoteIdent } from "./PgSink.js"
 import * as Memory from "./Memory.js"
 import * as Progress from "./Progress.js"
 import * as Services from "./Services.js"
@@ -252,15 +254,49 @@ const reset = (command: Extract<Command, { _tag: "reset" }>, environment: Comman
     return ExitCode.Ok
   })
 
+/**
+ * `ferry sql`'s statement: one, with the target tables' schema first on the search path (`orders`, not
+ * `public.orders`, when `database.schema` is elsewhere). It goes through the extended protocol (a
+ * cursor), where Postgres itself refuses a second statement; so a `;`-separated list never half-runs.
+ * The statement's own failure (a typo, an unknown table) is the user's: 64 with Postgres's message; a
+ * connection that fails is 74 as everywhere.
+ */
+const runStatement = (query: string, schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient
+    const conn = yield* sql.reserve
+    yield* conn.execute(`SELECT set_config('search_path', $1, false)`, [`${quoteIdent(schema)}, public`], undefined)
+    return yield* Stream.runCollect(conn.executeStream(query, [], undefined)).pipe(
+      Effect.map((chunk) => Chunk.toReadonlyArray(chunk) as ReadonlyArray<Record<string, unknown>>),
+      Effect.mapError((e) => statementError(e))
+    )
+  }).pipe(Effect.catchIf(isSqlError, (e) => Effect.fail(Database.fromSqlError(e, "running the statement"))))
+
+/** SQLSTATE classes that are the connection's or the server's trouble, not the statement's */
+const serverTrouble = ["08", "53", "57", "58", "XX"]
+
+const statementError = (error: SqlError): UsageError | DatabaseError => {
+  const state = Database.sqlState(error)
+  if (state === undefined || serverTrouble.includes(state.slice(0, 2))) return Database.fromSqlError(error, "running the statement")
+  const text = Database.fromSqlError(error, "the statement failed").reason
+  return new UsageError({
+    message: state === "42601" && /multiple commands/.test(text)
+      ? "ferry sql runs one statement at a time; this text holds several"
+      : text
+  })
+}
+
+const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
+
 const sqlCommand = (command: Extract<Command, { _tag: "sql" }>, environment: CommandEnvironment) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
     if (!Services.databaseExists(config, environment)) {
       return yield* new DatabaseError({ reason: `no database to query: the ${Services.describeDatabase(config, environment)} is ${notCreatedYet}` })
     }
-    const rows = yield* Effect.flatMap(SqlClient, (sql) => sql.unsafe<Record<string, unknown>>(command.query)).pipe(
-      Effect.mapError((e) => Database.fromSqlError(e, "running the statement")),
-      Effect.provide(Services.database(config, environment))
+    const rows = yield* runStatement(command.query, config.database.schema).pipe(
+      Effect.provide(Services.database(config, environment)),
+      Effect.scoped
     )
     if (command.json) environment.stdout(JSON.stringify(rows, null, 2))
     else {
