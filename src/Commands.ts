@@ -114,11 +114,19 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
           continue
         }
         const records = Option.match(first.right, { onNone: () => [] as ReadonlyArray<unknown>, onSome: (p) => p.records })
-        const invalid = records.filter((r) => Either.isLeft(stream.decode(r)))
-        const firstInvalid = invalid.length > 0 ? Either.flip(stream.decode(invalid[0])) : undefined
+        const reasons = records.flatMap((r) => Either.match(stream.decode(r), { onLeft: (reason) => [reason], onRight: () => [] }))
+        // the first few distinct reasons: one bad field usually explains a whole page
+        const shown = [...new Set(reasons)].slice(0, 3).map((r) => `\n      ${r}`).join("")
+        if (records.length > 0 && reasons.length === records.length) {
+          // not one record would be written: the config does not fit the data (a wrong `records` path,
+          // a column type, a primary key that is not there)
+          out(`FAIL  ${stream.name}: none of the ${records.length} record(s) on the first page is valid:${shown}`)
+          codes.push(ExitCode.Data)
+          continue
+        }
         out(
-          `ok    ${stream.name}: ${records.length} record(s) on the first page, ${invalid.length} invalid` +
-            (firstInvalid && Either.isRight(firstInvalid) ? ` (first: ${firstInvalid.right})` : "")
+          `ok    ${stream.name}: ${records.length} record(s) on the first page, ${reasons.length} invalid` +
+            (reasons.length > 0 ? `:${shown}` : "")
         )
         codes.push(ExitCode.Ok)
       }
