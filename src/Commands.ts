@@ -33,6 +33,12 @@ const loadConfig = (path: string | undefined, environment: CommandEnvironment) =
   Effect.tap(Config.load({ path, env: { ...environment.env }, cwd: environment.cwd }), (config) =>
     Effect.sync(() => redactor.add(config.secrets)))
 
+/**
+ * stdout for what Ferry itself says (`check`, `status`): no configured secret in it. `sql` prints the
+ * user's own data as it is.
+ */
+const redactedStdout = (environment: CommandEnvironment) => (text: string) => environment.stdout(redactor.redact(text))
+
 const selectStreams = (config: Config.FerryConfigShape, names: ReadonlyArray<string>) => {
   if (names.length === 0) return Effect.succeed(config.streams)
   const known = new Map(config.streams.map((s) => [s.name, s]))
@@ -71,7 +77,7 @@ const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnv
 const check = (command: Extract<Command, { _tag: "check" }>, environment: CommandEnvironment) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
-    const out = environment.stdout
+    const out = redactedStdout(environment)
     out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
     return yield* Effect.gen(function*() {
       const sql = yield* SqlClient
@@ -170,10 +176,12 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
       }
       return out
     }).pipe(Effect.provide(Services.layer(config, environment, 1)))
+    // ferry.runs.error may predate the redaction of the message (or the secret may be new): redact again
+    const out = redactedStdout(environment)
     if (command.json) {
-      environment.stdout(JSON.stringify({ database: Services.describeDatabase(config, environment), streams: rows }, null, 2))
+      out(JSON.stringify({ database: Services.describeDatabase(config, environment), streams: rows }, null, 2))
     } else {
-      environment.stdout(
+      out(
         formatTable(
           ["stream", "checkpoint", "status", "last_run_at", "duration", "fetched", "inserted", "updated", "unchanged", "quarantined"],
           rows.map((r) => ({
@@ -184,7 +192,7 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
           }))
         )
       )
-      for (const r of rows) if (r.error) environment.stdout(`${r.stream}: last error: ${r.error}`)
+      for (const r of rows) if (r.error) out(`${r.stream}: last error: ${r.error}`)
     }
     return ExitCode.Ok
   })
