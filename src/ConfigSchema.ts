@@ -154,8 +154,11 @@ const Origin = Schema.transformOrFail(Schema.String, Schema.String, {
   encode: ParseResult.succeed
 }).annotations({
   ...says(originRule),
-  jsonSchema: { type: "string", pattern: orReference("^[hH][tT][tT][pP][sS]?://[^/?#]+/?$") },
-  description: "an origin: http(s)://host[:port], without a path"
+  jsonSchema: {
+    type: "string",
+    pattern: orReference("^[hH][tT][tT][pP][sS]?://[^/?#]+/?$"),
+    description: "an origin: http(s)://host[:port], without a path"
+  }
 })
 
 const Origins = Schema.Array(Origin)
