@@ -7,7 +7,7 @@
  *    `ferry.runs`, `status` (table and JSON) or `check`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Either, Redacted } from "effect"
+import { Cause, Effect, Either, Exit, Option, Redacted, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
 import * as https from "node:https"
@@ -15,6 +15,8 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Config from "../src/Config.js"
+import * as HttpSource from "../src/http/HttpSource.js"
+import { pagesOf } from "../src/Source.js"
 import { nextPageRefusal, parseOrigin } from "../src/http/Origin.js"
 import * as StreamSpec from "../src/StreamSpec.js"
 import { type CliResult, configDir, ferry } from "./support/cli.js"
@@ -290,6 +292,42 @@ describe("origins", () => {
     expect(Either.isLeft(parseOrigin("https://user@cdn.example.com"))).toBe(true)
     expect(Either.isLeft(parseOrigin("ftp://cdn.example.com"))).toBe(true)
     expect(parseOrigin("http://127.0.0.1:8080/")).toEqual(Either.right("http://127.0.0.1:8080"))
+  })
+})
+
+describe.each([
+  ["node:http", () => HttpSource.layerNode],
+  ["fetch", () => HttpSource.layerFetch]
+] as const)("a redirect to another origin, over %s", (_name, layer) => {
+  it("is not followed: no request reaches the other origin, and the stream fails with 69", async () => {
+    const redirecting = await startServer((_req, res) => {
+      res.writeHead(302, { location: `${other.url}/more?page=2` })
+      res.end()
+    })
+    try {
+      const before = other.requests.length
+      const spec = StreamSpec.make({
+        name: "redirected",
+        schema: Schema.Struct({ id: Schema.String }),
+        source: {
+          url: `${redirecting.url}/items`,
+          records: "data",
+          headers: { "X-Tenant": TENANT },
+          auth: { type: "header", name: "X-Api-Key", value: Redacted.make(TOKEN) },
+          retry: { attempts: 1 }
+        },
+        target: { table: "redirected", primaryKey: ["id"] }
+      })
+      const exit = await Effect.runPromiseExit(
+        Stream.runDrain(pagesOf(spec, Option.none())).pipe(Effect.provide(layer()))
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+      expect(error?.exitCode).toBe(69)
+      expect(other.requests.length).toBe(before)
+    } finally {
+      await redirecting.close()
+    }
   })
 })
 

@@ -329,8 +329,14 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
 /** The live Source over any HttpClient (an application's own, or a stub in tests). */
 export const layer: Layer.Layer<Source, never, HttpClient.HttpClient> = Layer.effect(Source, make)
 
-/** The live Source over Node's fetch. */
-export const layerFetch: Layer.Layer<Source> = Layer.provide(layer, FetchHttpClient.layer)
+/**
+ * The live Source over Node's fetch. Redirects are not followed, as with `http` (a 3xx fails the stream):
+ * fetch would carry the fixed headers and a header auth to whatever origin the Location names.
+ */
+export const layerFetch: Layer.Layer<Source> = Layer.provide(
+  layer,
+  Layer.provide(FetchHttpClient.layer, Layer.succeed(FetchHttpClient.RequestInit, { redirect: "manual" }))
+)
 
 /**
  * The live Source over Node's own `http`/`https` modules, with keep-alive agents. The `ferry` bin
