@@ -304,6 +304,16 @@ const isName = (path: ReadonlyArray<PropertyKey>): boolean => {
     (top === "streams" && (field === "name" || field === "target"))
 }
 
+/**
+ * A short number (`${PAGE_SIZE}`, `${PGPORT}`) or a JSON literal is a setting, not a secret, and
+ * replacing it would break the JSON log lines (`"fetched":1000` -> `"fetched":***`).
+ */
+const isPlain = (value: string): boolean => /^-?\d{1,7}(?:\.\d+)?$/.test(value) || ["true", "false", "null"].includes(value)
+
+/** The values from the environment that are secrets: all but names and plain settings. */
+const envSecrets = (fromEnv: ReadonlyArray<EnvValue>): ReadonlyArray<string> =>
+  fromEnv.filter((v) => !isName(v.path) && !isPlain(v.value)).map((v) => v.value)
+
 const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: ReadonlyArray<EnvValue>): FerryConfigShape => {
   const url = config.database.url ?? ""
   const streams = config.streams.map((stream) => toStreamSpec(stream, config.database.schema))
@@ -311,8 +321,8 @@ const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: Readonl
     ...databasePassword(url),
     ...streams.flatMap((s) => [...secretsOf(s.source.auth), ...Object.values(s.source.headers)]),
     // a token can be put anywhere (`/bot${TOKEN}/...`, a param that is not the auth): every value from
-    // the environment is one, except names
-    ...fromEnv.filter((v) => !isName(v.path)).map((v) => v.value)
+    // the environment is one, except names and plain settings
+    ...envSecrets(fromEnv)
   ]
   return {
     file,
@@ -329,7 +339,7 @@ const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: Readonl
 /** The error with no value from the environment in it (the messages avoid values; this makes sure). */
 const scrubbed = (error: ConfigError, fromEnv: ReadonlyArray<EnvValue>): ConfigError => {
   const redactor = new Redactor()
-  redactor.add(fromEnv.filter((v) => !isName(v.path)).map((v) => v.value))
+  redactor.add(envSecrets(fromEnv))
   const path = redactor.redact(error.path)
   const reason = redactor.redact(error.reason)
   return path === error.path && reason === error.reason ? error : new ConfigError({ path, reason })

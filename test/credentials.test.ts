@@ -421,21 +421,25 @@ streams:
     expect(failing.requests.length).toBeGreaterThanOrEqual(2)
   })
 
-  it("a default written in the file (${VAR:-text}) is no secret; the environment's value is", async () => {
+  it("a default written in the file (${VAR:-text}) is no secret, nor a name or a short number; the environment's other values are", async () => {
     const file = join(configDir(""), "ferry.config.yaml")
     const text = `
 streams:
   - name: s
     source:
       url: "https://api.example.com/\${SEGMENT:-plain-default}/\${KEY}"
+      params: { limit: "\${PAGE_SIZE}", account: "\${ACCOUNT}" }
     target: { table: "\${TABLE}", primaryKey: [id] }
 `
-    const config = await import("effect").then(({ Effect }) =>
-      Effect.runPromise(Config.parse(text, file, { KEY: "from-env-Kq7Lp2", TABLE: "orders_table" }))
+    const config = await Effect.runPromise(
+      Config.parse(text, file, { KEY: "from-env-Kq7Lp2", TABLE: "orders_table", PAGE_SIZE: "1000", ACCOUNT: "73310552" })
     )
     expect(config.secrets).toContain("from-env-Kq7Lp2")
     expect(config.secrets).not.toContain("plain-default")
     // names go into Ferry's own tables as they are: a table name is no secret
     expect(config.secrets).not.toContain("orders_table")
+    // a short number is a setting: redacting "1000" would break `"fetched":10000` in a JSON log line
+    expect(config.secrets).not.toContain("1000")
+    expect(config.secrets).toContain("73310552")
   })
 })
