@@ -296,12 +296,14 @@ const databasePassword = (url: string): ReadonlyArray<string> => {
 
 /**
  * Names are no secrets, even from the environment: a stream's name, its target (table, columns), the
- * schema and the checkpoint file are written into Ferry's own tables and messages as they are.
+ * schema and the checkpoint file are written into Ferry's own tables and messages as they are; so is
+ * the initial cursor (it becomes the checkpoint).
  */
 const isName = (path: ReadonlyArray<PropertyKey>): boolean => {
-  const [top, , field] = path
+  const [top, , field, key, leaf] = path
   return top === "checkpoint" || (top === "database" && path[1] === "schema") ||
-    (top === "streams" && (field === "name" || field === "target"))
+    (top === "streams" && (field === "name" || field === "target")) ||
+    (top === "streams" && field === "source" && key === "incremental" && leaf === "initial")
 }
 
 /**

@@ -181,6 +181,21 @@ describe.each(auths)("a next page on another origin, $type auth", (auth) => {
 })
 
 describe("origins", () => {
+  it("a query key the source copied into its link to an allowed origin is taken out before the request", async () => {
+    nextUrl = `${other.url}/more?page=2&api_key=${TOKEN}`
+    const before = other.requests.length
+    const name = "echoed_key"
+    const result = await ferry(["run"], {
+      cwd: config(name, auths[3]!.yaml(""), `      allowOrigins: [${other.url}]`),
+      env: env()
+    })
+    expect(result.code).toBe(0)
+    const seen = other.requests.slice(before)
+    expect(seen.map((r) => r.url.search)).toEqual(["?page=2"])
+    expect(await rowsOf(name)).toEqual(["1", "2", "3"])
+    await noSecretsIn(result)
+  })
+
   it("another host name of the same server (localhost for 127.0.0.1) is another origin: refused, no request", async () => {
     const port = new URL(source.url).port
     nextUrl = `http://localhost:${port}/more?page=2`
@@ -429,15 +444,24 @@ streams:
     source:
       url: "https://api.example.com/\${SEGMENT:-plain-default}/\${KEY}"
       params: { limit: "\${PAGE_SIZE}", account: "\${ACCOUNT}" }
+      incremental: { cursorField: updated_at, param: since, initial: "\${SINCE}" }
     target: { table: "\${TABLE}", primaryKey: [id] }
 `
     const config = await Effect.runPromise(
-      Config.parse(text, file, { KEY: "from-env-Kq7Lp2", TABLE: "orders_table", PAGE_SIZE: "1000", ACCOUNT: "73310552" })
+      Config.parse(text, file, {
+        KEY: "from-env-Kq7Lp2",
+        TABLE: "orders_table",
+        PAGE_SIZE: "1000",
+        ACCOUNT: "73310552",
+        SINCE: "2024-01-01T00:00:00Z"
+      })
     )
     expect(config.secrets).toContain("from-env-Kq7Lp2")
     expect(config.secrets).not.toContain("plain-default")
     // names go into Ferry's own tables as they are: a table name is no secret
     expect(config.secrets).not.toContain("orders_table")
+    // nor the initial cursor: it becomes the checkpoint, which status shows
+    expect(config.secrets).not.toContain("2024-01-01T00:00:00Z")
     // a short number is a setting: redacting "1000" would break `"fetched":10000` in a JSON log line
     expect(config.secrets).not.toContain("1000")
     expect(config.secrets).toContain("73310552")
