@@ -181,12 +181,12 @@ describe.each(auths)("a next page on another origin, $type auth", (auth) => {
 })
 
 describe("origins", () => {
-  it("a query key the source copied into its link to an allowed origin is taken out before the request", async () => {
-    nextUrl = `${other.url}/more?page=2&api_key=${TOKEN}`
+  it("a query key or a fixed param the source copied into its link to an allowed origin is taken out before the request", async () => {
+    nextUrl = `${other.url}/more?page=2&api_key=${TOKEN}&chat=${TENANT}`
     const before = other.requests.length
     const name = "echoed_key"
     const result = await ferry(["run"], {
-      cwd: config(name, auths[3]!.yaml(""), `      allowOrigins: [${other.url}]`),
+      cwd: config(name, auths[3]!.yaml(""), `      params: { chat: "\${TENANT}" }\n      allowOrigins: [${other.url}]`),
       env: env()
     })
     expect(result.code).toBe(0)

@@ -141,14 +141,19 @@ export const sentUrl = (url: URL, auth: Auth | undefined): URL => {
 
 /**
  * The URL actually sent to `url`'s origin: with the query auth value where the credentials go
- * (`Origin.ts`); elsewhere without it, even when the server copied the key into its next link.
+ * (`Origin.ts`). Elsewhere without it, nor any of the fixed params, even when the server copied them
+ * into its next link: they are the configured origin's only.
  */
 export const requestUrl = (spec: HttpSourceSpec, url: URL): URL => {
   const auth = effectiveAuth(spec)
   if (carriesCredentials(spec, url)) return sentUrl(url, auth)
-  if (auth?.type !== "query" || url.searchParams.get(auth.name) !== Redacted.value(auth.value)) return url
+  const own = [
+    ...Object.entries(spec.params),
+    ...(auth?.type === "query" ? [[auth.name, Redacted.value(auth.value)] as const] : [])
+  ].filter(([name, value]) => url.searchParams.has(name, value))
+  if (own.length === 0) return url
   const copy = new URL(url)
-  copy.searchParams.delete(auth.name)
+  for (const [name, value] of own) copy.searchParams.delete(name, value)
   return copy
 }
 
