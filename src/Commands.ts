@@ -39,6 +39,12 @@ const loadConfig = (path: string | undefined, environment: CommandEnvironment) =
   Effect.tap(Config.load({ path, env: { ...environment.env }, cwd: environment.cwd }), (config) =>
     Effect.sync(() => redactor.add(config.secrets)))
 
+/**
+ * stdout for what Ferry itself says (`check`, `status`): no configured secret in it. `sql` prints the
+ * user's own data as it is.
+ */
+const redactedStdout = (environment: CommandEnvironment) => (text: string) => environment.stdout(redactor.redact(text))
+
 const selectStreams = (config: Config.FerryConfigShape, names: ReadonlyArray<string>) => {
   if (names.length === 0) return Effect.succeed(config.streams)
   const known = new Map(config.streams.map((s) => [s.name, s]))
@@ -86,7 +92,7 @@ const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnv
 const check = (command: Extract<Command, { _tag: "check" }>, environment: CommandEnvironment) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(command.config, environment)
-    const out = environment.stdout
+    const out = redactedStdout(environment)
     out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
     // `check` reads the database and the sources; it creates nothing, not even the embedded database.
     const where = Services.describeDatabase(config, environment)
@@ -211,12 +217,14 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
           config.checkpoint.store === "file" ? Checkpoint.layerFile(config.checkpoint.path) : Memory.layer()
         )
       ))
+    // ferry.runs.error may predate the redaction of the message (or the secret may be new): redact again
+    const out = redactedStdout(environment)
     const database = Services.describeDatabase(config, environment)
     if (command.json) {
-      environment.stdout(JSON.stringify({ database, created: exists, streams: rows }, null, 2))
+      out(JSON.stringify({ database, created: exists, streams: rows }, null, 2))
     } else {
-      if (!exists) environment.stdout(`database ${database}: ${notCreatedYet}`)
-      environment.stdout(
+      if (!exists) out(`database ${database}: ${notCreatedYet}`)
+      out(
         formatTable(
           ["stream", "checkpoint", "status", "last_run_at", "duration", "fetched", "inserted", "updated", "unchanged", "quarantined"],
           rows.map((r) => ({
@@ -227,7 +235,7 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
           }))
         )
       )
-      for (const r of rows) if (r.error) environment.stdout(`${r.stream}: last error: ${r.error}`)
+      for (const r of rows) if (r.error) out(`${r.stream}: last error: ${r.error}`)
     }
     return ExitCode.Ok
   })

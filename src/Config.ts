@@ -11,6 +11,7 @@ import YAML from "yaml"
 import * as ConfigSchema from "./ConfigSchema.js"
 import { ConfigError } from "./Errors.js"
 import { secretsOf } from "./http/Request.js"
+import { Redactor } from "./Logging.js"
 import * as RowDecoder from "./RowDecoder.js"
 import type { Incremental, Pagination, StreamSpec, TargetSpec } from "./StreamSpec.js"
 
@@ -21,7 +22,10 @@ export interface FerryConfigShape {
   readonly database: { readonly url: Option.Option<Redacted.Redacted<string>>; readonly schema: string }
   readonly checkpoint: { readonly store: "postgres" } | { readonly store: "file"; readonly path: string }
   readonly streams: ReadonlyArray<StreamSpec>
-  /** every secret value (auth, fixed headers, the database password): scrub these from any text */
+  /**
+   * every secret value (auth, fixed headers, the database password, every value read from the
+   * environment but names): scrub these from any text
+   */
   readonly secrets: ReadonlyArray<string>
 }
 
@@ -189,7 +193,12 @@ const reference = /\$\$\{|\$\{([^}]*)\}|\$\{/g
  * `${VAR}`, `${VAR:-default}` (the default also when VAR is empty, as in sh) and `$${` for a literal
  * `${`. The result is always a string, even `"42"`: the schema decides types.
  */
-const interpolate = (text: string, env: Env, path: ReadonlyArray<PropertyKey>): Either.Either<string, ConfigError> => {
+const interpolate = (
+  text: string,
+  env: Env,
+  path: ReadonlyArray<PropertyKey>,
+  fromEnv: Array<EnvValue>
+): Either.Either<string, ConfigError> => {
   let out = ""
   let last = 0
   for (const match of text.matchAll(reference)) {
@@ -205,27 +214,39 @@ const interpolate = (text: string, env: Env, path: ReadonlyArray<PropertyKey>): 
     if (ref === null) return fail("invalid reference: expected ${NAME} or ${NAME:-default}")
     const [, name = "", fallback] = ref
     const value = env[name]
-    if (value !== undefined && (value !== "" || fallback === undefined)) out += value
-    else if (fallback !== undefined) out += fallback
+    if (value !== undefined && (value !== "" || fallback === undefined)) {
+      out += value
+      fromEnv.push({ path, value })
+    } else if (fallback !== undefined) out += fallback
     else return fail(`environment variable ${name} is not set`)
   }
   return Either.right(out + text.slice(last))
 }
 
-/** The parsed tree with hidden references restored (keys) and read from the environment (values). */
+/** A value the environment gave to a `${VAR}` (not a `:-default`, which the file itself holds), and where. */
+interface EnvValue {
+  readonly path: ReadonlyArray<PropertyKey>
+  readonly value: string
+}
+
+/**
+ * The parsed tree with hidden references restored (keys) and read from the environment (values);
+ * each value read from the environment is pushed onto `fromEnv`.
+ */
 const resolveTree = (
   value: unknown,
   env: Env,
   refs: ReadonlyArray<string>,
+  fromEnv: Array<EnvValue>,
   path: ReadonlyArray<PropertyKey> = []
 ): Either.Either<unknown, ConfigError> => {
-  if (typeof value === "string") return interpolate(restoreReferences(value, refs), env, path)
+  if (typeof value === "string") return interpolate(restoreReferences(value, refs), env, path, fromEnv)
   if (typeof value !== "object" || value === null) return Either.right(value)
   const entries = Array.isArray(value) ? value.map((item, i) => [i, item] as const) : Object.entries(value)
   const out: Array<readonly [string | number, unknown]> = []
   for (const [key, item] of entries) {
     const name = typeof key === "number" ? key : restoreReferences(key, refs)
-    const resolved = resolveTree(item, env, refs, [...path, name])
+    const resolved = resolveTree(item, env, refs, fromEnv, [...path, name])
     if (Either.isLeft(resolved)) return resolved
     out.push([name, resolved.right])
   }
@@ -273,12 +294,37 @@ const databasePassword = (url: string): ReadonlyArray<string> => {
   return password === "" ? [] : [password, decodeOrSame(password)]
 }
 
-const toShape = (file: string, config: ConfigSchema.ConfigFile): FerryConfigShape => {
+/**
+ * Names are no secrets, even from the environment: a stream's name, its target (table, columns), the
+ * schema and the checkpoint file are written into Ferry's own tables and messages as they are; so is
+ * the initial cursor (it becomes the checkpoint).
+ */
+const isName = (path: ReadonlyArray<PropertyKey>): boolean => {
+  const [top, , field, key, leaf] = path
+  return top === "checkpoint" || (top === "database" && path[1] === "schema") ||
+    (top === "streams" && (field === "name" || field === "target")) ||
+    (top === "streams" && field === "source" && key === "incremental" && leaf === "initial")
+}
+
+/**
+ * A short number (`${PAGE_SIZE}`, `${PGPORT}`) or a JSON literal is a setting, not a secret, and
+ * replacing it would break the JSON log lines (`"fetched":1000` -> `"fetched":***`).
+ */
+const isPlain = (value: string): boolean => /^-?\d{1,7}(?:\.\d+)?$/.test(value) || ["true", "false", "null"].includes(value)
+
+/** The values from the environment that are secrets: all but names and plain settings. */
+const envSecrets = (fromEnv: ReadonlyArray<EnvValue>): ReadonlyArray<string> =>
+  fromEnv.filter((v) => !isName(v.path) && !isPlain(v.value)).map((v) => v.value)
+
+const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: ReadonlyArray<EnvValue>): FerryConfigShape => {
   const url = config.database.url ?? ""
   const streams = config.streams.map((stream) => toStreamSpec(stream, config.database.schema))
   const secrets = [
     ...databasePassword(url),
-    ...streams.flatMap((s) => [...secretsOf(s.source.auth), ...Object.values(s.source.headers)])
+    ...streams.flatMap((s) => [...secretsOf(s.source.auth), ...Object.values(s.source.headers)]),
+    // a token can be put anywhere (`/bot${TOKEN}/...`, a param that is not the auth): every value from
+    // the environment is one, except names and plain settings
+    ...envSecrets(fromEnv)
   ]
   return {
     file,
@@ -292,6 +338,15 @@ const toShape = (file: string, config: ConfigSchema.ConfigFile): FerryConfigShap
   }
 }
 
+/** The error with no value from the environment in it (the messages avoid values; this makes sure). */
+const scrubbed = (error: ConfigError, fromEnv: ReadonlyArray<EnvValue>): ConfigError => {
+  const redactor = new Redactor()
+  redactor.add(envSecrets(fromEnv))
+  const path = redactor.redact(error.path)
+  const reason = redactor.redact(error.reason)
+  return path === error.path && reason === error.reason ? error : new ConfigError({ path, reason })
+}
+
 // --- entry points -------------------------------------------------------------------------------------
 
 /** The config in `text`; `file` (made absolute) picks the syntax (`.json` or YAML) and names errors. */
@@ -301,10 +356,13 @@ export const parse = (text: string, file: string, env: Env): Effect.Effect<Ferry
     const parsed = absolute.toLowerCase().endsWith(".json")
       ? Either.map(parseJson(text.replace(/^\uFEFF/, ""), absolute), (tree) => ({ tree, refs: [] }))
       : parseYaml(text, absolute)
+    const fromEnv: Array<EnvValue> = []
     return parsed.pipe(
-      Either.flatMap(({ refs, tree }) => resolveTree(tree, env, refs)),
+      Either.flatMap(({ refs, tree }) => resolveTree(tree, env, refs, fromEnv)),
       Either.flatMap(ConfigSchema.decode),
-      Either.map((config) => toShape(absolute, config))
+      Either.map((config) => toShape(absolute, config, fromEnv)),
+      // the secrets are not registered with the logger yet: a message that quoted one is scrubbed here
+      Either.mapLeft((error) => scrubbed(error, fromEnv))
     )
   })
 

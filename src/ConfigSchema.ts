@@ -6,6 +6,7 @@
  */
 import { Duration, Either, JSONSchema, Option, ParseResult, Schema } from "effect"
 import { ConfigError } from "./Errors.js"
+import { originRule, parseOrigin } from "./http/Origin.js"
 import { cursorColumnOf, defaultColumns } from "./RowDecoder.js"
 import { type ColumnType, columnTypes } from "./StreamSpec.js"
 
@@ -142,13 +143,49 @@ const ColumnField = Schema.Union(
   Schema.Struct({ type: ColumnTypeField, from: Schema.optional(DottedPath) })
 )
 
+/** `https://cdn.example.com[:port]`, normalised to the form `URL.origin` gives (lower-case host, no default port). */
+const Origin = Schema.transformOrFail(Schema.String, Schema.String, {
+  strict: true,
+  decode: (input, _, ast) =>
+    Either.match(parseOrigin(input), {
+      onLeft: (rule) => ParseResult.fail(new ParseResult.Type(ast, input, rule)),
+      onRight: ParseResult.succeed
+    }),
+  encode: ParseResult.succeed
+}).annotations({
+  ...says(originRule),
+  jsonSchema: {
+    type: "string",
+    pattern: orReference("^[hH][tT][tT][pP][sS]?://[^/?#]+/?$"),
+    description: "an origin: http(s)://host[:port], without a path"
+  }
+})
+
+const Origins = Schema.Array(Origin)
+
 // --- a stream -----------------------------------------------------------------------------------------
 
+/** `origins`: where else the auth (and the fixed headers) may go; see http/Origin.ts */
 const Auth = Schema.Union(
-  Schema.Struct({ type: Schema.Literal("bearer"), token: Schema.Redacted(Schema.String) }),
-  Schema.Struct({ type: Schema.Literal("basic"), username: Schema.String, password: Schema.Redacted(Schema.String) }),
-  Schema.Struct({ type: Schema.Literal("header"), name: HeaderName, value: Schema.Redacted(Schema.String) }),
-  Schema.Struct({ type: Schema.Literal("query"), name: NonEmpty, value: Schema.Redacted(Schema.String) })
+  Schema.Struct({ type: Schema.Literal("bearer"), token: Schema.Redacted(Schema.String), origins: Schema.optional(Origins) }),
+  Schema.Struct({
+    type: Schema.Literal("basic"),
+    username: Schema.String,
+    password: Schema.Redacted(Schema.String),
+    origins: Schema.optional(Origins)
+  }),
+  Schema.Struct({
+    type: Schema.Literal("header"),
+    name: HeaderName,
+    value: Schema.Redacted(Schema.String),
+    origins: Schema.optional(Origins)
+  }),
+  Schema.Struct({
+    type: Schema.Literal("query"),
+    name: NonEmpty,
+    value: Schema.Redacted(Schema.String),
+    origins: Schema.optional(Origins)
+  })
 )
 
 const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
@@ -206,6 +243,8 @@ const SourceField = Schema.Struct({
   auth: Schema.optional(Auth),
   headers: withDefault(Schema.Record({ key: HeaderName, value: ScalarText }), () => ({})),
   params: withDefault(Schema.Record({ key: NonEmpty, value: ScalarText }), () => ({})),
+  /** other origins a next page may be on (fetched without credentials unless auth.origins lists them) */
+  allowOrigins: Schema.optional(Origins),
   records: Schema.optional(DottedPath),
   pagination: withDefault(PaginationField, () => ({ type: "none" as const })),
   incremental: Schema.optional(IncrementalField),
@@ -235,6 +274,15 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
       issues.push({ path: [...at, "hasMorePath"], message: "hasMorePath is only used with fromRecord" })
     }
   }
+  const home = URL.canParse(stream.source.url) ? new URL(stream.source.url).origin : undefined
+  stream.source.auth?.origins?.forEach((origin, i) => {
+    if (origin !== home && !(stream.source.allowOrigins ?? []).includes(origin)) {
+      issues.push({
+        path: ["source", "auth", "origins", i],
+        message: `${origin} is neither the source URL's origin nor listed in source.allowOrigins: no request goes there`
+      })
+    }
+  })
   if (incremental?.param !== undefined && incremental.params !== undefined) {
     issues.push({ path: ["source", "incremental"], message: "give param or params, not both" })
   }

@@ -17,15 +17,29 @@ export interface LoggingOptions {
   readonly write?: ((line: string) => void) | undefined
 }
 
+/**
+ * The forms a secret takes in text Ferry writes: as is, URL-encoded (as a component, as a query value,
+ * as a path segment: three different encodings) and escaped inside a JSON string (a JSON log line).
+ */
+export const formsOf = (value: string): ReadonlyArray<string> => {
+  const forms = [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)]
+  try {
+    forms.push(new URL(`http://h/${value}`).pathname.slice(1), new URL(`http://h/?${value}`).search.slice(1))
+  } catch {
+    // not a URL part at all: the other forms remain
+  }
+  forms.push(JSON.stringify(value).slice(1, -1))
+  // a path drops its `.` and `..` segments: a shorter form is no longer the secret
+  return [...new Set(forms)].filter((form) => form.length >= value.length)
+}
+
 /** Replaces every registered secret with `***`. Secrets shorter than 4 characters are ignored (too many false hits). */
 export class Redactor {
   private secrets: Array<string> = []
   add(values: Iterable<string>) {
     for (const value of values) {
-      if (value.length >= 4 && !this.secrets.includes(value)) this.secrets.push(value)
-      // URL-encoded forms too: a secret sent as a query parameter appears encoded.
-      const encoded = encodeURIComponent(value)
-      if (encoded !== value && encoded.length >= 4 && !this.secrets.includes(encoded)) this.secrets.push(encoded)
+      if (value.length < 4) continue
+      for (const form of formsOf(value)) if (!this.secrets.includes(form)) this.secrets.push(form)
     }
     // Longest first, so a secret containing another is replaced whole.
     this.secrets.sort((a, b) => b.length - a.length)

@@ -5,15 +5,23 @@
  */
 import { Duration, Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import type { Redacted } from "effect"
+import { parseOrigin } from "./http/Origin.js"
 import { inferCursorType, rowFrom } from "./RowDecoder.js"
 
-export type Auth =
+export type Auth = (
   | { readonly type: "bearer"; readonly token: Redacted.Redacted<string> }
   | { readonly type: "basic"; readonly username: string; readonly password: Redacted.Redacted<string> }
   /** a custom header, e.g. `X-Api-Key: ...` */
   | { readonly type: "header"; readonly name: string; readonly value: Redacted.Redacted<string> }
   /** a query parameter, e.g. `?api_key=...` */
   | { readonly type: "query"; readonly name: string; readonly value: Redacted.Redacted<string> }
+) & {
+  /**
+   * origins (`https://host[:port]`) that receive the auth and the fixed headers besides the source URL's
+   * own, which always does; each must also be in `allowOrigins` to be requested at all
+   */
+  readonly origins?: ReadonlyArray<string> | undefined
+}
 
 /** Each style answers two questions: what is the next request, and is there one. See `http/Pagination.ts`. */
 export type Pagination =
@@ -69,6 +77,11 @@ export interface HttpSourceSpec {
   readonly auth?: Auth | undefined
   readonly headers: Readonly<Record<string, string>>
   readonly params: Readonly<Record<string, string>>
+  /**
+   * other origins (`https://host[:port]`) a next page may be on; fetched without credentials unless
+   * `auth.origins` lists them (`http/Origin.ts`). Absent: the source URL's origin only.
+   */
+  readonly allowOrigins?: ReadonlyArray<string> | undefined
   /** dotted path to the array of records; absent: the body is the array */
   readonly records?: string | undefined
   readonly pagination: Pagination
@@ -178,6 +191,12 @@ const jsonSafe = (value: unknown): unknown => {
   return value
 }
 
+/** Origins given in code, normalised as the config file's are; a malformed one is a programming error. */
+const origins = (stream: string, field: string, given: ReadonlyArray<string> | undefined) =>
+  given?.map((text, i) =>
+    Either.getOrThrowWith(parseOrigin(text), (rule) => new Error(`StreamSpec.make(${stream}): ${field}[${i}]: ${rule}`))
+  )
+
 export interface MakeOptions<A, I> {
   readonly name: string
   /** the records' schema; its decoded fields are the table's columns */
@@ -187,6 +206,8 @@ export interface MakeOptions<A, I> {
     readonly auth?: Auth | undefined
     readonly headers?: Readonly<Record<string, string>> | undefined
     readonly params?: Readonly<Record<string, string>> | undefined
+    /** other origins a next page may be on (`https://cdn.example.com`); see `HttpSourceSpec.allowOrigins` */
+    readonly allowOrigins?: ReadonlyArray<string> | undefined
     readonly records?: string | undefined
     readonly pagination?: Pagination | undefined
     readonly timeout?: Duration.DurationInput | undefined
@@ -250,9 +271,13 @@ export const make = <A, I>(options: MakeOptions<A, I>): StreamSpec => {
     name: options.name,
     source: {
       url: options.source.url,
-      auth: options.source.auth,
+      auth: options.source.auth && {
+        ...options.source.auth,
+        origins: origins(options.name, "source.auth.origins", options.source.auth.origins)
+      },
       headers: options.source.headers ?? {},
       params: options.source.params ?? {},
+      allowOrigins: origins(options.name, "source.allowOrigins", options.source.allowOrigins),
       records: options.source.records,
       pagination: options.source.pagination ?? { type: "none" },
       incremental,

@@ -18,6 +18,7 @@ import type { Scope } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
+import { redactor } from "./Logging.js"
 import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
 import type { Row, StreamSpec } from "./StreamSpec.js"
@@ -208,13 +209,19 @@ const exitCodeOf = (cause: Cause.Cause<FerryError>, interrupted: number): number
       onSome: (error) => error.exitCode
     })
 
+/**
+ * The error of the summary, `ferry.runs.error` and the run's result: redacted here, since it leaves
+ * through the database too, not only through the logger (a token in the URL's path is in the message).
+ */
 const messageOf = (cause: Cause.Cause<FerryError>): string | undefined =>
-  Cause.isInterruptedOnly(cause)
-    ? "interrupted"
-    : Option.match(Cause.failureOption(cause), {
-      onNone: () => `internal error: ${Cause.pretty(cause).split("\n")[0]}`,
-      onSome: (error) => error.message
-    })
+  redactor.redact(
+    Cause.isInterruptedOnly(cause)
+      ? "interrupted"
+      : Option.match(Cause.failureOption(cause), {
+        onNone: () => `internal error: ${Cause.pretty(cause).split("\n")[0]}`,
+        onSome: (error) => error.message
+      })
+  )
 
 /**
  * Syncs one stream and returns how it ended, its summary beside its exit. Whatever the outcome,

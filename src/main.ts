@@ -77,7 +77,8 @@ main().then(
     setTimeout(() => process.exit(code), 2000).unref()
   },
   (error) => {
-    process.stderr.write(`ferry: internal error: ${error instanceof Error ? error.stack : String(error)}\n`)
+    // outside the logger, so redacted here (the config's secrets are registered by then, if it loaded)
+    process.stderr.write(Logging.redactor.redact(`ferry: internal error: ${error instanceof Error ? error.stack : String(error)}`) + "\n")
     process.exit(ExitCode.Software)
   }
 )

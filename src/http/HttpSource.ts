@@ -14,7 +14,8 @@ import { Source } from "../Source.js"
 import type { Auth, StreamSpec } from "../StreamSpec.js"
 import { valueAt } from "../JsonPath.js"
 import * as Pagination from "./Pagination.js"
-import { effectiveAuth, firstUrl, redactUrl, scrub, sentUrl, toHttpRequest } from "./Request.js"
+import { nextPageRefusal } from "./Origin.js"
+import { effectiveAuth, firstUrl, redactUrl, requestUrl, scrub, sentUrl, toHttpRequest } from "./Request.js"
 import type { Attempt, GiveUp } from "./Retry.js"
 import { classify, retrying } from "./Retry.js"
 
@@ -142,7 +143,8 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
     Effect.gen(function*() {
       const spec = stream.source
       const auth = effectiveAuth(spec)
-      const shown = redactUrl(sentUrl(url, auth), auth)
+      const sent = requestUrl(spec, url)
+      const shown = redactUrl(sent, auth)
       const fail = (reason: string, status?: number) =>
         new SourceError({ stream: stream.name, url: shown, status, reason })
 
@@ -154,7 +156,7 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
         Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)]),
         Effect.locallyWith(
           HttpClient.currentTracerDisabledWhen,
-          (disabled) => shown === sentUrl(url, auth).toString() ? disabled : () => true
+          (disabled) => shown === sent.toString() ? disabled : () => true
         ),
         Effect.flatMap((response) =>
           Effect.map(response.text, (text): Received => ({
@@ -249,7 +251,9 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
     Stream.suspend(() => {
       const spec = stream.source
       const auth = effectiveAuth(spec)
-      const paginator = Pagination.fromSpec(spec.pagination)
+      // a next page on another origin is refused here, before any request goes there
+      const paginator = Pagination.guardOrigins(Pagination.fromSpec(spec.pagination), (from, to) =>
+        nextPageRefusal(spec, from, to))
       const start = firstUrl(spec, from)
       if (start === undefined) {
         return Stream.fail(
@@ -325,8 +329,14 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
 /** The live Source over any HttpClient (an application's own, or a stub in tests). */
 export const layer: Layer.Layer<Source, never, HttpClient.HttpClient> = Layer.effect(Source, make)
 
-/** The live Source over Node's fetch. */
-export const layerFetch: Layer.Layer<Source> = Layer.provide(layer, FetchHttpClient.layer)
+/**
+ * The live Source over Node's fetch. Redirects are not followed, as with `http` (a 3xx fails the stream):
+ * fetch would carry the fixed headers and a header auth to whatever origin the Location names.
+ */
+export const layerFetch: Layer.Layer<Source> = Layer.provide(
+  layer,
+  Layer.provide(FetchHttpClient.layer, Layer.succeed(FetchHttpClient.RequestInit, { redirect: "manual" }))
+)
 
 /**
  * The live Source over Node's own `http`/`https` modules, with keep-alive agents. The `ferry` bin

@@ -197,6 +197,20 @@ export const page = (pageParam: string, sizeParam: string, size: number, firstPa
 
 export const none: Paginator = { first: (url) => url, next: () => end }
 
+/**
+ * `paginator` with every next URL checked by `refusal` (`Origin.nextPageRefusal`): a refused one is the
+ * `Left` of a response that does not fit, so the loop fails the stream (69) instead of requesting it.
+ */
+export const guardOrigins = (paginator: Paginator, refusal: (from: URL, to: URL) => string | undefined): Paginator => ({
+  first: paginator.first,
+  next: (last) =>
+    Either.flatMap(paginator.next(last), (next) => {
+      if (Option.isNone(next)) return end
+      const reason = refusal(last.url, next.value)
+      return reason === undefined ? Either.right(next) : Either.left(reason)
+    })
+})
+
 /** The paginator of a spec's `pagination`. */
 export const fromSpec = (pagination: Pagination): Paginator => {
   switch (pagination.type) {

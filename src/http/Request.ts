@@ -8,6 +8,7 @@
 import { HttpClientRequest } from "@effect/platform"
 import { Option, Redacted } from "effect"
 import type { Auth, HttpSourceSpec } from "../StreamSpec.js"
+import { carriesCredentials } from "./Origin.js"
 
 const placeholder = "***"
 
@@ -138,13 +139,34 @@ export const sentUrl = (url: URL, auth: Auth | undefined): URL => {
   return copy
 }
 
-/** The GET request for `url`: fixed headers, JSON accepted, and the auth. */
-export const toHttpRequest = (spec: HttpSourceSpec, url: URL): HttpClientRequest.HttpClientRequest => {
+/**
+ * The URL actually sent to `url`'s origin: with the query auth value where the credentials go
+ * (`Origin.ts`). Elsewhere without it, nor any of the fixed params, even when the server copied them
+ * into its next link: they are the configured origin's only.
+ */
+export const requestUrl = (spec: HttpSourceSpec, url: URL): URL => {
   const auth = effectiveAuth(spec)
-  const base = HttpClientRequest.get(sentUrl(url, auth).toString()).pipe(
-    HttpClientRequest.acceptJson,
-    HttpClientRequest.setHeaders(spec.headers)
-  )
+  if (carriesCredentials(spec, url)) return sentUrl(url, auth)
+  const own = [
+    ...Object.entries(spec.params),
+    ...(auth?.type === "query" ? [[auth.name, Redacted.value(auth.value)] as const] : [])
+  ].filter(([name, value]) => url.searchParams.has(name, value))
+  if (own.length === 0) return url
+  const copy = new URL(url)
+  for (const [name, value] of own) copy.searchParams.delete(name, value)
+  return copy
+}
+
+/**
+ * The GET request for `url`: JSON accepted, and, where the credentials go (the source URL's origin
+ * and `auth.origins`), the fixed headers and the auth. Another origin gets neither: Ferry treats every
+ * fixed header as a secret (it redacts them all), so they follow the auth's rule.
+ */
+export const toHttpRequest = (spec: HttpSourceSpec, url: URL): HttpClientRequest.HttpClientRequest => {
+  const plain = HttpClientRequest.get(requestUrl(spec, url).toString()).pipe(HttpClientRequest.acceptJson)
+  if (!carriesCredentials(spec, url)) return plain
+  const auth = effectiveAuth(spec)
+  const base = HttpClientRequest.setHeaders(plain, spec.headers)
   if (auth === undefined) return base
   switch (auth.type) {
     case "bearer":

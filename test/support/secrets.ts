@@ -7,11 +7,25 @@ import { expect } from "@effect/vitest"
 import type { TestDatabase } from "./pg.js"
 
 /**
+ * The forms a secret travels in: raw, URL-encoded three ways (a component, a query value as
+ * URLSearchParams writes it, a path segment as the URL parser writes it) and escaped in a JSON string.
+ * Written out here, not imported from Ferry, so that the check does not share Ferry's mistakes.
+ */
+export const secretForms = (secret: string): Set<string> =>
+  new Set([
+    secret,
+    encodeURIComponent(secret),
+    new URLSearchParams({ v: secret }).toString().slice(2),
+    new URL(`http://h/${secret}`).pathname.slice(1),
+    JSON.stringify(secret).slice(1, -1)
+  ])
+
+/**
  * No secret, raw or in the forms it travels in (URL-encoded, inside a basic-auth header), appears in any text.
  * The failure names the secret's index, never the text around it (the assertion message itself is a log).
  */
 export const expectNoSecrets = (texts: ReadonlyArray<string>, secrets: ReadonlyArray<string>): void => {
-  const forms = (secret: string) => new Set([secret, encodeURIComponent(secret)])
+  const forms = secretForms
   secrets.forEach((secret, i) => {
     expect(secret.length, `secret #${i} is too short to search for`).toBeGreaterThanOrEqual(6)
     for (const form of forms(secret)) {
