@@ -14,7 +14,7 @@
  * Four streams, each with its own local truth source (scripts/truth-source.mjs): the postgres and the
  * file checkpoint store × an `asc` source (Link pagination) and an `unsorted` one (body cursor, 60 s
  * lookback). Records change between runs and during them (`updatesPerPage`: every page request
- * changes a few records first), and 3 % of page requests answer 503 (so retries, and the
+ * changes a few records first), and 5 % of page requests answer 503 (so retries, and the
  * `retry-backoff` failpoint, happen). Runs go to the four streams in turn (at once on a server, one
  * after the other on the embedded database, which has one session). Each run is killed with SIGKILL:
  * - after a random delay within the stream's measured run time, or
@@ -94,7 +94,7 @@ if (!existsSync(join(root, "dist", "ferry-cli.js"))) fail("dist/ferry-cli.js is 
 /** between-page delay of the source: runs span several 1-second batches (several transactions) */
 const PAGE_DELAY_MS = 40
 const UPDATES_PER_PAGE = 2
-const FAIL_RATE = 0.03
+const FAIL_RATE = 0.05
 const UNSORTED_LOOKBACK_MS = 60_000
 const POINTS = ["after-fetch", "after-upsert", "before-commit", "after-commit", "retry-backoff"]
 

@@ -49,19 +49,29 @@ const parsed = setting === undefined || setting === "" ? undefined : parse(setti
 const armed = parsed !== undefined && "armed" in parsed ? parsed.armed : undefined
 const passes = new Map<Point, number>()
 
-const hit = (point: Point): void => {
+/** Counts the pass; the failpoint armed for it, if any. */
+const next = (point: Point): Armed | undefined => {
   const n = (passes.get(point) ?? 0) + 1
   passes.set(point, n)
-  for (const a of armed!) {
-    // SIGKILL ends the process here; SIGTERM/SIGINT reach main's handler a moment later (the graceful path)
-    if (a.point === point && a.n === n) process.kill(process.pid, a.signal)
-  }
+  return armed!.find((a) => a.point === point && a.n === n)
 }
 
-/** Passing `point`: fires the failpoint armed for this pass, if any. */
+/**
+ * Passing `point`: fires the failpoint armed for this pass, if any, after one `failpoint` log line
+ * (stderr is written synchronously, so the line is out before a SIGKILL). SIGKILL ends the process
+ * here; SIGTERM and SIGINT reach main's handler a moment later: the graceful path.
+ */
 export const pass: (point: Point) => Effect.Effect<void> = armed === undefined
   ? () => Effect.void
-  : (point) => Effect.sync(() => hit(point))
+  : (point) =>
+    Effect.suspend(() => {
+      const fire = next(point)
+      if (fire === undefined) return Effect.void
+      return Effect.logWarning("failpoint").pipe(
+        Effect.annotateLogs({ point, pass: fire.n, signal: fire.signal }),
+        Effect.zipRight(Effect.sync(() => process.kill(process.pid, fire.signal)))
+      )
+    })
 
 /** 78 when FERRY_FAILPOINT is set but cannot be read (it is configuration, like the config file). */
 export const validate: Effect.Effect<void, ConfigError> = parsed !== undefined && "error" in parsed
