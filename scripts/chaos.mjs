@@ -8,15 +8,16 @@
  *   npm run chaos -- --kills 200 [--seed S] [--records 6000] [--page 200] [--verbose]
  *
  * Database: a new database on the server in FERRY_TEST_DATABASE_URL or DATABASE_URL (created and
- * dropped here), else an embedded Postgres (PGlite in a temp directory, served over its wire
- * protocol as test/support/pg.ts does). Needs the bin built (`npm run build`; the tests build it).
+ * dropped here), else embedded Postgres: one PGlite per stream in temp directories, served over the
+ * wire protocol as test/support/pg.ts does (PGlite has one session, so streams sharing one would
+ * wait for each other). Needs the bin built (`npm run build`; the tests build it).
  *
  * Four streams, each with its own local truth source (scripts/truth-source.mjs): the postgres and the
  * file checkpoint store × an `asc` source (Link pagination) and an `unsorted` one (body cursor, 60 s
  * lookback). Records change between runs and during them (`updatesPerPage`: every page request
  * changes a few records first), and 5 % of page requests answer 503 (so retries, and the
- * `retry-backoff` failpoint, happen). Runs go to the four streams in turn (at once on a server, one
- * after the other on the embedded database, which has one session). Each run is killed with SIGKILL:
+ * `retry-backoff` failpoint, happen). The four streams run side by side, each one run after another
+ * (a quarter of the kills each). Each run is killed with SIGKILL:
  * - after a random delay within the stream's measured run time, or
  * - right after the source sent its k-th page (k random), or
  * - by a random failpoint (FERRY_FAILPOINT=<point>:<n>, src/Failpoint.ts): after-fetch, after-upsert,
@@ -44,7 +45,7 @@
  * sources, changes and kill choices; when a kill lands depends on timing, so a failure names the run.
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -125,28 +126,44 @@ const openDatabase = async () => {
     url.pathname = `/${name}`
     return { url: url.toString(), embedded: false, close: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) }
   }
-  const dir = mkdtempSync(join(tmpdir(), "ferry-chaos-pg-"))
+  // embedded: one PGlite per stream (each has ONE session: runs on one instance go one at a time),
+  // copies of one initialised data directory
   const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
     import("@electric-sql/pglite"),
     import("@electric-sql/pglite-socket")
   ])
-  const db = await PGlite.create(dir)
-  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 8 })
-  await server.start()
-  return {
-    url: `postgres://postgres@${server.getServerConn()}/postgres`,
-    embedded: true,
-    close: async () => {
-      await server.stop()
-      await db.close()
-      rmSync(dir, { recursive: true, force: true })
+  const template = mkdtempSync(join(tmpdir(), "ferry-chaos-pg-"))
+  await (await PGlite.create(template)).close()
+  const open = async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ferry-chaos-pg-"))
+    cpSync(template, dir, { recursive: true })
+    const db = await PGlite.create(dir)
+    const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 8 })
+    await server.start()
+    return {
+      url: `postgres://postgres@${server.getServerConn()}/postgres`,
+      close: async () => {
+        await server.stop()
+        await db.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
     }
+  }
+  const instances = []
+  for (let i = 0; i < 4; i++) instances.push(await open())
+  rmSync(template, { recursive: true, force: true })
+  return {
+    url: (i) => instances[i].url,
+    embedded: true,
+    close: () => Promise.all(instances.map((d) => d.close()))
   }
 }
 
 const db = await openDatabase()
-const query = async (text, params) => {
-  const client = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 10_000 })
+/** the database of stream i: the one database on a server, its own PGlite when embedded */
+const urlOf = (i) => (typeof db.url === "function" ? db.url(i) : db.url)
+const queryOn = (url) => async (text, params) => {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
   await client.connect()
   try {
     return (await client.query(text, params)).rows
@@ -190,6 +207,8 @@ const makeCombo = async (store, order, index) => {
     store,
     order,
     name,
+    url: urlOf(index),
+    query: queryOn(urlOf(index)),
     api,
     dir,
     random: prng(seed ^ 0xc4a05),
@@ -212,7 +231,7 @@ for (const [store, order] of [["postgres", "asc"], ["postgres", "unsorted"], ["f
 const runFerry = (combo, args, env = {}) => {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: combo.dir,
-    env: { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: db.url, ...env },
+    env: { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: combo.url, ...env },
     stdio: ["ignore", "ignore", "pipe"]
   })
   let stderr = ""
@@ -231,7 +250,7 @@ const logsOf = (stderr) =>
   })
 const tail = (stderr) => stderr.trim().split("\n").slice(-3).join(" | ").slice(0, 600)
 
-const checkpointOf = (combo) => readCheckpoint(query, combo.store, combo.name, join(combo.dir, "checkpoints.json"))
+const checkpointOf = (combo) => readCheckpoint(combo.query, combo.store, combo.name, join(combo.dir, "checkpoints.json"))
 
 // ---------------------------------------------------------------------------------------------
 // one run, killed at a random moment
@@ -295,11 +314,11 @@ const attempt = async (combo) => {
   else combo.expectedMs = Math.round(combo.expectedMs * 0.5 + (Date.now() - spawned) * 0.5)
 
   const checkpoint = await checkpointOf(combo)
-  const target = await readTarget(query, combo.name)
+  const target = await readTarget(combo.query, combo.name)
   let finished = !landed && result.code === 0
   if (landed) {
     const runId = logsOf(result.stderr).find((l) => typeof l.run_id === "string")?.run_id
-    const runs = await runRowViolations(query, runId, combo.name, checkpoint)
+    const runs = await runRowViolations(combo.query, runId, combo.name, checkpoint)
     violations.push(...runs.violations)
     finished = runs.finished
   }
@@ -328,20 +347,13 @@ const killsFor = async (combo, want) => {
   // a run that ends before its kill is allowed; give up after three times the runs wanted
   while (combo.landed < want && combo.runs < want * 3 + 3) await attempt(combo)
 }
-if (db.embedded) {
-  // one Postgres session: one run at a time (quotas in turn, so every stream gets kills early)
-  for (let round = 0; combos.some((c, i) => c.landed < quota[i] && c.runs < quota[i] * 3 + 3); round++) {
-    for (const [i, combo] of combos.entries()) {
-      if (combo.landed < quota[i] && combo.runs < quota[i] * 3 + 3) await attempt(combo)
-    }
-  }
-} else await Promise.all(combos.map((combo, i) => killsFor(combo, quota[i])))
+await Promise.all(combos.map((combo, i) => killsFor(combo, quota[i])))
 
 const finalRun = async (combo) => {
   const { api } = combo
   const first = await runFerry(combo, ["run"]).done
   if (first.code !== 0) combo.violations.push(`final run exited ${first.code ?? first.signal}: ${tail(first.stderr)}`)
-  const target = await readTarget(query, combo.name)
+  const target = await readTarget(combo.query, combo.name)
   const { extra, missing, stale } = diff(api.truth(), target)
   combo.final = { missing: missing.length, extra: extra.length, stale: stale.length }
   if (missing.length + extra.length + stale.length > 0) {
@@ -357,8 +369,7 @@ const finalRun = async (combo) => {
     combo.violations.push(`a run after the final one exited ${again.code} and wrote ${summary?.inserted} + ${summary?.updated} rows`)
   }
 }
-if (db.embedded) for (const combo of combos) await finalRun(combo)
-else await Promise.all(combos.map(finalRun))
+await Promise.all(combos.map(finalRun))
 
 // ---------------------------------------------------------------------------------------------
 // the verdict
