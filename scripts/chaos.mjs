@@ -228,15 +228,42 @@ for (const [store, order] of [["postgres", "asc"], ["postgres", "unsorted"], ["f
   combos.push(await makeCombo(store, order, combos.length))
 }
 
+/** the bin's processes still running: killed if the script is interrupted */
+const children = new Set()
+const cleanUp = async () => {
+  for (const child of children) child.kill("SIGKILL")
+  for (const c of combos) {
+    await c.api.close()
+    rmSync(c.dir, { recursive: true, force: true })
+  }
+  await db.close()
+}
+// Ctrl-C: leave no process, database or directory behind
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]]) {
+  process.once(signal, () => {
+    log(`chaos: ${signal}, cleaning up`)
+    // the checks in flight fail as their database goes away: not worth a stack trace now
+    process.on("uncaughtException", () => {})
+    process.on("unhandledRejection", () => {})
+    cleanUp().finally(() => process.exit(code))
+  })
+}
+
 const runFerry = (combo, args, env = {}) => {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: combo.dir,
     env: { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: combo.url, ...env },
     stdio: ["ignore", "ignore", "pipe"]
   })
+  children.add(child)
   let stderr = ""
   child.stderr.on("data", (d) => (stderr += d))
-  const done = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stderr })))
+  const done = new Promise((resolve) =>
+    child.on("close", (code, signal) => {
+      children.delete(child)
+      resolve({ code, signal, stderr })
+    })
+  )
   return { child, done }
 }
 
@@ -388,11 +415,7 @@ for (const c of combos) {
 for (const v of violations.slice(0, 20)) log(`  VIOLATION ${v}`)
 if (violations.length > 20) log(`  … and ${violations.length - 20} more`)
 
-for (const c of combos) {
-  await c.api.close()
-  rmSync(c.dir, { recursive: true, force: true })
-}
-await db.close()
+await cleanUp()
 
 const seconds = ((Date.now() - started) / 1000).toFixed(0)
 const where = db.embedded ? "embedded database" : "server"
