@@ -13,6 +13,7 @@ import type { Command } from "./Cli.js"
 import * as Config from "./Config.js"
 import * as Database from "./Database.js"
 import { DatabaseError, ExitCode, UsageError, worstExitCode, type FerryError } from "./Errors.js"
+import * as Failpoint from "./Failpoint.js"
 import { redactor } from "./Logging.js"
 import { formatDuration, formatTable } from "./Output.js"
 import { quoteIdent } from "./PgSink.js"
@@ -352,7 +353,8 @@ export const execute = (command: Command, environment: CommandEnvironment): Effe
         return Effect.succeed(ExitCode.Ok)
     }
   })()
-  return program.pipe(
+  // FERRY_FAILPOINT (a testing aid) is configuration: unreadable, it is a 78 before anything runs
+  return Effect.zipRight(Failpoint.validate, program).pipe(
     Effect.catchAll((error) =>
       isFerryError(error)
         ? Effect.as(

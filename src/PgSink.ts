@@ -22,6 +22,7 @@ import type { Scope } from "effect"
 import * as CopyIn from "./CopyIn.js"
 import { fromSqlError, sqlState } from "./Database.js"
 import { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
+import * as Failpoint from "./Failpoint.js"
 import type { Bulk, QuarantineItem, RunRecord, SinkShape, WriteResult } from "./Sink.js"
 import { Sink } from "./Sink.js"
 import type { Row, StreamSpec, TargetSpec } from "./StreamSpec.js"
@@ -542,7 +543,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       ), { discard: true }))
 
   const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
-    sql.withTransaction(Effect.zipLeft(effect, verifyLocks)).pipe(
+    sql.withTransaction(Effect.zipLeft(effect, Effect.zipRight(verifyLocks, Failpoint.pass("before-commit")))).pipe(
       Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "running a transaction")))
     )
 

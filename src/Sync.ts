@@ -18,6 +18,7 @@ import type { Scope } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
+import * as Failpoint from "./Failpoint.js"
 import { redactor } from "./Logging.js"
 import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
@@ -304,6 +305,7 @@ export const runStream = (
               result.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason }))
             )
             if (quarantined.length > 0) yield* sink.quarantine(stream.name, options.runId, quarantined)
+            yield* Failpoint.pass("after-upsert")
             if (advance && store.transactional && !dryRun) yield* store.save(stream.name, next)
             return { result, quarantined: quarantined.length }
           })
@@ -311,6 +313,7 @@ export const runStream = (
           const { quarantined, result } = yield* Effect.uninterruptible(
             dryRun ? sink.rollback(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
           )
+          yield* Failpoint.pass("after-commit")
           if (advance && !store.transactional && !dryRun) yield* store.save(stream.name, next)
 
           seen = pageMax

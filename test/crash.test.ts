@@ -34,10 +34,10 @@
  * Seeded: the seed is printed; FERRY_CRASH_SEED=<n> replays it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import pg from "pg"
 import { configDir, type CliResult, start, summaries } from "./support/cli.js"
+import { checkpointViolations, diff, msOf, readCheckpoint, readTarget, runRowViolations } from "./support/consistency.js"
 import { createTestDatabase, type TestDatabase, usingServer } from "./support/pg.js"
 import { prng, startTruthApi, type TruthApi } from "./support/truth-api.js"
 
@@ -113,51 +113,12 @@ ${
 `).join("")
   }`)
 
-const readCheckpoint = async (store: Store, dir: string, stream: string): Promise<string | undefined> => {
-  if (store === "file") {
-    const file = join(dir, "state", "checkpoints.json")
-    if (!existsSync(file)) return undefined
-    return JSON.parse(readFileSync(file, "utf8")).streams?.[stream]?.cursor
-  }
-  const [{ present }] = await db.query(`SELECT to_regclass('ferry.state') IS NOT NULL AS present`)
-  if (!present) return undefined
-  const rows = await db.query(`SELECT cursor FROM ferry.state WHERE stream = $1`, [stream])
-  return rows[0]?.cursor ?? undefined
-}
+const checkpointOf = (store: Store, dir: string, stream: string): Promise<string | undefined> =>
+  readCheckpoint(db.query, store, stream, join(dir, "state", "checkpoints.json"))
 
-interface TargetRow {
-  readonly version: number
-  readonly ms: number
-  readonly name: string
-  readonly amount: number
-}
-
-const readTarget = async (table: string): Promise<Map<string, TargetRow>> => {
-  const [{ present }] = await db.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${table}`])
-  if (!present) return new Map()
-  const rows = await db.query(`SELECT id, name, amount::float8 AS amount, version, updated_at FROM "${table}"`)
-  return new Map(rows.map((r) => [r.id, { version: r.version, ms: (r.updated_at as Date).getTime(), name: r.name, amount: r.amount }]))
-}
+const targetOf = (table: string) => readTarget(db.query, table)
 
 const runIdOf = (result: CliResult): string | undefined => result.logs.find((l) => typeof l.run_id === "string")?.run_id
-
-const msOf = (cursor: string | undefined) => (cursor === undefined ? Number.NEGATIVE_INFINITY : Date.parse(cursor))
-
-/** The source compared to the target: ids missing, ids that should not be there, rows not at the source's version. */
-const diff = (api: TruthApi, target: Map<string, TargetRow>) => {
-  const truth = api.truth()
-  const missing: Array<string> = []
-  const stale: Array<string> = []
-  for (const [id, r] of truth) {
-    const row = target.get(id)
-    if (row === undefined) missing.push(id)
-    else if (
-      row.version !== r.version || row.ms !== Date.parse(r.updated_at) || row.name !== r.name || row.amount !== r.amount
-    ) stale.push(id)
-  }
-  const extra = [...target.keys()].filter((id) => !truth.has(id))
-  return { missing, extra, stale }
-}
 
 const combos: ReadonlyArray<readonly [Store, Order]> = [["postgres", "asc"], ["postgres", "unsorted"], ["file", "asc"], [
   "file",
@@ -196,7 +157,7 @@ describe("crash consistency: SIGKILL at random moments, then a run to completion
           attempts++
           // keep work for every run: with `asc` the checkpoint advances, so the source changes records
           // (in groups that share a cursor) when little is left to read
-          const before = await readCheckpoint(store, dir, stream)
+          const before = await checkpointOf(store, dir, stream)
           const from = before === undefined ? undefined : new Date(msOf(before) - lookbackMs).toISOString()
           while (api.countSince(from) < COUNT / 4) api.change(500)
           const remaining = api.countSince(from)
@@ -238,44 +199,24 @@ describe("crash consistency: SIGKILL at random moments, then a run to completion
           }
           points.push(`${point}: ${killed ? "killed" : "completed first"} (${api.pagesServed() - basePages} pages served)`)
 
-          // the checkpoint never moves backwards
-          const checkpoint = await readCheckpoint(store, dir, stream)
-          if (previous !== undefined) {
-            expect(checkpoint, `checkpoint moved backwards ${point}`).toBeDefined()
-            expect(msOf(checkpoint), `checkpoint moved backwards ${point}`).toBeGreaterThanOrEqual(msOf(previous))
-          }
+          // never backwards, never ahead of the committed rows nor behind them (scripts/truth-check.mjs)
+          const checkpoint = await checkpointOf(store, dir, stream)
+          const runRow = killed ? await runRowViolations(db.query, runIdOf(result), stream, checkpoint) : undefined
+          // no 'succeeded' row for a run that did not complete (unless the kill landed after it finished)
+          expect(runRow?.violations ?? [], point).toEqual([])
+          if (runRow?.finished === true) finishedBeforeKill++
+          const violations = checkpointViolations({
+            truth: api.truth(),
+            target: await targetOf(stream),
+            checkpoint,
+            previous,
+            store,
+            order,
+            lookbackMs,
+            completed: !killed || runRow?.finished === true
+          })
+          expect(violations, point).toEqual([])
           previous = checkpoint
-
-          // it never points past committed rows
-          const target = await readTarget(stream)
-          const truth = api.truth()
-          const upTo = msOf(checkpoint) - lookbackMs
-          const lost: Array<string> = []
-          for (const [id, r] of truth) {
-            if (Date.parse(r.updated_at) < upTo && target.get(id)?.version !== r.version) lost.push(id)
-          }
-          expect(lost, `records below the checkpoint ${checkpoint} missing or stale ${point}`).toEqual([])
-          for (const [id, row] of target) {
-            const r = truth.get(id)
-            expect(r, `extra row ${id}`).toBeDefined()
-            expect(row.version).toBeLessThanOrEqual(r!.version)
-          }
-          if (checkpoint !== undefined) {
-            const maxMs = Math.max(...[...target.values()].map((r) => r.ms))
-            if (store === "postgres" && order === "asc") expect(maxMs, point).toBe(msOf(checkpoint))
-            else expect(maxMs, point).toBeGreaterThanOrEqual(msOf(checkpoint))
-          }
-
-          // no 'succeeded' row for a run that did not complete
-          const runId = runIdOf(result)
-          if (killed && runId !== undefined) {
-            const [row] = await db.query(`SELECT status, checkpoint FROM ferry.runs WHERE run_id = $1 AND stream = $2`, [runId, stream])
-            if (row?.status === "succeeded") {
-              // the kill landed after the run had finished: its checkpoint is the stored one
-              expect(row.checkpoint).toBe(checkpoint)
-              finishedBeforeKill++
-            } else if (row !== undefined) expect(row.status).toBe("running")
-          }
           const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM ferry.runs WHERE stream = $1 AND status = 'succeeded'`, [stream])
           expect(n).toBe(exitedZero + finishedBeforeKill)
         }
@@ -284,9 +225,9 @@ describe("crash consistency: SIGKILL at random moments, then a run to completion
         // A run to completion on a quiet source converges exactly.
         const final = await start(["run", "--stream", stream], { cwd: dir, env }).done
         expect(final.code, final.stderr.slice(-2000)).toBe(0)
-        const { extra, missing, stale } = diff(api, await readTarget(stream))
+        const { extra, missing, stale } = diff(api.truth(), await targetOf(stream))
         expect({ missing: missing.length, extra: extra.length, stale: stale.length }).toEqual({ missing: 0, extra: 0, stale: 0 })
-        expect(await readCheckpoint(store, dir, stream)).toBe(api.maxCursor())
+        expect(await checkpointOf(store, dir, stream)).toBe(api.maxCursor())
         // and the next run writes nothing
         const again = await start(["run", "--stream", stream], { cwd: dir, env }).done
         expect(again.code).toBe(0)

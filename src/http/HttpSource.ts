@@ -9,6 +9,7 @@ import type { HttpClientError } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
 import { RateLimited, SourceError } from "../Errors.js"
+import * as Failpoint from "../Failpoint.js"
 import type { Page, SourceShape } from "../Source.js"
 import { Source } from "../Source.js"
 import type { Auth, StreamSpec } from "../StreamSpec.js"
@@ -218,6 +219,7 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
         url: shown,
         giveUp: giveUpError(stream.name, shown)
       })
+      yield* Failpoint.pass("after-fetch")
 
       const contentType = received.headers["content-type"] ?? "no content-type"
       const body = yield* Either.match(parseJson(withoutBom(received.text)), {

@@ -8,6 +8,7 @@
  * an hour inside a cron job.
  */
 import { Clock, Duration, Effect, Random } from "effect"
+import * as Failpoint from "../Failpoint.js"
 import type { Retry } from "../StreamSpec.js"
 
 export type Headers = Readonly<Record<string, string | undefined>>
@@ -153,6 +154,7 @@ export const retrying = <A, E, R, E2>(options: {
           delay_ms: delay.millis
         })
       )
+      yield* Failpoint.pass("retry-backoff")
       yield* Effect.sleep(Duration.millis(delay.millis))
     }
   })

@@ -1,0 +1,49 @@
+// Types for scripts/truth-source.mjs (plain JS so that scripts/chaos.mjs runs with bare node).
+import type { IncomingHttpHeaders } from "node:http"
+
+export interface TruthRecord {
+  readonly id: string
+  readonly name: string
+  readonly amount: number
+  readonly version: number
+  readonly updated_at: string
+}
+
+export interface TruthApiOptions {
+  readonly count: number
+  readonly order: "asc" | "unsorted"
+  readonly pagination: "link" | "cursor"
+  readonly pageSize: number
+  readonly seed: number
+}
+
+export interface TruthApi {
+  readonly url: string
+  readonly requests: Array<{ readonly method: string; readonly url: URL; readonly headers: IncomingHttpHeaders }>
+  readonly close: () => Promise<void>
+  readonly order: "asc" | "unsorted"
+  /** records changed at the start of every page request (0: the source is quiet) */
+  updatesPerPage: number
+  /** wait before answering each page */
+  delayMs: number
+  /** the fraction of page requests answered with 503 (seeded; 0: none) */
+  failRate: number
+  /** called right after the n-th data page (counted since the server started) was sent */
+  onServed: ((n: number) => void) | undefined
+  /** data pages sent since the server started */
+  readonly pagesServed: () => number
+  /** the time of the last request of a first page (no pagination token) */
+  readonly lastFirstPageAt: () => number
+  /** change `n` random records now (one instant for all of them) */
+  readonly change: (n: number) => void
+  /** the current records (the truth), by id */
+  readonly truth: () => ReadonlyMap<string, TruthRecord>
+  /** the greatest `updated_at` in the source */
+  readonly maxCursor: () => string
+  /** records with `updated_at` >= `since`: what a run from that cursor has to read */
+  readonly countSince: (since: string | undefined) => number
+}
+
+export declare const startTruthApi: (options: TruthApiOptions) => Promise<TruthApi>
+/** mulberry32: a small seedable PRNG returning numbers in [0, 1) */
+export declare const prng: (seed: number) => () => number
