@@ -19,9 +19,9 @@ import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
 import { redactor } from "./Logging.js"
-import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape } from "./Sink.js"
+import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape, type WriteResult } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
-import type { Row, StreamSpec } from "./StreamSpec.js"
+import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
 export interface SyncOptions {
   /** ignore the stored checkpoint for this run (it still never moves backwards) */
@@ -106,6 +106,21 @@ const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPag
  */
 const decodeAgain = (stream: StreamSpec, reparse: () => ReadonlyArray<unknown>) => () =>
   decodeRecords(stream, reparse()).rows
+
+/**
+ * The greatest cursor of the rows Postgres accepted, from `seen` on: what a batch that had rows
+ * refused may move the checkpoint to. Rows are refused only by `write` (a refused bulk write falls back
+ * to it), so `rows` are the rows written; the refused ones are the very objects in `rejected`.
+ */
+const acceptedMax = (
+  type: CursorType,
+  seen: string | undefined,
+  rows: Decoded["rows"],
+  rejected: WriteResult["rejected"]
+): string | undefined => {
+  const refused = new Set(rejected.map((r) => r.row))
+  return Cursor.greatest(type, seen, rows.filter((r) => !refused.has(r.row)).map((r) => r.row.cursor))
+}
 
 /**
  * Pages are written in batches: consecutive pages go into one transaction until the batch holds this
@@ -283,9 +298,6 @@ export const runStream = (
       const commitBatch = (batch: ReadonlyArray<DecodedPage>) =>
         Effect.gen(function*() {
           const invalid = batch.length === 1 ? batch[0].invalid : batch.flatMap((p) => p.invalid)
-          const pageMax = batch.reduce((max, p) => maxCursor(max, p.cursor), seen)
-          const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
-          const advance = next !== undefined && next !== checkpoint
           const withRows = batch.filter((p) => p.valid > 0)
           const bulks = withRows.length > 0 && withRows.every((p) => p.bulk !== undefined)
             ? withRows.map((p) => p.bulk!)
@@ -304,14 +316,20 @@ export const runStream = (
               result.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason }))
             )
             if (quarantined.length > 0) yield* sink.quarantine(stream.name, options.runId, quarantined)
+            // only rows Postgres accepted count toward the checkpoint (a refused row's cursor would skip records)
+            const pageMax = result.rejected.length === 0
+              ? batch.reduce((max, p) => maxCursor(max, p.cursor), seen)
+              : acceptedMax(cursorType, seen, rows, result.rejected)
+            const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
+            const advance = next !== undefined && next !== checkpoint
             if (advance && store.transactional && !dryRun) yield* store.save(stream.name, next)
-            return { result, quarantined: quarantined.length }
+            return { result, quarantined: quarantined.length, pageMax, next, advance }
           })
           // A signal lets the current transaction finish: it is never cut in half.
-          const { quarantined, result } = yield* Effect.uninterruptible(
+          const { advance, next, pageMax, quarantined, result } = yield* Effect.uninterruptible(
             dryRun ? sink.rollback(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
           )
-          if (advance && !store.transactional && !dryRun) yield* store.save(stream.name, next)
+          if (advance && next !== undefined && !store.transactional && !dryRun) yield* store.save(stream.name, next)
 
           seen = pageMax
           if (!dryRun) checkpoint = next
