@@ -11,9 +11,14 @@
  *   the checkpoint: the next run still loads new records. Both stores, asc and unsorted, the COPY
  *   first load (on a server) and the upsert.
  */
-import { readFileSync } from "node:fs"
+import { appendFileSync, cpSync, mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { inject } from "vitest"
+import { Duration, Either } from "effect"
+import * as Cursor from "../src/Cursor.js"
+import { convert } from "../src/RowDecoder.js"
 import { configDir, ferry, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
 import { createTestDatabase, type TestDatabase } from "./support/pg.js"
@@ -94,6 +99,40 @@ const summaryOf = (result: Awaited<ReturnType<typeof run>>) => {
   return summary!
 }
 
+describe("a timestamp (without time zone) column stores the UTC wall clock", () => {
+  it("converts a value with an offset to UTC, keeps the fraction, leaves UTC, offset-less values and impossible dates alone", () => {
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      ["2024-10-27T02:10:00+01:00", "2024-10-27T01:10:00Z"],
+      ["2024-10-27T02:30:00.123456+02:00", "2024-10-27T00:30:00.123456Z"],
+      ["2024-10-27 02:30+0530", "2024-10-26T21:00:00Z"],
+      ["2024-12-31T23:30:00-01:00", "2025-01-01T00:30:00Z"],
+      ["2024-02-29T00:30:00+01:00", "2024-02-28T23:30:00Z"],
+      ["2024-10-27T02:30:00", "2024-10-27T02:30:00"],
+      ["2024-10-27", "2024-10-27"],
+      ["2024-10-27T02:30:00.5Z", "2024-10-27T02:30:00.5Z"],
+      // Postgres refuses it (quarantined at write time), rather than Date's March 1st
+      ["2023-02-29T00:30:00+01:00", "2023-02-29T00:30:00+01:00"]
+    ]
+    for (const [value, stored] of cases) expect(convert("timestamp", value)).toEqual(Either.right(stored))
+    // a timestamptz column keeps the text: Postgres keeps the instant
+    expect(convert("timestamptz", "2024-10-27T02:10:00+01:00")).toEqual(Either.right("2024-10-27T02:10:00+01:00"))
+  })
+})
+
+describe("Cursor: a timestamp without an offset is UTC", () => {
+  it("compares, picks the greatest and subtracts the lookback as UTC, whatever the process's zone", () => {
+    expect(Cursor.instantOf("2024-03-31T02:30:00")).toBe(Date.parse("2024-03-31T02:30:00Z"))
+    expect(Cursor.instantOf("2024-03-31 02:30")).toBe(Date.parse("2024-03-31T02:30:00Z"))
+    expect(Cursor.instantOf("2024-03-31")).toBe(Date.parse("2024-03-31T00:00:00Z"))
+    expect(Cursor.compare("timestamp")("2024-03-31T02:30:00", "2024-03-31T02:00:00Z")).toBe(1)
+    expect(Cursor.compare("timestamp")("2024-03-31T02:30:00", "2024-03-31T04:00:00+01:00")).toBe(-1)
+    expect(Cursor.greatest("timestamp", "2024-03-31T02:30:00Z", ["2024-03-31T03:00:00", "2024-03-31T04:00:00+02:00"]))
+      .toBe("2024-03-31T03:00:00")
+    expect(Cursor.minusLookback("timestamp", "2024-03-31T02:30:00", Duration.minutes(5))).toBe("2024-03-31T02:25:00.000Z")
+    expect(Cursor.minusLookback("timestamp", "2024-03-31", Duration.minutes(5))).toBe("2024-03-30T23:55:00.000Z")
+  })
+})
+
 describe("a timestamp (without time zone) cursor column", () => {
   it("across a DST change the newer version wins, though its wall clock is earlier, and is reported updated", async () => {
     // Europe/Berlin, 2024-10-27: 02:30+02:00 (00:30 UTC) comes before 02:10+01:00 (01:10 UTC)
@@ -119,14 +158,38 @@ describe("a timestamp (without time zone) cursor column", () => {
   })
 })
 
+/**
+ * The database a TZ case writes to, its own time zone set to `zone`: on a server, the test database
+ * (ALTER DATABASE ... SET timezone); without one, Ferry's real embedded path (database url empty) on a
+ * data directory whose postgresql.conf sets the zone (PGlite ignores ALTER DATABASE ... SET).
+ */
+const zonedDatabase = async (zone: string) => {
+  if (!db.embedded) {
+    await db.query(`ALTER DATABASE "${db.name}" SET timezone = '${zone}'`)
+    return { env: { DATABASE_URL: db.url }, query: db.query }
+  }
+  // a copy of the suite's initialised template: an initdb takes seconds
+  const dataDir = mkdtempSync(join(tmpdir(), "ferry-tz-"))
+  cpSync(inject("pgTemplate")!, dataDir, { recursive: true })
+  const { PGlite } = await import("@electric-sql/pglite")
+  appendFileSync(join(dataDir, "postgresql.conf"), `\ntimezone = '${zone}'\n`)
+  const query = async (text: string, params?: ReadonlyArray<unknown>) => {
+    const pglite = await PGlite.create(dataDir)
+    try {
+      return (await pglite.query<any>(text, params as Array<unknown>)).rows
+    } finally {
+      await pglite.close()
+    }
+  }
+  return { env: { DATABASE_URL: "", FERRY_DATA_DIR: dataDir }, query }
+}
+
 describe("timestamps without an offset mean UTC, whatever the process's TZ and the database's zone", () => {
   for (const tz of ["America/New_York", "Asia/Kolkata"]) {
     it(`TZ=${tz}, the database in another zone: no record skipped, stored as UTC, since= the checkpoint less the lookback in UTC`, async () => {
       const table = `naive_${tz.replace(/\W/g, "_").toLowerCase()}`
       // the database's own zone differs from the process's and from UTC
-      const dbZone = tz === "Asia/Kolkata" ? "America/Los_Angeles" : "Asia/Kolkata"
-      if (!db.embedded) await db.query(`ALTER DATABASE "${db.name}" SET timezone = '${dbZone}'`)
-      else await db.query(`SET timezone = '${dbZone}'`)
+      const target = await zonedDatabase(tz === "Asia/Kolkata" ? "America/Los_Angeles" : "Asia/Kolkata")
       const api = await startItems([
         { id: "a", name: "v1", updated_at: "2024-03-31T02:30:00" },
         { id: "b", name: "v1", updated_at: "2024-03-31T02:40:00" }
@@ -137,12 +200,12 @@ describe("timestamps without an offset mean UTC, whatever the process's TZ and t
         columns: "{ id: text, name: text, updated_at: timestamptz, wall: { type: timestamp, from: updated_at } }",
         incremental: `{ cursorField: updated_at, param: since, initial: "2024-03-01T00:00:00", lookback: 5 minutes, order: unsorted }`
       })
-      const env = { TZ: tz }
+      const env = { ...target.env, TZ: tz }
       const first = await run(dir, env)
       expect(first.code).toBe(0)
       expect(summaryOf(first)).toMatchObject({ inserted: 2 })
       expect(api.sinces[0]).toBe("2024-02-29T23:55:00.000Z")
-      expect(await stateCursor(table)).toBe("2024-03-31T02:40:00")
+      expect(summaries(first)[0]!.checkpoint).toBe("2024-03-31T02:40:00")
 
       // one hour later in UTC: after the checkpoint, though before it if it were read in the process's zone
       api.items.push({ id: "c", name: "v1", updated_at: "2024-03-31T03:40:00" })
@@ -151,14 +214,17 @@ describe("timestamps without an offset mean UTC, whatever the process's TZ and t
       expect(second.code).toBe(0)
       expect(api.sinces[1]).toBe("2024-03-31T02:35:00.000Z")
       expect(summaryOf(second)).toMatchObject({ inserted: 1, updated: 1, unchanged: 1 })
-      expect(await stateCursor(table)).toBe("2024-03-31T03:40:00")
       expect(summaries(second)[0]!.checkpoint).toBe("2024-03-31T03:40:00")
 
-      const rows = await db.query(
-        `SELECT id, name, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') AS utc, wall::text AS wall
-         FROM ${table} ORDER BY id`
+      // one query (on the embedded database, each one opens the data directory)
+      const rows = await target.query(
+        `SELECT id, name, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') AS utc, wall::text AS wall,
+           (SELECT cursor FROM ferry.state WHERE stream = $1) AS checkpoint
+         FROM ${table} ORDER BY id`,
+        [table]
       )
-      expect(rows).toEqual([
+      expect(rows.map((r) => r.checkpoint)).toEqual(Array(3).fill("2024-03-31T03:40:00"))
+      expect(rows.map(({ checkpoint: _, ...r }) => r)).toEqual([
         { id: "a", name: "v2", utc: "2024-03-31T02:45:00", wall: "2024-03-31 02:45:00" },
         { id: "b", name: "v1", utc: "2024-03-31T02:40:00", wall: "2024-03-31 02:40:00" },
         { id: "c", name: "v1", utc: "2024-03-31T03:40:00", wall: "2024-03-31 03:40:00" }
