@@ -17,6 +17,7 @@ import { Cause, Chunk, Clock, Effect, Either, Exit, Fiber, Option, Stream } from
 import type { Scope } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
+import * as PageRepeats from "./PageRepeats.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
 import { redactor } from "./Logging.js"
 import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape, type WriteResult } from "./Sink.js"
@@ -74,6 +75,8 @@ interface DecodedPage extends Measured {
   readonly valid: number
   /** the greatest cursor of the page's rows */
   readonly cursor: string | undefined
+  /** what the page holds, to catch a source that repeats pages under new tokens (PageRepeats.ts) */
+  readonly signature: number | undefined
   readonly bulk: Bulk | undefined
   /** the page's rows: kept, or parsed and decoded again */
   readonly rows: () => Decoded["rows"]
@@ -95,7 +98,7 @@ const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPag
   const cursor = Cursor.greatest(Cursor.typeOf(stream), undefined, rows.map((r) => r.row.cursor))
   const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
-  const common = { ...measured, invalid, valid: rows.length, cursor, bulk }
+  const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), bulk }
   if (bulk !== undefined && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
   return { ...common, rows: () => rows }
 }
@@ -356,8 +359,10 @@ export const runStream = (
         }).pipe(Effect.uninterruptible)
 
       // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
+      // A page that repeats an earlier one ends the stream there: the pages before it are written first.
+      const repeats = PageRepeats.guard(stream.name)
       yield* forEachBatch(
-        Stream.map(pagesOf(stream, from), (page) => decodePage(stream, sink, page)),
+        Stream.mapEffect(pagesOf(stream, from), (page) => repeats(decodePage(stream, sink, page))),
         { ...batchLimits, ...options.batch },
         prefetchBelowBytes,
         commitBatch

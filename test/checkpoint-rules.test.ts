@@ -163,7 +163,10 @@ describe("a timestamp (without time zone) cursor column", () => {
  * (ALTER DATABASE ... SET timezone); without one, Ferry's real embedded path (database url empty) on a
  * data directory whose postgresql.conf sets the zone (PGlite ignores ALTER DATABASE ... SET).
  */
-const zonedDatabase = async (zone: string) => {
+const zonedDatabase = async (zone: string): Promise<{
+  env: Record<string, string>
+  query: (text: string, params?: ReadonlyArray<unknown>) => Promise<Array<any>>
+}> => {
   if (!db.embedded) {
     await db.query(`ALTER DATABASE "${db.name}" SET timezone = '${zone}'`)
     return { env: { DATABASE_URL: db.url }, query: db.query }
