@@ -34,6 +34,19 @@ export interface DatabaseOptions {
 /** the startup option every session Ferry opens has: timestamps without an offset are UTC */
 export const utcSession = "-c TimeZone=UTC"
 
+/** A URL's own `options=` would replace Ferry's startup options (pg lets the URL win): Ferry's go after them. */
+export const withSessionOptions = (url: string, startup: string): string => {
+  try {
+    const u = new URL(url)
+    const own = u.searchParams.get("options")
+    if (own === null) return url
+    u.searchParams.set("options", `${own} ${startup}`)
+    return u.toString()
+  } catch {
+    return url
+  }
+}
+
 export const defaultApplicationName = (): string => `ferry ${hostname()} pid ${process.pid}`
 
 /** `host:port/database` of a connection URL, for messages. Never the user or password. */
@@ -129,7 +142,7 @@ const pool = (options: DatabaseOptions, tls: PgTls.Tls) =>
     const startup = options.sessionOptions === undefined ? utcSession : `${utcSession} ${options.sessionOptions}`
     const makePool = (ssl: PgTls.Tls["ssl"]) => {
       const pool = new Pg.Pool({
-        connectionString: tls.url,
+        connectionString: withSessionOptions(tls.url, startup),
         ssl,
         connectionTimeoutMillis: Duration.toMillis(connectTimeout),
         max: options.maxConnections,

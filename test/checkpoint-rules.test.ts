@@ -16,12 +16,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { inject } from "vitest"
-import { Duration, Either } from "effect"
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect, Either, Redacted } from "effect"
+import * as Database from "../src/Database.js"
 import * as Cursor from "../src/Cursor.js"
 import { convert } from "../src/RowDecoder.js"
 import { configDir, ferry, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, type TestDatabase } from "./support/pg.js"
+import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
 
 let db: TestDatabase
 const servers: Array<TestServer> = []
@@ -155,6 +157,21 @@ describe("a timestamp (without time zone) cursor column", () => {
     // the wall clock stored is UTC's, so it orders as the instants do
     expect(rows).toEqual([{ id: "a", name: "v2", updated_at: "2024-10-27 01:10:00" }])
     expect(Date.parse((await stateCursor("dst_wall"))!)).toBe(Date.parse("2024-10-27T01:10:00Z"))
+  })
+})
+
+describe("Ferry's sessions run in UTC", () => {
+  it.skipIf(serverOnly)("whatever the database's zone, and after a URL's own options (which pg lets replace Ferry's)", async () => {
+    await db.query(`ALTER DATABASE "${db.name}" SET timezone = 'Asia/Kolkata'`)
+    const url = new URL(db.url)
+    url.searchParams.set("options", "-c search_path=ferry_x")
+    const rows = await Effect.runPromise(
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.unsafe(`SELECT current_setting('TimeZone') AS tz, current_setting('search_path') AS path`)).pipe(
+          Effect.provide(Database.layer({ url: Redacted.make(url.toString()) }))
+        )
+    )
+    expect(rows).toEqual([{ tz: "UTC", path: "ferry_x" }])
   })
 })
 
