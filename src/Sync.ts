@@ -10,6 +10,7 @@
  * - with `order: asc` it advances after every committed batch, to the greatest cursor committed so far;
  *   otherwise only when the whole stream has been read;
  * - it never moves backwards (it is the max of the stored value and what was written);
+ * - only rows the sink accepted count: a row Postgres refused (quarantined at write time) does not;
  * - with a transactional store it commits with the page's rows; with the file store it is written
  *   right after the commit (at-least-once, absorbed by the idempotent upsert).
  */
