@@ -1,6 +1,7 @@
 /**
  * Cursor values are kept as the text the source sent. They compare by the stream's cursor type:
- * timestamps as instants (so `...Z` and `...+00:00` agree), numbers as numbers, the rest as text.
+ * timestamps as instants (so `...Z` and `...+00:00` agree; no offset means UTC), numbers as numbers,
+ * the rest as text.
  */
 import { Duration } from "effect"
 import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
@@ -21,9 +22,20 @@ const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
 /** Instants with sub-millisecond digits compare by their full fraction once the milliseconds tie. */
 const fraction = (s: string): string => /\.(\d+)/.exec(s)?.[1]?.padEnd(9, "0") ?? "000000000"
 
+/** A date and time with no offset (`2024-03-31T02:30:00`, `2024-03-31 02:30`): Date.parse reads it in the process's zone. */
+const offsetless = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/
+
+/**
+ * The instant of a timestamp cursor, in ms (NaN if it is none). A timestamp without an offset is UTC,
+ * as everywhere in Ferry (Postgres reads it in UTC too: Ferry's sessions run with TimeZone=UTC), never
+ * the process's zone: the checkpoint, the lookback and the upsert's guard must agree on any machine.
+ * A date alone is UTC midnight already.
+ */
+export const instantOf = (text: string): number => Date.parse(offsetless.test(text) ? `${text}Z` : text)
+
 const compareTimestamps = (a: string, b: string): number => {
-  const x = Date.parse(a)
-  const y = Date.parse(b)
+  const x = instantOf(a)
+  const y = instantOf(b)
   if (Number.isNaN(x) || Number.isNaN(y)) return compareText(a, b)
   return x !== y ? Math.sign(x - y) : compareText(fraction(a), fraction(b))
 }
@@ -57,7 +69,7 @@ export const greatest = (
   const maxOf = max(type)
   let best = start
   let bestPlain = type === "timestamp" && best !== undefined && plainUtc.test(best)
-  let bestMs: number | undefined // Date.parse(best), once needed
+  let bestMs: number | undefined // instantOf(best), once needed
   for (const cursor of cursors) {
     if (cursor === undefined || cursor === best) continue
     if (type === "timestamp" && best !== undefined) {
@@ -69,8 +81,8 @@ export const greatest = (
         continue
       }
       // different milliseconds decide alone; ties and unparsable values go through `max`
-      const ms = Date.parse(cursor)
-      bestMs ??= Date.parse(best)
+      const ms = instantOf(cursor)
+      bestMs ??= instantOf(best)
       if (!Number.isNaN(ms) && !Number.isNaN(bestMs) && ms !== bestMs) {
         if (ms > bestMs) {
           best = cursor
@@ -96,7 +108,7 @@ export const greatest = (
  */
 export const minusLookback = (type: CursorType, cursor: string, lookback: Duration.Duration): string => {
   if (type !== "timestamp" || Duration.toMillis(lookback) === 0) return cursor
-  const at = Date.parse(cursor)
+  const at = instantOf(cursor)
   return Number.isNaN(at) ? cursor : new Date(at - Duration.toMillis(lookback)).toISOString()
 }
 

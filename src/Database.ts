@@ -31,6 +31,22 @@ export interface DatabaseOptions {
   readonly sessionOptions?: string | undefined
 }
 
+/** the startup option every session Ferry opens has: timestamps without an offset are UTC */
+export const utcSession = "-c TimeZone=UTC"
+
+/** A URL's own `options=` would replace Ferry's startup options (pg lets the URL win): Ferry's go after them. */
+export const withSessionOptions = (url: string, startup: string): string => {
+  try {
+    const u = new URL(url)
+    const own = u.searchParams.get("options")
+    if (own === null) return url
+    u.searchParams.set("options", `${own} ${startup}`)
+    return u.toString()
+  } catch {
+    return url
+  }
+}
+
 export const defaultApplicationName = (): string => `ferry ${hostname()} pid ${process.pid}`
 
 /** `host:port/database` of a connection URL, for messages. Never the user or password. */
@@ -120,15 +136,19 @@ const connectError = (url: Redacted.Redacted<string>, error: SqlError): Database
 const pool = (options: DatabaseOptions, tls: PgTls.Tls) =>
   Effect.gen(function*() {
     const connectTimeout = options.connectTimeout ?? Duration.seconds(5)
+    // Ferry's rule: a timestamp without an offset is UTC (Cursor.instantOf). Postgres reads such a
+    // literal into timestamptz in the session's zone, so every session runs in UTC, whatever the
+    // server's or the database's own default (a startup option outranks ALTER DATABASE ... SET).
+    const startup = options.sessionOptions === undefined ? utcSession : `${utcSession} ${options.sessionOptions}`
     const makePool = (ssl: PgTls.Tls["ssl"]) => {
       const pool = new Pg.Pool({
-        connectionString: tls.url,
+        connectionString: withSessionOptions(tls.url, startup),
         ssl,
         connectionTimeoutMillis: Duration.toMillis(connectTimeout),
         max: options.maxConnections,
         application_name: options.applicationName ?? defaultApplicationName(),
-        // Ferry's sessions wait a bounded time for a lock or a statement (options.sessionSettings)
-        ...(options.sessionOptions === undefined ? {} : { options: options.sessionOptions })
+        // Ferry's sessions run in UTC and wait a bounded time for a lock or a statement (options.sessionSettings)
+        options: startup
       })
       // an idle connection's error (the server went away) surfaces on its next query instead
       pool.on("error", () => {})

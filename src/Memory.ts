@@ -34,6 +34,11 @@ export interface MemoryDatabaseShape {
   writes: number
   /** bulk writes taken and refused (a key already stored or repeated): tests check both paths ran */
   readonly bulk: { written: number; refused: number }
+  /**
+   * Rows this database refuses, as Postgres refuses a value out of range: the reason, or undefined.
+   * `write` hands them back in `rejected`; a bulk write holding one is refused whole (as a COPY is).
+   */
+  refuse: (row: Row) => string | undefined
 }
 
 export class MemoryDatabase extends Context.Tag("ferry/MemoryDatabase")<MemoryDatabase, MemoryDatabaseShape>() {}
@@ -51,7 +56,8 @@ export const make = (): MemoryDatabaseShape => ({
   locks: new Set(),
   failWrite: () => false,
   writes: 0,
-  bulk: { written: 0, refused: 0 }
+  bulk: { written: 0, refused: 0 },
+  refuse: () => undefined
 })
 
 const restore = (db: MemoryDatabaseShape, snapshot: MemoryState) => {
@@ -106,6 +112,11 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Effect.map(MemoryDatabase, (db) => {
     /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
     const bulk = new Set<string>()
+    const refused = (rows: ReadonlyArray<Row>) =>
+      rows.flatMap((row) => {
+        const reason = db.refuse(row)
+        return reason === undefined ? [] : [{ row, reason }]
+      })
     /** counts a write and applies the injected failure, if any (after applying: the transaction must undo it) */
     const written = <A>(result: A): Effect.Effect<A, DatabaseError> => {
       db.writes++
@@ -135,9 +146,14 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           const name = tableName(stream)
           const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
           db.state.tables.set(name, table)
-          const counts = upsert(table, rows, Cursor.typeOf(stream))
+          // as PgSink: one version per key, then the refused ones set aside
+          const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
+          const rejected = refused(kept)
+          const refusedRows = new Set(rejected.map((r) => r.row))
+          const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream))
           db.state.rowVersions += counts.inserted + counts.updated
-          return written<WriteResult>({ ...counts, rejected: [] })
+          const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
+          return written<WriteResult>({ ...counts, unchanged, rejected })
         }),
       encode: (stream, rows): MemoryBulk | undefined =>
         bulk.has(stream.name)
@@ -150,6 +166,8 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           const name = tableName(stream)
           const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
           const rows = (pages as ReadonlyArray<MemoryBulk>).flatMap((p) => p.kept)
+          // a value refused: these pages go to `write`, which isolates the row (the bulk path stays on)
+          if (refused(rows).length > 0) return Effect.succeed(undefined)
           const keys = new Set(rows.map((r) => r.key))
           if (keys.size < rows.length || rows.some((r) => table.has(r.key))) {
             bulk.delete(stream.name)

@@ -110,6 +110,29 @@ const toTimestamp: Converter = (value) =>
     ? value
     : wrong("an ISO 8601 timestamp", value)
 
+/** a timestamp with an offset: its date, its seconds' fraction, and the offset */
+const offsetForm = /^(\d{4})-(\d{2})-(\d{2})[T ]\d{2}:\d{2}(?::\d{2}(\.\d{1,9})?)?(?:[+-]\d{2}(?::?\d{2})?)$/
+
+/**
+ * A `timestamp` (without time zone) column: a value with an offset is stored as its UTC wall clock
+ * (`2024-10-27T02:10:00+01:00` -> `2024-10-27T01:10:00Z`; Postgres ignores the `Z` there), so that the
+ * stored values order as instants do, as the checkpoint orders them (the upsert's guard compares them).
+ * Without an offset a value is UTC already (Ferry's rule), and `Z` needs nothing. The fraction is kept
+ * digit for digit. A date that does not exist (02-30) is left as it is: Postgres refuses it.
+ */
+const toUtcTimestamp: Converter = (value) => {
+  const checked = toTimestamp(value)
+  if (checked instanceof Problem || typeof value !== "string" || value.endsWith("Z") || value.endsWith("z")) return checked
+  const parts = offsetForm.exec(value)
+  if (parts === null) return value
+  const [, year, month, day, fraction] = parts
+  // the month's length (years 2000–2399 have the same leap years as year % 400; Date.UTC reads 0–99 as 19xx)
+  if (Number(day) > new Date(Date.UTC(2000 + (Number(year) % 400), Number(month), 0)).getUTCDate()) return value
+  const utc = new Date(Date.parse(value)).toISOString()
+  // a year that leaves 0000–9999 has no plain ISO form (`+010000-…`): Postgres decides on the original
+  return utc.length === 24 ? `${utc.slice(0, 19)}${fraction ?? ""}Z` : value
+}
+
 const toDate: Converter = (value) =>
   typeof value === "string" &&
     (plainDate.test(value) || (isoDate.test(value) && !Number.isNaN(Date.parse(value))))
@@ -132,7 +155,7 @@ const converters: Record<ColumnType, Converter> = {
   real: toNumber,
   boolean: toBoolean,
   timestamptz: toTimestamp,
-  timestamp: toTimestamp,
+  timestamp: toUtcTimestamp,
   date: toDate,
   uuid: toUuid,
   jsonb: toJsonb

@@ -10,6 +10,7 @@
  * - with `order: asc` it advances after every committed batch, to the greatest cursor committed so far;
  *   otherwise only when the whole stream has been read;
  * - it never moves backwards (it is the max of the stored value and what was written);
+ * - only rows the sink accepted count: a row Postgres refused (quarantined at write time) does not;
  * - with a transactional store it commits with the page's rows; with the file store it is written
  *   right after the commit (at-least-once, absorbed by the idempotent upsert).
  */
@@ -17,12 +18,13 @@ import { Cause, Chunk, Clock, Effect, Either, Exit, Fiber, Option, Stream } from
 import type { Scope } from "effect"
 import { CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
+import * as PageRepeats from "./PageRepeats.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
 import * as Failpoint from "./Failpoint.js"
 import { redactor } from "./Logging.js"
-import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape } from "./Sink.js"
+import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape, type WriteResult } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
-import type { Row, StreamSpec } from "./StreamSpec.js"
+import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
 export interface SyncOptions {
   /** ignore the stored checkpoint for this run (it still never moves backwards) */
@@ -75,6 +77,8 @@ interface DecodedPage extends Measured {
   readonly valid: number
   /** the greatest cursor of the page's rows */
   readonly cursor: string | undefined
+  /** what the page holds, to catch a source that repeats pages under new tokens (PageRepeats.ts) */
+  readonly signature: number | undefined
   readonly bulk: Bulk | undefined
   /** the page's rows: kept, or parsed and decoded again */
   readonly rows: () => Decoded["rows"]
@@ -96,7 +100,7 @@ const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPag
   const cursor = Cursor.greatest(Cursor.typeOf(stream), undefined, rows.map((r) => r.row.cursor))
   const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
-  const common = { ...measured, invalid, valid: rows.length, cursor, bulk }
+  const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), bulk }
   if (bulk !== undefined && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
   return { ...common, rows: () => rows }
 }
@@ -107,6 +111,21 @@ const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPag
  */
 const decodeAgain = (stream: StreamSpec, reparse: () => ReadonlyArray<unknown>) => () =>
   decodeRecords(stream, reparse()).rows
+
+/**
+ * The greatest cursor of the rows Postgres accepted, from `seen` on: what a batch that had rows
+ * refused may move the checkpoint to. Rows are refused only by `write` (a refused bulk write falls back
+ * to it), so `rows` are the rows written; the refused ones are the very objects in `rejected`.
+ */
+const acceptedMax = (
+  type: CursorType,
+  seen: string | undefined,
+  rows: Decoded["rows"],
+  rejected: WriteResult["rejected"]
+): string | undefined => {
+  const refused = new Set(rejected.map((r) => r.row))
+  return Cursor.greatest(type, seen, rows.filter((r) => !refused.has(r.row)).map((r) => r.row.cursor))
+}
 
 /**
  * Pages are written in batches: consecutive pages go into one transaction until the batch holds this
@@ -284,9 +303,6 @@ export const runStream = (
       const commitBatch = (batch: ReadonlyArray<DecodedPage>) =>
         Effect.gen(function*() {
           const invalid = batch.length === 1 ? batch[0].invalid : batch.flatMap((p) => p.invalid)
-          const pageMax = batch.reduce((max, p) => maxCursor(max, p.cursor), seen)
-          const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
-          const advance = next !== undefined && next !== checkpoint
           const withRows = batch.filter((p) => p.valid > 0)
           const bulks = withRows.length > 0 && withRows.every((p) => p.bulk !== undefined)
             ? withRows.map((p) => p.bulk!)
@@ -306,15 +322,21 @@ export const runStream = (
             )
             if (quarantined.length > 0) yield* sink.quarantine(stream.name, options.runId, quarantined)
             yield* Failpoint.pass("after-upsert")
+            // only rows Postgres accepted count toward the checkpoint (a refused row's cursor would skip records)
+            const pageMax = result.rejected.length === 0
+              ? batch.reduce((max, p) => maxCursor(max, p.cursor), seen)
+              : acceptedMax(cursorType, seen, rows, result.rejected)
+            const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
+            const advance = next !== undefined && next !== checkpoint
             if (advance && store.transactional && !dryRun) yield* store.save(stream.name, next)
-            return { result, quarantined: quarantined.length }
+            return { result, quarantined: quarantined.length, pageMax, next, advance }
           })
           // A signal lets the current transaction finish: it is never cut in half.
-          const { quarantined, result } = yield* Effect.uninterruptible(
+          const { advance, next, pageMax, quarantined, result } = yield* Effect.uninterruptible(
             dryRun ? sink.rollback(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
           )
           yield* Failpoint.pass("after-commit")
-          if (advance && !store.transactional && !dryRun) yield* store.save(stream.name, next)
+          if (advance && next !== undefined && !store.transactional && !dryRun) yield* store.save(stream.name, next)
 
           seen = pageMax
           if (!dryRun) checkpoint = next
@@ -341,8 +363,10 @@ export const runStream = (
         }).pipe(Effect.uninterruptible)
 
       // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
+      // A page that repeats an earlier one ends the stream there: the pages before it are written first.
+      const repeats = PageRepeats.guard(stream.name)
       yield* forEachBatch(
-        Stream.map(pagesOf(stream, from), (page) => decodePage(stream, sink, page)),
+        Stream.mapEffect(pagesOf(stream, from), (page) => repeats(decodePage(stream, sink, page))),
         { ...batchLimits, ...options.batch },
         prefetchBelowBytes,
         commitBatch

@@ -21,7 +21,7 @@ const timestampArb: fc.Arbitrary<string> = fc.oneof(
     minute: fc.constantFrom(0, 1, 59),
     second: fc.constantFrom(0, 30, 59),
     fraction: fc.constantFrom("", ".0", ".5", ".123", ".999", ".1234", ".123456789", ".000001"),
-    zone: fc.constantFrom("Z", "Z", "Z", "+00:00", "+01:00", "-05:30", "z")
+    zone: fc.constantFrom("Z", "Z", "Z", "Z", "+00:00", "+01:00", "-05:30", "z", "")
   }).map(({ day, fraction, hour, minute, month, second, year, zone }) =>
     `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}${fraction}${zone}`
   ),

@@ -55,6 +55,25 @@ const refJsonProblem = (value: unknown, depth = 0): string | undefined => {
 const refDescribe = (value: unknown): string =>
   value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string" ? "a string" : `a ${typeof value}`
 
+const refPad = (n: number, width = 2) => String(n).padStart(width, "0")
+
+/**
+ * A `timestamp` column stores a value with an offset as its UTC wall clock (the fraction as sent, then
+ * `Z`); UTC and offset-less values, impossible days (02-30, left for Postgres to refuse) and instants
+ * outside years 0–9999 stay as they are.
+ */
+const refUtcWallClock = (text: string): string => {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[T ]\d{2}:\d{2}(?::\d{2}(\.\d+)?)?[+-]\d{2}(?::?\d{2})?$/.exec(text)
+  if (m === null) return text
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
+  if (day > [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!) return text
+  const t = new Date(Date.parse(text))
+  if (t.getUTCFullYear() < 0 || t.getUTCFullYear() > 9999) return text
+  return `${refPad(t.getUTCFullYear(), 4)}-${refPad(t.getUTCMonth() + 1)}-${refPad(t.getUTCDate())}T` +
+    `${refPad(t.getUTCHours())}:${refPad(t.getUTCMinutes())}:${refPad(t.getUTCSeconds())}${m[4] ?? ""}Z`
+}
+
 const refConvert = (type: ColumnType, value: unknown): Either.Either<unknown, string> => {
   if (value === null || value === undefined) return Either.right(null)
   const wrong = (expected: string) => Either.left(`expected ${expected}, got ${refDescribe(value)}`)
@@ -83,10 +102,11 @@ const refConvert = (type: ColumnType, value: unknown): Either.Either<unknown, st
     case "boolean":
       return typeof value === "boolean" ? Either.right(value) : wrong("true or false")
     case "timestamptz":
-    case "timestamp":
       return typeof value === "string" && isoTimestamp.test(value) && !Number.isNaN(Date.parse(value))
         ? Either.right(value)
         : wrong("an ISO 8601 timestamp")
+    case "timestamp":
+      return Either.map(refConvert("timestamptz", value), (text) => refUtcWallClock(text as string))
     case "date":
       return typeof value === "string" && isoDate.test(value) && !Number.isNaN(Date.parse(value))
         ? Either.right(value)

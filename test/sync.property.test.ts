@@ -248,6 +248,63 @@ describe("Sync (property, in-memory layers)", () => {
   })
 
   it.effect.prop(
+    "a row the database refuses never moves the checkpoint: the next run still loads every record it accepts",
+    [fc.record({
+      /** cursors from a small range; `refused` rows are refused at write time (a value out of range) */
+      first: fc.array(fc.record({ updated: fc.nat(20), refused: fc.boolean() }), { minLength: 1, maxLength: 20 }),
+      /** cursors from the greatest accepted one on (an older one would be missed by any incremental read) */
+      later: fc.array(fc.record({ updated: fc.nat(10), refused: fc.boolean() }), { maxLength: 10 }),
+      pageSize: fc.integer({ min: 1, max: 5 }),
+      batchRecords: fc.integer({ min: 1, max: 12 }),
+      order: fc.constantFrom("asc" as const, "unsorted" as const)
+    })],
+    ([scenario]) =>
+      Effect.gen(function*() {
+        const spec = { ...specFor(scenario.order), maxInvalid: 1_000 }
+        const db = Memory.make()
+        db.refuse = (row) => (String(row.values.name).startsWith("!") ? "value out of range" : undefined)
+        const truth: Array<SourceRecord> = []
+        const add = (records: ReadonlyArray<{ updated: number; refused: boolean }>) => {
+          for (const r of records) {
+            const id = `r${truth.length}`
+            truth.push({ id, name: r.refused ? `!${id}` : id, updated: r.updated })
+          }
+        }
+        const source = Source.layerMemory((_stream, from) => {
+          const since = Option.map(from, Number)
+          const visible = truth
+            .filter((r) => Option.isNone(since) || r.updated >= since.value)
+            .sort((a, b) => a.updated - b.updated || a.id.localeCompare(b.id))
+          const pages: Array<Source.Page> = []
+          for (let i = 0; i < visible.length; i += scenario.pageSize) {
+            const records = visible.slice(i, i + scenario.pageSize)
+            pages.push({ records, url: `model://items?page=${pages.length}`, retries: 0, bytes: 0 })
+          }
+          return Stream.fromIterable(pages)
+        })
+        const run = (n: number) =>
+          syncStream(spec, { runId: `run-${n}`, batch: { records: scenario.batchRecords } }).pipe(
+            Effect.provide(Layer.merge(Memory.layer(db), source))
+          )
+        const accepted = () => truth.filter((r) => !r.name.startsWith("!"))
+        const expectLoaded = (summary: { checkpoint: string | undefined; fetched: number; inserted: number; updated: number; unchanged: number; quarantined: number }) => {
+          expect(summary.fetched).toBe(summary.inserted + summary.updated + summary.unchanged + summary.quarantined)
+          const table = db.state.tables.get("public.items") ?? new Map()
+          expect([...table.keys()].sort()).toEqual(accepted().map((r) => JSON.stringify([r.id])).sort())
+          const greatest = accepted().reduce<number | undefined>((m, r) => Math.max(m ?? r.updated, r.updated), undefined)
+          expect(summary.checkpoint).toBe(greatest === undefined ? undefined : String(greatest))
+          expect(db.state.checkpoints.get("items")).toBe(summary.checkpoint)
+        }
+        add(scenario.first)
+        expectLoaded(yield* run(1))
+        const base = Math.max(0, ...accepted().map((r) => r.updated))
+        add(scenario.later.map((r) => ({ ...r, updated: base + r.updated })))
+        expectLoaded(yield* run(2))
+      }),
+    { fastCheck: { numRuns: 200 } }
+  )
+
+  it.effect.prop(
     "invalid records are quarantined, never dropped: fetched = written + unchanged + quarantined",
     [fc.array(fc.oneof(
       fc.record({ id: fc.string({ minLength: 1, maxLength: 4 }), name: fc.string(), updated: fc.nat(9) }),

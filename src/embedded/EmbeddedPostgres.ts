@@ -71,7 +71,16 @@ export const start = (options: {
     })
 
     const db: PGlite = yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => PGlite.create(dataDir), catch: fail("cannot open the data directory") }),
+      Effect.tryPromise({
+        try: async () => {
+          const db = await PGlite.create(dataDir)
+          // its one session is every connection's: UTC, as Ferry's sessions on a server (Database.ts),
+          // whatever the data directory's postgresql.conf says
+          await db.exec("SET TimeZone = 'UTC'")
+          return db
+        },
+        catch: fail("cannot open the data directory")
+      }),
       (db) =>
         Effect.tryPromise(() => db.close()).pipe(
           Effect.catchAll((e) => Effect.logWarning(`embedded Postgres: closing ${dataDir} failed: ${describe(e)}`))
