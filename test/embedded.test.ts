@@ -53,7 +53,7 @@ describe("EmbeddedPostgres", () => {
     Effect.gen(function*() {
       const first = yield* Scope.make()
       const db = yield* EmbeddedPostgres.start({ dataDir }).pipe(Scope.extend(first))
-      expect(Redacted.value(db.url)).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/)
+      expect(Redacted.value(db.url)).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres\?sslmode=disable$/)
       expect(db.dataDir).toBe(dataDir)
       expect(Fs.existsSync(DataDirLock.lockPath(dataDir))).toBe(true)
 
