@@ -6,7 +6,7 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { randomBytes } from "node:crypto"
 import { Cause, Effect, Either, Layer, Option, Stream } from "effect"
-import { CheckpointStore } from "./Checkpoint.js"
+import { CheckpointStore, keyOf } from "./Checkpoint.js"
 import type { Command } from "./Cli.js"
 import * as Config from "./Config.js"
 import * as Database from "./Database.js"
@@ -17,7 +17,7 @@ import * as Progress from "./Progress.js"
 import * as Services from "./Services.js"
 import { Sink } from "./Sink.js"
 import { Source } from "./Source.js"
-import type { StreamSpec } from "./StreamSpec.js"
+import { type StreamSpec, targetName } from "./StreamSpec.js"
 import { syncAll } from "./Sync.js"
 
 export interface CommandEnvironment extends Services.Environment {
@@ -110,6 +110,7 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
 
 interface StatusRow {
   readonly stream: string
+  readonly target: string
   readonly checkpoint: string | null
   readonly last_run: string | null
   readonly status: string | null
@@ -121,20 +122,34 @@ interface StatusRow {
   readonly updated: number | null
   readonly unchanged: number | null
   readonly quarantined: number | null
+  readonly already_quarantined: number | null
   readonly error: string | null
 }
 
+/**
+ * The last run of each stream with its target table. A run recorded before runs named their target
+ * (target NULL) stands for its stream until the target has a run of its own; before the migration that
+ * added the target (a read-only `status` migrates nothing), every run is such a run.
+ */
 const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const [exists] = yield* sql<{ present: boolean }>`SELECT to_regclass('ferry.runs') IS NOT NULL AS present`
-    if (!exists?.present) return new Map<string, Record<string, unknown>>()
-    const rows = yield* sql<Record<string, unknown>>`
-      SELECT DISTINCT ON (stream) stream, run_id, status, started_at, finished_at,
-        (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS duration_ms,
-        fetched, inserted, updated, unchanged, quarantined, error
-      FROM ferry.runs WHERE stream IN ${sql.in(streams.map((s) => s.name))}
-      ORDER BY stream, started_at DESC`
+    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean }>(
+      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
+         EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'already_quarantined'
+           AND NOT attisdropped) AS keyed`
+    )
+    if (!table?.present) return new Map<string, Record<string, unknown>>()
+    const [target, already] = table.keyed ? ["r.target", "r.already_quarantined"] : ["NULL", "NULL"]
+    const rows = yield* sql.unsafe<Record<string, unknown>>(
+      `SELECT DISTINCT ON (s.stream) s.stream, r.run_id, r.status, r.started_at, r.finished_at,
+         (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint AS duration_ms,
+         r.fetched, r.inserted, r.updated, r.unchanged, r.quarantined, ${already} AS already_quarantined, r.error
+       FROM unnest($1::text[], $2::text[]) AS s(stream, target)
+       JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL)
+       ORDER BY s.stream, ${target} IS NULL, r.started_at DESC`,
+      [streams.map((s) => s.name), streams.map((s) => targetName(s.target))]
+    )
     return new Map(rows.map((r) => [String(r.stream), r]))
   }).pipe(Effect.mapError((e) => Database.fromSqlError(e, "reading ferry.runs")))
 
@@ -150,11 +165,12 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
       const runs = yield* lastRuns(config.streams)
       const out: Array<StatusRow> = []
       for (const stream of config.streams) {
-        const checkpoint = yield* store.load(stream.name)
+        const checkpoint = yield* store.load(keyOf(stream))
         const run = runs.get(stream.name)
         out.push({
           stream: stream.name,
-          checkpoint: Option.getOrNull(checkpoint),
+          target: targetName(stream.target),
+          checkpoint: Option.getOrNull(Option.map(checkpoint, (c) => c.cursor)),
           last_run: run ? String(run.run_id) : null,
           status: run ? String(run.status) : null,
           started_at: toIso(run?.started_at),
@@ -165,6 +181,7 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
           updated: toNumber(run?.updated),
           unchanged: toNumber(run?.unchanged),
           quarantined: toNumber(run?.quarantined),
+          already_quarantined: toNumber(run?.already_quarantined),
           error: run?.error === null || run?.error === undefined ? null : String(run.error)
         })
       }
@@ -175,7 +192,19 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
     } else {
       environment.stdout(
         formatTable(
-          ["stream", "checkpoint", "status", "last_run_at", "duration", "fetched", "inserted", "updated", "unchanged", "quarantined"],
+          [
+            "stream",
+            "checkpoint",
+            "status",
+            "last_run_at",
+            "duration",
+            "fetched",
+            "inserted",
+            "updated",
+            "unchanged",
+            "quarantined",
+            "already_quarantined"
+          ],
           rows.map((r) => ({
             ...r,
             status: r.status ?? "never run",
@@ -197,8 +226,8 @@ const reset = (command: Extract<Command, { _tag: "reset" }>, environment: Comman
       const sink = yield* Sink
       const store = yield* CheckpointStore
       // Not while a run of the stream is in progress: it would save its cursor right back.
-      yield* sink.lock(stream!.name)
-      yield* store.clear(stream!.name)
+      yield* sink.lock(stream!)
+      yield* store.clear(keyOf(stream!))
     })).pipe(Effect.provide(Services.layer(config, environment)))
     environment.stdout(
       `reset ${stream!.name}: the next run reads from ${stream!.source.incremental?.initial ?? "the beginning"}`

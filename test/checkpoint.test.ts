@@ -8,7 +8,7 @@ import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { CheckpointStore, layerFile, layerPostgres } from "../src/Checkpoint.js"
+import { type CheckpointKey, CheckpointStore, layerFile, layerPostgres } from "../src/Checkpoint.js"
 import * as Database from "../src/Database.js"
 import { DatabaseError } from "../src/Errors.js"
 import * as PgSink from "../src/PgSink.js"
@@ -33,6 +33,13 @@ const pgLayer = () =>
 
 const onPostgres = <A, E>(effect: Effect.Effect<A, E, CheckpointStore | Sink | SqlClient>) =>
   Effect.provide(effect, pgLayer())
+
+/** the checkpoint of stream `stream` into table public.orders */
+const key = (stream: string, cursorType: CheckpointKey["cursorType"] = "string"): CheckpointKey => ({
+  stream,
+  target: "public.orders",
+  cursorType
+})
 
 const spec: StreamSpec = {
   name: "orders",
@@ -63,8 +70,8 @@ describe("CheckpointStore postgres", () => {
       expect(store.kind).toBe("postgres")
       expect(store.transactional).toBe(true)
       const loaded = yield* sink.transaction(Effect.gen(function*() {
-        const a = yield* store.load("orders")
-        yield* store.clear("orders")
+        const a = yield* store.load(key("orders"))
+        yield* store.clear(key("orders"))
         // the transaction is still usable
         const sql = yield* SqlClient
         yield* sql.unsafe(`SELECT 1`)
@@ -78,14 +85,14 @@ describe("CheckpointStore postgres", () => {
     onPostgres(Effect.gen(function*() {
       const store = yield* CheckpointStore
       yield* (yield* Sink).prepare(spec)
-      yield* store.save("orders", "2024-01-01T00:00:00Z")
-      yield* store.save("customers", "42")
-      expect(yield* store.load("orders")).toEqual(Option.some("2024-01-01T00:00:00Z"))
-      yield* store.save("orders", "2024-02-01T00:00:00Z")
-      expect(yield* store.load("orders")).toEqual(Option.some("2024-02-01T00:00:00Z"))
-      yield* store.clear("orders")
-      expect(yield* store.load("orders")).toEqual(Option.none())
-      expect(yield* store.load("customers")).toEqual(Option.some("42"))
+      yield* store.save(key("orders"), "2024-01-01T00:00:00Z")
+      yield* store.save(key("customers"), "42")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "2024-01-01T00:00:00Z", legacy: false }))
+      yield* store.save(key("orders"), "2024-02-01T00:00:00Z")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "2024-02-01T00:00:00Z", legacy: false }))
+      yield* store.clear(key("orders"))
+      expect(yield* store.load(key("orders"))).toEqual(Option.none())
+      expect(yield* store.load(key("customers"))).toEqual(Option.some({ cursor: "42", legacy: false }))
       expect(yield* Effect.promise(() => db.query(`SELECT stream, cursor FROM ferry.state`))).toEqual([
         { stream: "customers", cursor: "42" }
       ])
@@ -99,15 +106,15 @@ describe("CheckpointStore postgres", () => {
       const row = { key: "[\"a\"]", cursor: undefined, values: { id: "a" } }
       const failed = yield* Effect.flip(sink.transaction(Effect.gen(function*() {
         yield* sink.write(spec, [row])
-        yield* store.save("tx-stream", "must-not-stay")
+        yield* store.save(key("tx-stream"), "must-not-stay")
         return yield* Effect.fail("boom" as const)
       })))
       expect(failed).toBe("boom")
-      expect(yield* store.load("tx-stream")).toEqual(Option.none())
+      expect(yield* store.load(key("tx-stream"))).toEqual(Option.none())
       expect(yield* Effect.promise(() => db.query(`SELECT id FROM orders`))).toEqual([])
 
-      yield* sink.transaction(Effect.zipRight(sink.write(spec, [row]), store.save("tx-stream", "kept")))
-      expect(yield* store.load("tx-stream")).toEqual(Option.some("kept"))
+      yield* sink.transaction(Effect.zipRight(sink.write(spec, [row]), store.save(key("tx-stream"), "kept")))
+      expect(yield* store.load(key("tx-stream"))).toEqual(Option.some({ cursor: "kept", legacy: false }))
       expect(yield* Effect.promise(() => db.query(`SELECT id FROM orders`))).toEqual([{ id: "a" }])
     })))
 })
@@ -121,25 +128,26 @@ describe("CheckpointStore file", () => {
       const store = yield* CheckpointStore
       expect(store.kind).toBe("file")
       expect(store.transactional).toBe(false)
-      expect(yield* store.load("orders")).toEqual(Option.none())
-      yield* store.clear("orders")
+      expect(yield* store.load(key("orders"))).toEqual(Option.none())
+      yield* store.clear(key("orders"))
       expect(fs.existsSync(file)).toBe(false)
 
-      yield* store.save("orders", "2024-01-01T00:00:00Z")
-      yield* store.save("customers", "17")
-      expect(yield* store.load("orders")).toEqual(Option.some("2024-01-01T00:00:00Z"))
+      yield* store.save(key("orders"), "2024-01-01T00:00:00Z")
+      yield* store.save(key("customers"), "17")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "2024-01-01T00:00:00Z", legacy: false }))
       const content = readJson(file)
-      expect(content.version).toBe(1)
+      expect(content.version).toBe(2)
       expect(Object.keys(content.streams).sort()).toEqual(["customers", "orders"])
-      expect(content.streams.orders.cursor).toBe("2024-01-01T00:00:00Z")
-      expect(new Date(content.streams.orders.updatedAt).toISOString()).toBe(content.streams.orders.updatedAt)
+      const orders = content.streams.orders["public.orders"]
+      expect(orders.cursor).toBe("2024-01-01T00:00:00Z")
+      expect(new Date(orders.updatedAt).toISOString()).toBe(orders.updatedAt)
 
-      yield* store.clear("orders")
-      expect(yield* store.load("orders")).toEqual(Option.none())
-      expect(yield* store.load("customers")).toEqual(Option.some("17"))
+      yield* store.clear(key("orders"))
+      expect(yield* store.load(key("orders"))).toEqual(Option.none())
+      expect(yield* store.load(key("customers"))).toEqual(Option.some({ cursor: "17", legacy: false }))
       // a fresh layer reads what the first one wrote
       const again = yield* Effect.provide(CheckpointStore, layerFile(file))
-      expect(yield* again.load("customers")).toEqual(Option.some("17"))
+      expect(yield* again.load(key("customers"))).toEqual(Option.some({ cursor: "17", legacy: false }))
     }).pipe(Effect.provide(layerFile(path.join(root, "round", "nested", "checkpoints.json")))))
 
   it.live("each save replaces the file by rename and leaves no temp or lock file behind", () =>
@@ -147,11 +155,11 @@ describe("CheckpointStore file", () => {
       const dir = path.join(root, "atomic")
       const file = path.join(dir, "state.json")
       const store = yield* Effect.provide(CheckpointStore, layerFile(file))
-      yield* store.save("orders", "1")
+      yield* store.save(key("orders"), "1")
       const before = fs.statSync(file).ino
-      yield* store.save("orders", "2")
+      yield* store.save(key("orders"), "2")
       expect(fs.statSync(file).ino).not.toBe(before)
-      expect(readJson(file).streams.orders.cursor).toBe("2")
+      expect(readJson(file).streams.orders["public.orders"].cursor).toBe("2")
       expect(fs.readdirSync(dir)).toEqual(["state.json"])
     }))
 
@@ -161,18 +169,18 @@ describe("CheckpointStore file", () => {
       fs.mkdirSync(path.dirname(file), { recursive: true })
       fs.writeFileSync(file, "{ not json")
       const store = yield* Effect.provide(CheckpointStore, layerFile(file))
-      const loadError = yield* Effect.flip(store.load("orders"))
+      const loadError = yield* Effect.flip(store.load(key("orders")))
       expect(loadError).toBeInstanceOf(DatabaseError)
       expect(loadError.exitCode).toBe(74)
       expect(loadError.message).toContain(file)
-      const saveError = yield* Effect.flip(store.save("orders", "1"))
+      const saveError = yield* Effect.flip(store.save(key("orders"), "1"))
       expect(saveError.message).toContain(file)
       expect(fs.readFileSync(file, "utf8")).toBe("{ not json")
 
-      fs.writeFileSync(file, JSON.stringify({ version: 2, streams: {} }))
-      expect((yield* Effect.flip(store.load("orders"))).message).toContain("version")
+      fs.writeFileSync(file, JSON.stringify({ version: 3, streams: {} }))
+      expect((yield* Effect.flip(store.load(key("orders")))).message).toContain("version")
       fs.writeFileSync(file, JSON.stringify({ version: 1, streams: { orders: { cursor: 5 } } }))
-      expect((yield* Effect.flip(store.load("orders"))).message).toContain("orders")
+      expect((yield* Effect.flip(store.load(key("orders")))).message).toContain("orders")
     }))
 
   it.live("two stores (as two processes) saving different streams at once keep every update", () =>
@@ -180,13 +188,13 @@ describe("CheckpointStore file", () => {
       const file = path.join(root, "concurrent", "checkpoints.json")
       const a = yield* Effect.provide(CheckpointStore, layerFile(file))
       const b = yield* Effect.provide(CheckpointStore, layerFile(file))
-      const saves = Array.from({ length: 20 }, (_, i) => [a.save(`a${i}`, `${i}`), b.save(`b${i}`, `${i}`)]).flat()
+      const saves = Array.from({ length: 20 }, (_, i) => [a.save(key(`a${i}`), `${i}`), b.save(key(`b${i}`), `${i}`)]).flat()
       yield* Effect.all(saves, { concurrency: "unbounded", discard: true })
       const streams = readJson(file).streams
       expect(Object.keys(streams).length).toBe(40)
       for (let i = 0; i < 20; i++) {
-        expect(streams[`a${i}`].cursor).toBe(`${i}`)
-        expect(streams[`b${i}`].cursor).toBe(`${i}`)
+        expect(streams[`a${i}`]["public.orders"].cursor).toBe(`${i}`)
+        expect(streams[`b${i}`]["public.orders"].cursor).toBe(`${i}`)
       }
       expect(fs.existsSync(`${file}.lock`)).toBe(false)
     }))
@@ -198,8 +206,8 @@ describe("CheckpointStore file", () => {
       // above any pid_max, so no such process
       fs.writeFileSync(`${file}.lock`, "99999999")
       const store = yield* Effect.provide(CheckpointStore, layerFile(file))
-      yield* store.save("orders", "1")
-      expect(yield* store.load("orders")).toEqual(Option.some("1"))
+      yield* store.save(key("orders"), "1")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "1", legacy: false }))
       expect(fs.existsSync(`${file}.lock`)).toBe(false)
     }))
 })

@@ -117,7 +117,7 @@ const readCheckpoint = async (store: Store, dir: string, stream: string): Promis
   if (store === "file") {
     const file = join(dir, "state", "checkpoints.json")
     if (!existsSync(file)) return undefined
-    return JSON.parse(readFileSync(file, "utf8")).streams?.[stream]?.cursor
+    return JSON.parse(readFileSync(file, "utf8")).streams?.[stream]?.[`public.${stream}`]?.cursor
   }
   const [{ present }] = await db.query(`SELECT to_regclass('ferry.state') IS NOT NULL AS present`)
   if (!present) return undefined
