@@ -19,7 +19,7 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { Effect, Layer } from "effect"
+import { Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as CopyIn from "./CopyIn.js"
 import { fromSqlError, sqlState } from "./Database.js"
@@ -62,10 +62,8 @@ const streamLabel = (stream: StreamSpec): string => `${stream.name} (${targetNam
 /** the SQLSTATE of a relation that does not exist: `ferry.migrations` in a database never migrated */
 const undefinedTable = "42P01"
 
-/** the probe found no `ferry.migrations`: migrate, then prepare again */
-class NotMigrated {
-  readonly _tag = "NotMigrated"
-}
+/** the first pass of `prepare` found something to create or migrate: the second pass takes the lock */
+class NeedsLock extends Data.TaggedError("NeedsLock") {}
 
 // ---------------------------------------------------------------------------------------------
 // Target table: create or verify
@@ -303,43 +301,43 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   ): Effect.Effect<ReadonlyArray<A>, DatabaseError> =>
     sql.unsafe<A>(text, params).pipe(Effect.mapError((e) => fromSqlError(e, doing)))
 
-  const lockPrepare = run(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [PREPARE_LOCK], "locking Ferry's schema")
-
-  /** the migrations this database lacks, in a transaction of their own under the prepare lock */
-  const migrate = Effect.zipRight(lockPrepare, Migrations.migrate(sql)).pipe(
-    sql.withTransaction,
-    Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "migrating Ferry's tables in schema ferry")))
-  )
-
   const prepare = (stream: StreamSpec): Effect.Effect<TargetState, DatabaseError | TargetMismatch> => {
     const target = stream.target
     const name = displayName(target)
-    const attempt = Effect.gen(function*() {
+    /**
+     * The common path takes no lock: one round trip says that Ferry's tables are migrated and the
+     * target exists (then it is only verified). Anything to create or migrate is done in a second pass
+     * under the prepare lock, which first runs the migrations this database lacks (the Migrator checks
+     * again under its own table lock). Not the other way round: a pass holding the prepare lock that
+     * waited for the Migrator's table lock while a reader of that table waited for the prepare lock
+     * would deadlock.
+     */
+    const pass = (locked: boolean) => Effect.gen(function*() {
       const invalid = specProblems(target)
       if (invalid.length > 0) return yield* new TargetMismatch({ table: name, problems: invalid })
-      // One round trip for what every run asks (a database far away pays each one): the lock that
-      // serialises two processes preparing at once (they would race on CREATE ... IF NOT EXISTS), the
-      // last migration of Ferry's tables, what the target is, and whether this is PGlite (its socket
-      // server has no COPY FROM STDIN: a COPY there would wait for ever). A database never migrated has
-      // no ferry.migrations: the statement fails, and `prepare` migrates and comes back.
+      if (locked) {
+        yield* run(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [PREPARE_LOCK], "locking Ferry's schema")
+        yield* Migrations.migrate(sql)
+      }
+      // One round trip for what every run asks (a database far away pays each one): the last migration
+      // of Ferry's tables, what the target is, and whether this is PGlite (its socket server has no
+      // COPY FROM STDIN: a COPY there would wait for ever). A database never migrated has no
+      // ferry.migrations: the statement fails, and the locked pass migrates.
       const [state] = yield* sql.unsafe<{ pglite: boolean; migrated: number | null; kind: string | null }>(
-        `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), version() LIKE '%PGlite%' AS pglite,
-           (SELECT max(migration_id) FROM ${Migrations.table}) AS migrated,
+        `SELECT version() LIKE '%PGlite%' AS pglite, (SELECT max(migration_id) FROM ${Migrations.table}) AS migrated,
            (SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $2 AND c.relname = $3) AS kind`,
-        [PREPARE_LOCK, target.schema, target.table]
+             WHERE n.nspname = $1 AND c.relname = $2) AS kind`,
+        [target.schema, target.table]
       ).pipe(
-        Effect.catchIf(
-          (e) => sqlState(e) === undefinedTable,
-          () => Effect.fail(new NotMigrated())
-        ),
-        Effect.mapError((e) => e instanceof NotMigrated ? e : fromSqlError(e, `locking Ferry's schema and looking up table ${name}`))
+        Effect.catchIf((e) => !locked && sqlState(e) === undefinedTable, () => Effect.fail(new NeedsLock())),
+        Effect.mapError((e) => e instanceof NeedsLock ? e : fromSqlError(e, `looking up table ${name}`))
       )
-      const copyAllowed = copyOption && !state.pglite
       // an older release's migrations only (a newer release's are more than we know, and kept)
-      if ((state.migrated ?? 0) < Migrations.latest) yield* Migrations.migrate(sql)
+      if ((state.migrated ?? 0) < Migrations.latest && !locked) return yield* new NeedsLock()
+      const copyAllowed = copyOption && !state.pglite
       bulk.delete(stream.name)
       if (state.kind === null) {
+        if (!locked) return yield* new NeedsLock()
         yield* run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`)
         yield* run(createTableSql(target), [], `creating table ${name}`)
         if (copyAllowed) bulk.add(stream.name)
@@ -375,10 +373,10 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       if (copyAllowed && empty) bulk.add(stream.name)
       return empty ? "empty" as const : "filled" as const
     }).pipe(sql.withTransaction)
-    return attempt.pipe(
-      Effect.catchIf((e): e is NotMigrated => e instanceof NotMigrated, () => Effect.zipRight(migrate, attempt)),
-      Effect.catchIf((e): e is NotMigrated => e instanceof NotMigrated, () =>
-        Effect.fail(new DatabaseError({ reason: `preparing table ${name}: ${Migrations.table} is still missing after migrating` }))),
+    return pass(false).pipe(
+      Effect.catchTag("NeedsLock", () => pass(true)),
+      // the locked pass never asks for the lock again
+      Effect.catchTag("NeedsLock", () => Effect.fail(new DatabaseError({ reason: `preparing table ${name}: lock asked for twice` }))),
       Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`)))
     )
   }
