@@ -139,7 +139,9 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         Effect.acquireRelease(
           Effect.suspend(() => {
             const key = lockKey(stream)
-            if (db.locks.has(key)) return Effect.fail(new LockHeld({ stream: key, holder: "another in-memory run" }))
+            if (db.locks.has(key)) {
+              return Effect.fail(new LockHeld({ stream: stream.name, target: targetName(stream.target), holder: "another in-memory run" }))
+            }
             db.locks.add(key)
             return Effect.void
           }),

@@ -618,7 +618,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         ).pipe(Effect.mapError((e) => fromSqlError(e, `taking the lock of stream ${stream}`)))
         if (rows[0]?.locked !== true) {
           const holder = yield* describeHolder(conn, key)
-          return yield* new LockHeld({ stream, holder })
+          return yield* new LockHeld({ stream: spec.name, target: targetName(spec.target), holder })
         }
         held.set(key, { label: stream, pid: Number(rows[0]?.pid) })
         // runs before the unlock above (reverse order)

@@ -513,7 +513,8 @@ describe("PgSink.lock", () => {
 
       const held = yield* Effect.flip(Effect.scoped(b.lock(spec({ table: "orders" }))))
       expect(held).toBeInstanceOf(LockHeld)
-      expect((held as LockHeld).stream).toBe("orders (public.orders)")
+      expect((held as LockHeld).stream).toBe("orders")
+      expect(held.message).toContain("stream orders is being synced by another run into public.orders")
       expect((held as LockHeld).holder).toContain("ferry-test holder-A")
       expect(held.exitCode).toBe(75)
       // a different stream is not blocked, and neither is the same client on another connection
