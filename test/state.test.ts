@@ -46,7 +46,7 @@ const run = async (dir: string, args: ReadonlyArray<string> = []) => {
   const [summary] = summaries(result)
   if (summary !== undefined) {
     expect(summary.fetched).toBe(
-      summary.inserted + summary.updated + summary.unchanged + summary.quarantined + summary.already_quarantined
+      summary.inserted + summary.updated + summary.unchanged + summary.quarantined + (summary.already_quarantined ?? 0)
     )
   }
   return { ...result, summary: summary! }
@@ -239,7 +239,7 @@ describe("a record quarantined before is counted once", () => {
       const dir = config({ name: "invalid_orders", table: "invalid_orders", url: `${invalidApi.url}/link`, extra: "    maxInvalid: 0" })
       const first = await run(dir)
       expect(first.code).toBe(65)
-      expect(first.summary).toMatchObject({ quarantined: 1, already_quarantined: 0 })
+      expect(first.summary).toMatchObject({ quarantined: 1 })
       for (const _ of [2, 3]) {
         const again = await run(dir)
         // before: exit 65 on every run, one more quarantine row each time
@@ -250,6 +250,7 @@ describe("a record quarantined before is counted once", () => {
         ])
         expect(row).toEqual({ quarantined: 0, already_quarantined: 1 })
       }
+      expect(first.summary.already_quarantined).toBe(0)
       const quarantine = await db.query(`SELECT target, record FROM ferry.quarantine WHERE stream = 'invalid_orders'`)
       expect(quarantine).toHaveLength(1)
       expect(quarantine[0]).toMatchObject({ target: "public.invalid_orders" })
