@@ -229,6 +229,27 @@ describe("a checkpoint belongs to a stream and its target table", () => {
   })
 })
 
+describe("a failing migration", () => {
+  it("is a DatabaseError (74) naming the migration and Postgres' reason, one line, and leaves nothing half-done", async () => {
+    const broken = await createTestDatabase("ferry_state_broken")
+    try {
+      // a ferry.state no release made: migration 2 cannot add its column
+      await broken.query(`CREATE SCHEMA ferry`)
+      await broken.query(`CREATE TABLE ferry.state (stream text PRIMARY KEY, cursor text, target text)`)
+      const result = await ferry(["run"], { cwd: config({ name: "broken", table: "broken" }), env: { DATABASE_URL: broken.url } })
+      expect(result.code).toBe(74)
+      expect(summaries(result)[0]!.error).toMatch(
+        /^migrating Ferry's tables in schema ferry \(Migration "2_stream_targets" failed\): column "target" of relation "state" already exists/
+      )
+      expect(result.stderr).not.toMatch(/\n\s+at /)
+      // rolled back whole: no migration recorded, no table made
+      expect(await broken.query(`SELECT to_regclass('ferry.migrations') AS m, to_regclass('ferry.runs') AS r`)).toEqual([{ m: null, r: null }])
+    } finally {
+      await broken.drop()
+    }
+  })
+})
+
 describe("a record quarantined before is counted once", () => {
   it("a persistently invalid record: the second and third runs exit 0 with maxInvalid 0, already_quarantined 1, one quarantine row", async () => {
     const records = makeRecords(10)
