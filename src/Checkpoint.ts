@@ -332,15 +332,18 @@ export const layerFile = (path: string): Layer.Layer<CheckpointStore> =>
         kind: "file",
         transactional: false,
         load: (key, options) =>
-          options?.adopt === true
-            ? update((state) => {
+          Effect.flatMap(readState(file), (read) => {
+            const seen = found(read, key)
+            if (options?.adopt !== true || Option.isNone(seen) || !seen.value.legacy) return Effect.succeed(seen)
+            // adopt under the file's lock, from the file as it is then
+            return update((state) => {
               const stored = found(state, key)
               if (Option.isNone(stored) || !stored.value.legacy) return [stored, false]
               put(state, key, state.legacy[key.stream]!)
               delete state.legacy[key.stream]
               return [stored, true]
             })
-            : Effect.map(readState(file), (state) => found(state, key)),
+          }),
         save: (key, cursor, guard) =>
           update((state) => {
             const stored = own(state, key)
