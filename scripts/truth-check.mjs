@@ -36,15 +36,22 @@ export const readTarget = async (query, table, schema = "public") => {
 }
 
 /** C: from ferry.state (postgres store) or the checkpoint file (file store); undefined when none. */
-export const readCheckpoint = async (query, store, stream, file) => {
+export const readCheckpoint = async (query, store, stream, file, target = `public.${stream}`) => {
+  // a checkpoint belongs to the stream and its target table (file format 2, ferry.state.target)
   if (store === "file") {
     const { existsSync, readFileSync } = await import("node:fs")
     if (!existsSync(file)) return undefined
-    return JSON.parse(readFileSync(file, "utf8")).streams?.[stream]?.cursor
+    const state = JSON.parse(readFileSync(file, "utf8"))
+    return state.version === 1 ? state.streams?.[stream]?.cursor : state.streams?.[stream]?.[target]?.cursor
   }
-  const [{ present }] = await query(`SELECT to_regclass('ferry.state') IS NOT NULL AS present`)
+  const [{ keyed, present }] = await query(
+    `SELECT to_regclass('ferry.state') IS NOT NULL AS present,
+       EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.state') AND attname = 'target') AS keyed`
+  )
   if (!present) return undefined
-  const rows = await query(`SELECT cursor FROM ferry.state WHERE stream = $1`, [stream])
+  const rows = keyed
+    ? await query(`SELECT cursor FROM ferry.state WHERE stream = $1 AND target = $2`, [stream, target])
+    : await query(`SELECT cursor FROM ferry.state WHERE stream = $1`, [stream])
   return rows[0]?.cursor ?? undefined
 }
 

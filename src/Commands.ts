@@ -8,7 +8,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { randomBytes } from "node:crypto"
 import { Cause, Chunk, Effect, Either, Option, Stream } from "effect"
 import * as Checkpoint from "./Checkpoint.js"
-import { CheckpointStore } from "./Checkpoint.js"
+import { CheckpointStore, keyOf } from "./Checkpoint.js"
 import type { Command } from "./Cli.js"
 import * as Config from "./Config.js"
 import * as Database from "./Database.js"
@@ -22,7 +22,7 @@ import * as Progress from "./Progress.js"
 import * as Services from "./Services.js"
 import { Sink } from "./Sink.js"
 import { Source } from "./Source.js"
-import type { StreamSpec } from "./StreamSpec.js"
+import { type StreamSpec, targetName } from "./StreamSpec.js"
 import { syncAll } from "./Sync.js"
 
 export interface CommandEnvironment extends Services.Environment {
@@ -146,6 +146,7 @@ const notCreatedYet = "not created yet (the first `ferry run` creates it)"
 
 interface StatusRow {
   readonly stream: string
+  readonly target: string
   readonly checkpoint: string | null
   readonly last_run: string | null
   readonly status: string | null
@@ -157,20 +158,34 @@ interface StatusRow {
   readonly updated: number | null
   readonly unchanged: number | null
   readonly quarantined: number | null
+  readonly already_quarantined: number | null
   readonly error: string | null
 }
 
+/**
+ * The last run of each stream with its target table. A run recorded before runs named their target
+ * (target NULL) stands for its stream until the target has a run of its own; before the migration that
+ * added the target (a read-only `status` migrates nothing), every run is such a run.
+ */
 const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const [exists] = yield* sql<{ present: boolean }>`SELECT to_regclass('ferry.runs') IS NOT NULL AS present`
-    if (!exists?.present) return new Map<string, Record<string, unknown>>()
-    const rows = yield* sql<Record<string, unknown>>`
-      SELECT DISTINCT ON (stream) stream, run_id, status, started_at, finished_at,
-        (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS duration_ms,
-        fetched, inserted, updated, unchanged, quarantined, error
-      FROM ferry.runs WHERE stream IN ${sql.in(streams.map((s) => s.name))}
-      ORDER BY stream, started_at DESC`
+    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean }>(
+      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
+         EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'already_quarantined'
+           AND NOT attisdropped) AS keyed`
+    )
+    if (!table?.present) return new Map<string, Record<string, unknown>>()
+    const [target, already] = table.keyed ? ["r.target", "r.already_quarantined"] : ["NULL", "NULL"]
+    const rows = yield* sql.unsafe<Record<string, unknown>>(
+      `SELECT DISTINCT ON (s.stream) s.stream, r.run_id, r.status, r.started_at, r.finished_at,
+         (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint AS duration_ms,
+         r.fetched, r.inserted, r.updated, r.unchanged, r.quarantined, ${already} AS already_quarantined, r.error
+       FROM unnest($1::text[], $2::text[]) AS s(stream, target)
+       JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL)
+       ORDER BY s.stream, ${target} IS NULL, r.started_at DESC`,
+      [streams.map((s) => s.name), streams.map((s) => targetName(s.target))]
+    )
     return new Map(rows.map((r) => [String(r.stream), r]))
   }).pipe(Effect.mapError((e) => Database.fromSqlError(e, "reading ferry.runs")))
 
@@ -183,11 +198,12 @@ const statusRows = (streams: ReadonlyArray<StreamSpec>, runs: ReadonlyMap<string
     const store = yield* CheckpointStore
     const out: Array<StatusRow> = []
     for (const stream of streams) {
-      const checkpoint = yield* store.load(stream.name)
+      const checkpoint = yield* store.load(keyOf(stream))
       const run = runs.get(stream.name)
       out.push({
         stream: stream.name,
-        checkpoint: Option.getOrNull(checkpoint),
+        target: targetName(stream.target),
+        checkpoint: Option.getOrNull(Option.map(checkpoint, (c) => c.cursor)),
         last_run: run ? String(run.run_id) : null,
         status: run ? String(run.status) : null,
         started_at: toIso(run?.started_at),
@@ -198,6 +214,7 @@ const statusRows = (streams: ReadonlyArray<StreamSpec>, runs: ReadonlyMap<string
         updated: toNumber(run?.updated),
         unchanged: toNumber(run?.unchanged),
         quarantined: toNumber(run?.quarantined),
+        already_quarantined: toNumber(run?.already_quarantined),
         error: run?.error === null || run?.error === undefined ? null : String(run.error)
       })
     }
@@ -227,7 +244,19 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
       if (!exists) out(`database ${database}: ${notCreatedYet}`)
       out(
         formatTable(
-          ["stream", "checkpoint", "status", "last_run_at", "duration", "fetched", "inserted", "updated", "unchanged", "quarantined"],
+          [
+            "stream",
+            "checkpoint",
+            "status",
+            "last_run_at",
+            "duration",
+            "fetched",
+            "inserted",
+            "updated",
+            "unchanged",
+            "quarantined",
+            "already_quarantined"
+          ],
           rows.map((r) => ({
             ...r,
             status: r.status ?? "never run",
@@ -249,7 +278,7 @@ const reset = (command: Extract<Command, { _tag: "reset" }>, environment: Comman
       // No embedded database, so no run is in progress (a run creates it first): only a file store
       // can hold a checkpoint.
       if (config.checkpoint.store === "file") {
-        yield* Effect.flatMap(CheckpointStore, (store) => store.clear(stream!.name)).pipe(
+        yield* Effect.flatMap(CheckpointStore, (store) => store.clear(keyOf(stream!))).pipe(
           Effect.provide(Checkpoint.layerFile(config.checkpoint.path))
         )
       } else {
@@ -261,8 +290,8 @@ const reset = (command: Extract<Command, { _tag: "reset" }>, environment: Comman
         const sink = yield* Sink
         const store = yield* CheckpointStore
         // Not while a run of the stream is in progress: it would save its cursor right back.
-        yield* sink.lock(stream!.name)
-        yield* store.clear(stream!.name)
+        yield* sink.lock(stream!)
+        yield* store.clear(keyOf(stream!))
       })).pipe(Effect.provide(Services.layer(config, environment)))
     }
     environment.stdout(

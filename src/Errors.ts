@@ -103,18 +103,21 @@ export class DatabaseError extends Schema.TaggedError<DatabaseError>()("Database
 }
 
 /**
- * 75: another run holds the stream's lock. `stream` is "*" for the embedded database, whose data
- * directory is locked as a whole; `holder` then says which directory and which process.
+ * 75: another run holds the stream's lock (the lock of the stream and its `target` table). `stream` is
+ * "*" for the embedded database, whose data directory is locked as a whole; `holder` then says which
+ * directory and which process.
  */
 export class LockHeld extends Schema.TaggedError<LockHeld>()("LockHeld", {
   stream: Schema.String,
+  target: Schema.optional(Schema.String),
   holder: Schema.String
 }) {
   readonly exitCode = ExitCode.TempFail
   override get message() {
+    const into = this.target === undefined ? "" : ` into ${this.target}`
     return this.stream === "*"
       ? `${this.holder}; try again later`
-      : `stream ${this.stream} is being synced by another run (${this.holder}); try again later`
+      : `stream ${this.stream} is being synced by another run${into} (${this.holder}); try again later`
   }
 }
 

@@ -186,3 +186,17 @@ export const holder = (file: string): LockInfo | undefined => {
     return undefined
   }
 }
+
+/**
+ * Whether this process still holds the lock file it took: the file is there with our content. False
+ * after someone removed it, or replaced it (another process judged it stale).
+ */
+export const stillHeld = (file: string): boolean => {
+  const ours = held.get(file)
+  if (ours === undefined) return false
+  try {
+    return Fs.readFileSync(file, "utf8") === ours
+  } catch {
+    return false
+  }
+}

@@ -5,11 +5,11 @@
  * `CheckpointStore`, which share it the way PgSink and the postgres checkpoint store share a transaction.
  */
 import { Context, Effect, Layer, Option } from "effect"
-import { CheckpointStore } from "./Checkpoint.js"
+import { type CheckpointKey, CheckpointStore } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import { DatabaseError, LockHeld } from "./Errors.js"
 import { Sink, type Bulk, type RunRecord, type WriteResult } from "./Sink.js"
-import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
+import { type CursorType, type Row, type StreamSpec, targetName } from "./StreamSpec.js"
 
 export interface StoredRow {
   readonly cursor: string | undefined
@@ -19,8 +19,9 @@ export interface StoredRow {
 export interface MemoryState {
   /** table name -> key -> row */
   tables: Map<string, Map<string, StoredRow>>
+  /** `checkpointKey` -> cursor */
   checkpoints: Map<string, string>
-  quarantine: Array<{ stream: string; runId: string; raw: unknown; reason: string }>
+  quarantine: Array<{ stream: string; target: string; runId: string; raw: unknown; reason: string; text: string }>
   runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" }>
   /** row versions written (inserts + updates): a no-op run must not add any */
   rowVersions: number
@@ -107,6 +108,19 @@ interface MemoryBulk extends Bulk {
 
 const tableName = (stream: StreamSpec): string => `${stream.target.schema}.${stream.target.table}`
 
+/** `stream@schema.table`: a stream's checkpoint and lock, as in ferry.state */
+export const checkpointKey = (key: Pick<CheckpointKey, "stream" | "target">): string => `${key.stream}@${key.target}`
+const lockKey = (stream: StreamSpec): string => checkpointKey({ stream: stream.name, target: targetName(stream.target) })
+
+/** a quarantined record's identity: its text, made as PgSink makes the text it stores */
+const recordText = (raw: unknown): string => {
+  try {
+    return JSON.stringify(raw) ?? "null"
+  } catch {
+    return JSON.stringify(String(raw))
+  }
+}
+
 export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
   Effect.map(MemoryDatabase, (db) => {
@@ -127,18 +141,28 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
     return Sink.of({
       prepare: (stream) =>
         Effect.sync(() => {
-          if ((db.state.tables.get(tableName(stream))?.size ?? 0) === 0) bulk.add(stream.name)
+          const table = db.state.tables.get(tableName(stream))
+          if ((table?.size ?? 0) === 0) bulk.add(stream.name)
           else bulk.delete(stream.name)
+          return table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
         }),
       lock: (stream) =>
         Effect.acquireRelease(
           Effect.suspend(() => {
-            if (db.locks.has(stream)) return Effect.fail(new LockHeld({ stream, holder: "another in-memory run" }))
-            db.locks.add(stream)
+            const key = lockKey(stream)
+            if (db.locks.has(key)) {
+              return Effect.fail(new LockHeld({ stream: stream.name, target: targetName(stream.target), holder: "another in-memory run" }))
+            }
+            db.locks.add(key)
             return Effect.void
           }),
-          () => Effect.sync(() => db.locks.delete(stream))
+          () => Effect.sync(() => db.locks.delete(lockKey(stream)))
         ),
+      // a test takes the lock away (`locks.delete`) as a dead database session would
+      verifyLock: (stream) =>
+        db.locks.has(lockKey(stream))
+          ? Effect.void
+          : Effect.fail(new DatabaseError({ reason: `lost the lock of stream ${lockKey(stream)}` })),
       transaction: (effect) => inTransaction(db, effect, false),
       rollback: (effect) => inTransaction(db, effect, true),
       write: (stream, rows) =>
@@ -181,13 +205,22 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           const total = pages.reduce((n, p) => n + p.rows, 0)
           return written<WriteResult | undefined>({ inserted: rows.length, updated: 0, unchanged: total - rows.length, rejected: [] })
         }),
+      // as PgSink: a record whose text was quarantined before for the stream and target is not stored again
       quarantine: (stream, runId, items) =>
         Effect.sync(() => {
-          for (const item of items) db.state.quarantine.push({ stream, runId, raw: item.raw, reason: item.reason })
+          const target = targetName(stream.target)
+          let stored = 0
+          for (const item of items) {
+            const text = recordText(item.raw)
+            if (db.state.quarantine.some((q) => q.stream === stream.name && q.target === target && q.text === text)) continue
+            db.state.quarantine.push({ stream: stream.name, target, runId, raw: item.raw, reason: item.reason, text })
+            stored++
+          }
+          return { stored, already: items.length - stored }
         }),
       startRun: (stream, runId) =>
         Effect.sync(() => {
-          db.state.runs.set(`${runId}/${stream}`, { runId, stream, status: "running" })
+          db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
         }),
       finishRun: (run) =>
         Effect.sync(() => {
@@ -203,9 +236,12 @@ export const layerCheckpoint: Layer.Layer<CheckpointStore, never, MemoryDatabase
     CheckpointStore.of({
       kind: "memory",
       transactional: true,
-      load: (stream) => Effect.sync(() => Option.fromNullable(db.state.checkpoints.get(stream))),
-      save: (stream, cursor) => Effect.sync(() => void db.state.checkpoints.set(stream, cursor)),
-      clear: (stream) => Effect.sync(() => void db.state.checkpoints.delete(stream))
+      load: (key) =>
+        Effect.sync(() =>
+          Option.map(Option.fromNullable(db.state.checkpoints.get(checkpointKey(key))), (cursor) => ({ cursor, legacy: false }))
+        ),
+      save: (key, cursor) => Effect.sync(() => void db.state.checkpoints.set(checkpointKey(key), cursor)),
+      clear: (key) => Effect.sync(() => void db.state.checkpoints.delete(checkpointKey(key)))
     })
   )
 )

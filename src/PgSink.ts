@@ -1,8 +1,9 @@
 /**
  * The live Sink: everything Ferry writes to PostgreSQL.
  *
- * - prepare: Ferry's own tables in schema `ferry`, then the target table (created, or verified
- *   against information_schema: a table that does not fit is a TargetMismatch, never altered).
+ * - prepare: Ferry's own tables in schema `ferry` (versioned migrations, Migrations.ts), then the
+ *   target table (created, or verified against information_schema: a table that does not fit is a
+ *   TargetMismatch, never altered); it says whether the table holds rows (a checkpoint needs them).
  * - write: one INSERT ... ON CONFLICT per chunk with all rows in ONE json parameter (no 65,535
  *   bind-parameter limit). Unchanged rows are not rewritten (no new row version), an older cursor
  *   never overwrites a newer one. Rows Postgres refuses are found by bisecting the chunk inside
@@ -10,23 +11,25 @@
  * - encode/writeBulk: into a table that was empty when prepared (a first load), pages are COPYed
  *   instead (CopyIn.ts). The primary key still refuses any duplicate, and the first refusal sends
  *   those pages and the rest of the run back to the upsert: the same outcome, 3 × cheaper.
- * - lock: a session advisory lock on a reserved connection, released before it returns to the pool.
+ * - lock: a session advisory lock on a reserved connection, released before it returns to the pool,
+ *   one per stream and target table.
  *
  * Every identifier from the config is quoted (`"` doubled); values are always bind parameters.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { Effect, Layer } from "effect"
+import { Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as CopyIn from "./CopyIn.js"
 import { fromSqlError, sqlState } from "./Database.js"
 import { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
 import * as Failpoint from "./Failpoint.js"
-import type { Bulk, QuarantineItem, RunRecord, SinkShape, WriteResult } from "./Sink.js"
+import * as Migrations from "./Migrations.js"
+import type { Bulk, QuarantineItem, QuarantineResult, RunRecord, SinkShape, TargetState, WriteResult } from "./Sink.js"
 import { Sink } from "./Sink.js"
 import type { Row, StreamSpec, TargetSpec } from "./StreamSpec.js"
-import { columnTypes } from "./StreamSpec.js"
+import { columnTypes, targetName } from "./StreamSpec.js"
 import * as Cursor from "./Cursor.js"
 
 export interface PgSinkOptions {
@@ -36,6 +39,11 @@ export interface PgSinkOptions {
   readonly maxChunkBytes?: number | undefined
   /** COPY into a table that was empty when prepared (default true; never on PGlite, which cannot) */
   readonly copy?: boolean | undefined
+  /**
+   * without advisory locks: fails when this process no longer holds what excludes other runs (the
+   * embedded database's data-directory lock), for `verifyLock`
+   */
+  readonly holdsLock?: Effect.Effect<void, DatabaseError> | undefined
 }
 
 /** `"name"` with embedded quotes doubled: config identifiers are never spliced unquoted */
@@ -48,43 +56,15 @@ const displayName = (target: Pick<TargetSpec, "schema" | "table">): string => `$
 
 /** the key of Ferry's lock around its own DDL (two processes preparing at once) */
 const PREPARE_LOCK = "ferry:prepare"
-const streamLockKey = (stream: string): string => `ferry:stream:${stream}`
+/** one lock per stream AND target table: same-named streams of two configs do not exclude each other */
+const streamLockKey = (stream: StreamSpec): string => `ferry:stream:${stream.name}:${targetName(stream.target)}`
+const streamLabel = (stream: StreamSpec): string => `${stream.name} (${targetName(stream.target)})`
 
-const ferryTables: ReadonlyArray<string> = [
-  `CREATE SCHEMA IF NOT EXISTS ferry`,
-  `CREATE TABLE IF NOT EXISTS ferry.state (
-    stream text PRIMARY KEY,
-    cursor text,
-    updated_at timestamptz NOT NULL DEFAULT now()
-  )`,
-  `CREATE TABLE IF NOT EXISTS ferry.runs (
-    run_id text NOT NULL,
-    stream text NOT NULL,
-    status text NOT NULL,
-    started_at timestamptz,
-    finished_at timestamptz,
-    pages bigint,
-    fetched bigint,
-    inserted bigint,
-    updated bigint,
-    unchanged bigint,
-    quarantined bigint,
-    retries bigint,
-    checkpoint text,
-    error text,
-    exit_code int,
-    PRIMARY KEY (run_id, stream)
-  )`,
-  // `record` is JSON text, not jsonb: jsonb rejects \u0000, and a quarantined record must be kept as received
-  `CREATE TABLE IF NOT EXISTS ferry.quarantine (
-    id bigserial PRIMARY KEY,
-    run_id text,
-    stream text,
-    received_at timestamptz NOT NULL DEFAULT now(),
-    reason text,
-    record text
-  )`
-]
+/** the SQLSTATE of a relation that does not exist: `ferry.migrations` in a database never migrated */
+const undefinedTable = "42P01"
+
+/** the first pass of `prepare` found something to create or migrate: the second pass takes the lock */
+class NeedsLock extends Data.TaggedError("NeedsLock") {}
 
 // ---------------------------------------------------------------------------------------------
 // Target table: create or verify
@@ -322,33 +302,47 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   ): Effect.Effect<ReadonlyArray<A>, DatabaseError> =>
     sql.unsafe<A>(text, params).pipe(Effect.mapError((e) => fromSqlError(e, doing)))
 
-  const prepare = (stream: StreamSpec): Effect.Effect<void, DatabaseError | TargetMismatch> => {
+  const prepare = (stream: StreamSpec): Effect.Effect<TargetState, DatabaseError | TargetMismatch> => {
     const target = stream.target
     const name = displayName(target)
-    return Effect.gen(function*() {
+    /**
+     * The common path takes no lock: one round trip says that Ferry's tables are migrated and the
+     * target exists (then it is only verified). Anything to create or migrate is done in a second pass
+     * under the prepare lock, which first runs the migrations this database lacks (the Migrator checks
+     * again under its own table lock). Not the other way round: a pass holding the prepare lock that
+     * waited for the Migrator's table lock while a reader of that table waited for the prepare lock
+     * would deadlock.
+     */
+    const pass = (locked: boolean) => Effect.gen(function*() {
       const invalid = specProblems(target)
       if (invalid.length > 0) return yield* new TargetMismatch({ table: name, problems: invalid })
-      // One round trip for what every run asks (a database far away pays each one): the lock that
-      // serialises two processes preparing at once (they would race on CREATE ... IF NOT EXISTS), whether
-      // Ferry's tables exist, what the target is, and whether this is PGlite (its socket server has no
-      // COPY FROM STDIN: a COPY there would wait for ever).
-      const [state] = yield* run<{ pglite: boolean; ready: boolean; kind: string | null }>(
-        `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), version() LIKE '%PGlite%' AS pglite,
-           (to_regclass('ferry.state') IS NOT NULL AND to_regclass('ferry.runs') IS NOT NULL
-             AND to_regclass('ferry.quarantine') IS NOT NULL) AS ready,
+      if (locked) {
+        yield* run(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [PREPARE_LOCK], "locking Ferry's schema")
+        yield* Migrations.migrate(sql)
+      }
+      // One round trip for what every run asks (a database far away pays each one): the last migration
+      // of Ferry's tables, what the target is, and whether this is PGlite (its socket server has no
+      // COPY FROM STDIN: a COPY there would wait for ever). A database never migrated has no
+      // ferry.migrations: the statement fails, and the locked pass migrates.
+      const [state] = yield* sql.unsafe<{ pglite: boolean; migrated: number | null; kind: string | null }>(
+        `SELECT version() LIKE '%PGlite%' AS pglite, (SELECT max(migration_id) FROM ${Migrations.table}) AS migrated,
            (SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $2 AND c.relname = $3) AS kind`,
-        [PREPARE_LOCK, target.schema, target.table],
-        `locking Ferry's schema and looking up table ${name}`
+             WHERE n.nspname = $1 AND c.relname = $2) AS kind`,
+        [target.schema, target.table]
+      ).pipe(
+        Effect.catchIf((e) => !locked && sqlState(e) === undefinedTable, () => Effect.fail(new NeedsLock())),
+        Effect.mapError((e) => e instanceof NeedsLock ? e : fromSqlError(e, `looking up table ${name}`))
       )
+      // an older release's migrations only (a newer release's are more than we know, and kept)
+      if ((state.migrated ?? 0) < Migrations.latest && !locked) return yield* new NeedsLock()
       const copyAllowed = copyOption && !state.pglite
-      if (!state.ready) for (const ddl of ferryTables) yield* run(ddl, [], "creating Ferry's tables in schema ferry")
       bulk.delete(stream.name)
       if (state.kind === null) {
+        if (!locked) return yield* new NeedsLock()
         yield* run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`)
         yield* run(createTableSql(target), [], `creating table ${name}`)
         if (copyAllowed) bulk.add(stream.name)
-        return
+        return "created" as const
       }
       if (state.kind !== "r" && state.kind !== "p") {
         return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
@@ -361,29 +355,29 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         [target.schema, target.table],
         `reading the columns of ${name}`
       )
-      const pk = yield* run<{ name: string }>(
-        `SELECT a.attname::text AS name
-         FROM pg_index i
-         JOIN pg_class c ON c.oid = i.indrelid
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-         WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
-         ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+      // the primary key, and whether the table holds a row (a checkpoint needs one; COPY needs none)
+      const [{ empty, pk }] = yield* run<{ pk: Array<string>; empty: boolean }>(
+        `SELECT ARRAY(
+           SELECT a.attname::text
+           FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+           WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
+           ORDER BY array_position(i.indkey::int2[], a.attnum)
+         ) AS pk, NOT EXISTS (SELECT FROM ${qualifiedName(target)}) AS empty`,
         [target.schema, target.table],
         `reading the primary key of ${name}`
       )
-      const problems = compareTable(target, columns, pk.map((r) => r.name))
+      const problems = compareTable(target, columns, pk)
       if (problems.length > 0) return yield* new TargetMismatch({ table: name, problems })
-      if (copyAllowed) {
-        const [{ empty }] = yield* run<{ empty: boolean }>(
-          `SELECT NOT EXISTS (SELECT FROM ${qualifiedName(target)}) AS empty`,
-          [],
-          `checking whether ${name} is empty`
-        )
-        if (empty) bulk.add(stream.name)
-      }
-    }).pipe(
-      sql.withTransaction,
+      if (copyAllowed && empty) bulk.add(stream.name)
+      return empty ? "empty" as const : "filled" as const
+    }).pipe(sql.withTransaction)
+    return pass(false).pipe(
+      Effect.catchTag("NeedsLock", () => pass(true)),
+      // the locked pass never asks for the lock again
+      Effect.catchTag("NeedsLock", () => Effect.fail(new DatabaseError({ reason: `preparing table ${name}: lock asked for twice` }))),
       Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`)))
     )
   }
@@ -516,31 +510,45 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   }
 
   /**
-   * The stream locks this process holds: stream -> backend pid of the session holding it. If that
-   * session dies (the server restarted, an admin terminated it), Postgres drops the lock while we
-   * go on over fresh pool connections: every transaction checks, before its commit, that the lock
-   * is still ours, so a run never writes without it.
+   * The stream locks this process holds: lock key -> the stream's label and the backend pid of the
+   * session holding it. If that session dies (the server restarted, an admin terminated it), Postgres
+   * drops the lock while we go on over fresh pool connections: every transaction checks, before its
+   * commit, that the lock is still ours, so a run never writes without it.
    */
-  const held = new Map<string, number>()
+  const held = new Map<string, { readonly label: string; readonly pid: number }>()
+
+  const checkLock = (key: string, label: string, pid: number): Effect.Effect<void, DatabaseError> =>
+    run<{ held: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $2 AND objsubid = 1
+         AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+         AND objid::bigint = (hashtextextended($1, 0) & 4294967295)) AS held`,
+      [key, pid],
+      `checking the lock of stream ${label}`
+    ).pipe(
+      Effect.filterOrFail(
+        (rows) => rows[0]?.held === true,
+        () =>
+          new DatabaseError({
+            reason: `lost the lock of stream ${label}: its database session (backend pid ${pid}) ended; ` +
+              `stopping rather than writing without it`
+          })
+      ),
+      Effect.asVoid
+    )
 
   const verifyLocks: Effect.Effect<void, DatabaseError> = Effect.suspend(() =>
-    Effect.forEach(held, ([stream, pid]) =>
-      run<{ held: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $2 AND objsubid = 1
-           AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
-           AND objid::bigint = (hashtextextended($1, 0) & 4294967295)) AS held`,
-        [streamLockKey(stream), pid],
-        `checking the lock of stream ${stream}`
-      ).pipe(
-        Effect.filterOrFail(
-          (rows) => rows[0]?.held === true,
-          () =>
-            new DatabaseError({
-              reason: `lost the lock of stream ${stream}: its database session (backend pid ${pid}) ended; ` +
-                `stopping rather than writing without it`
-            })
-        )
-      ), { discard: true }))
+    Effect.forEach(held, ([key, { label, pid }]) => checkLock(key, label, pid), { discard: true })
+  )
+
+  const verifyLock = (stream: StreamSpec): Effect.Effect<void, DatabaseError> =>
+    Effect.suspend(() => {
+      if (!advisoryLock) return options?.holdsLock ?? Effect.void
+      const key = streamLockKey(stream)
+      const lock = held.get(key)
+      return lock === undefined
+        ? Effect.fail(new DatabaseError({ reason: `this run does not hold the lock of stream ${streamLabel(stream)}; stopping rather than writing without it` }))
+        : checkLock(key, lock.label, lock.pid)
+    })
 
   const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
     sql.withTransaction(Effect.zipLeft(effect, Effect.zipRight(verifyLocks, Failpoint.pass("before-commit")))).pipe(
@@ -580,10 +588,11 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       Effect.orElseSucceed(() => "another session (its details could not be read)")
     )
 
-  const lock = (stream: string): Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope> =>
+  const lock = (spec: StreamSpec): Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope> =>
     advisoryLock
       ? Effect.gen(function*() {
-        const key = streamLockKey(stream)
+        const key = streamLockKey(spec)
+        const stream = streamLabel(spec)
         const conn = yield* sql.reserve.pipe(
           Effect.mapError((e) => fromSqlError(e, `reserving a connection for the lock of stream ${stream}`))
         )
@@ -610,53 +619,74 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         ).pipe(Effect.mapError((e) => fromSqlError(e, `taking the lock of stream ${stream}`)))
         if (rows[0]?.locked !== true) {
           const holder = yield* describeHolder(conn, key)
-          return yield* new LockHeld({ stream, holder })
+          return yield* new LockHeld({ stream: spec.name, target: targetName(spec.target), holder })
         }
-        held.set(stream, Number(rows[0]?.pid))
+        held.set(key, { label: stream, pid: Number(rows[0]?.pid) })
         // runs before the unlock above (reverse order)
-        yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(stream)))
+        yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(key)))
       })
       : Effect.void
 
+  /**
+   * Each record's stored text (`rawJson`) is hashed here, in the statement, so that the hash is always
+   * that of the text stored. A text quarantined before for the stream and its target, or twice in
+   * the batch, is not stored again (the run's lock excludes another writer of these rows).
+   */
   const quarantine = (
-    stream: string,
+    stream: StreamSpec,
     runId: string,
     items: ReadonlyArray<QuarantineItem>
-  ): Effect.Effect<void, DatabaseError> => {
+  ): Effect.Effect<QuarantineResult, DatabaseError> => {
     const batches: Array<ReadonlyArray<QuarantineItem>> = []
     for (let i = 0; i < items.length; i += 1000) batches.push(items.slice(i, i + 1000))
+    const target = targetName(stream.target)
     return Effect.forEach(batches, (batch) => {
       // text cannot hold NUL; the record is JSON (NUL escaped), the reason is ours to escape
       const reasons = batch.map((i) => i.reason.replace(/\u0000/g, "\\u0000"))
       const records = batch.map((i) => rawJson(i.raw))
-      return run(
-        `INSERT INTO ferry.quarantine (run_id, stream, reason, record)
-         SELECT $1, $2, x.reason, x.record FROM unnest($3::text[], $4::text[]) AS x(reason, record)`,
-        [runId, stream, reasons, records],
-        `quarantining ${batch.length} record(s) of stream ${stream}`
+      return run<{ stored: number }>(
+        `WITH x AS (
+           SELECT reason, record, sha256(convert_to(record, 'UTF8')) AS hash, n
+           FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS x(reason, record, n)
+         ), fresh AS (
+           SELECT DISTINCT ON (hash) * FROM x
+           WHERE NOT EXISTS (SELECT FROM ferry.quarantine q WHERE q.stream = $2 AND q.target = $3 AND q.hash = x.hash)
+           ORDER BY hash, n
+         ), stored AS (
+           INSERT INTO ferry.quarantine (run_id, stream, target, reason, record, hash)
+           SELECT $1, $2, $3, reason, record, hash FROM fresh ORDER BY n
+           RETURNING 1
+         )
+         SELECT count(*)::int AS stored FROM stored`,
+        [runId, stream.name, target, reasons, records],
+        `quarantining ${batch.length} record(s) of stream ${stream.name}`
+      ).pipe(Effect.map((rows) => ({ stored: rows[0]?.stored ?? 0, already: batch.length - (rows[0]?.stored ?? 0) })))
+    }).pipe(
+      Effect.map((results) =>
+        results.reduce((a, b) => ({ stored: a.stored + b.stored, already: a.already + b.already }), { stored: 0, already: 0 })
       )
-    }, { discard: true })
+    )
   }
 
-  const startRun = (stream: string, runId: string): Effect.Effect<void, DatabaseError> =>
+  const startRun = (stream: StreamSpec, runId: string): Effect.Effect<void, DatabaseError> =>
     run(
-      `INSERT INTO ferry.runs (run_id, stream, status, started_at) VALUES ($1, $2, 'running', clock_timestamp())
-       ON CONFLICT (run_id, stream) DO UPDATE SET status = 'running', started_at = EXCLUDED.started_at,
-         finished_at = NULL, error = NULL, exit_code = NULL`,
-      [runId, stream],
-      `recording the start of run ${runId} of stream ${stream}`
+      `INSERT INTO ferry.runs (run_id, stream, target, status, started_at) VALUES ($1, $2, $3, 'running', clock_timestamp())
+       ON CONFLICT (run_id, stream) DO UPDATE SET target = EXCLUDED.target, status = 'running',
+         started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL, exit_code = NULL`,
+      [runId, stream.name, targetName(stream.target)],
+      `recording the start of run ${runId} of stream ${stream.name}`
     )
 
   const finishRun = (r: RunRecord): Effect.Effect<void, DatabaseError> =>
     run(
       `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
-         quarantined, retries, checkpoint, error, exit_code)
-       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         quarantined, retries, checkpoint, error, exit_code, target, already_quarantined)
+       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
        ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
          pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
          updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
          retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
-         exit_code = EXCLUDED.exit_code`,
+         exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined`,
       [
         r.runId,
         r.stream,
@@ -670,12 +700,14 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         r.counts.retries,
         r.checkpoint ?? null,
         r.error === undefined ? null : r.error.replace(/\u0000/g, "\\u0000"),
-        r.exitCode
+        r.exitCode,
+        r.target,
+        r.counts.alreadyQuarantined
       ],
       `recording the end of run ${r.runId} of stream ${r.stream}`
     )
 
-  return { prepare, lock, transaction, rollback, write, encode, writeBulk, quarantine, startRun, finishRun }
+  return { prepare, lock, verifyLock, transaction, rollback, write, encode, writeBulk, quarantine, startRun, finishRun }
 }
 
 /**

@@ -9,6 +9,7 @@ import { dirname } from "node:path"
 import * as Checkpoint from "./Checkpoint.js"
 import type { FerryConfigShape } from "./Config.js"
 import * as Database from "./Database.js"
+import * as DataDirLock from "./embedded/DataDirLock.js"
 import * as EmbeddedPostgres from "./embedded/EmbeddedPostgres.js"
 import type { ConfigError, DatabaseError, LockHeld } from "./Errors.js"
 import * as HttpSource from "./http/HttpSource.js"
@@ -90,8 +91,15 @@ export const layer = (
   connections = 2
 ): Layer.Layer<Sink | Checkpoint.CheckpointStore | Source | SqlClient, DatabaseError | LockHeld | ConfigError> =>
   Layer.mergeAll(
-    // the embedded database: no advisory locks (one session), no COPY (pglite-socket has none)
-    PgSink.layer({ advisoryLock: !isEmbedded(config), copy: !isEmbedded(config) }),
+    // the embedded database: no advisory locks (one session: its data directory's lock excludes other
+    // runs, and is what `verifyLock` checks), no COPY (pglite-socket has none)
+    PgSink.layer({
+      advisoryLock: !isEmbedded(config),
+      copy: !isEmbedded(config),
+      holdsLock: isEmbedded(config)
+        ? DataDirLock.verify(EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd))
+        : undefined
+    }),
     checkpointStore(config),
     source
   ).pipe(Layer.provideMerge(database(config, environment, connections)))

@@ -32,19 +32,39 @@ export interface QuarantineItem {
   readonly reason: string
 }
 
+/** fetched = inserted + updated + unchanged + quarantined + alreadyQuarantined */
 export interface RunCounts {
   readonly pages: number
   readonly fetched: number
   readonly inserted: number
   readonly updated: number
   readonly unchanged: number
+  /** invalid records stored in ferry.quarantine by this run: they count against `maxInvalid` */
   readonly quarantined: number
+  /** invalid records ferry.quarantine held already for the stream and its target, same text: not again */
+  readonly alreadyQuarantined: number
   readonly retries: number
 }
+
+/** what `quarantine` did with a batch's records */
+export interface QuarantineResult {
+  readonly stored: number
+  /** the same text was quarantined before for this stream and target (or earlier in the batch) */
+  readonly already: number
+}
+
+/**
+ * What `prepare` found: a table it created, one that exists with no row, or one with rows. A stored
+ * checkpoint applies only to a table with rows: the checkpoint of a table Ferry did not fill would skip
+ * everything before it.
+ */
+export type TargetState = "created" | "empty" | "filled"
 
 export interface RunRecord {
   readonly runId: string
   readonly stream: string
+  /** the target table, `StreamSpec.targetName` */
+  readonly target: string
   readonly status: "succeeded" | "failed" | "interrupted"
   readonly counts: RunCounts
   readonly checkpoint: string | undefined
@@ -53,10 +73,21 @@ export interface RunRecord {
 }
 
 export interface SinkShape {
-  /** create schema `ferry` and its tables, and the target table; verify an existing one (78 if it does not fit) */
-  readonly prepare: (stream: StreamSpec) => Effect.Effect<void, DatabaseError | TargetMismatch>
-  /** hold the stream's lock for the scope; fails at once with LockHeld when another run has it */
-  readonly lock: (stream: string) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
+  /**
+   * migrate Ferry's tables in schema `ferry`, create the target table or verify an existing one (78 if
+   * it does not fit), and say whether it holds rows
+   */
+  readonly prepare: (stream: StreamSpec) => Effect.Effect<TargetState, DatabaseError | TargetMismatch>
+  /**
+   * hold the lock of the stream and its target table for the scope; fails at once with LockHeld when
+   * another run has it (two streams of the same name with different tables do not exclude each other)
+   */
+  readonly lock: (stream: StreamSpec) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
+  /**
+   * fails (74) when this run no longer holds the stream's lock: `transaction` checks it before every
+   * commit; a write no transaction guards (the file checkpoint) checks it right before
+   */
+  readonly verifyLock: (stream: StreamSpec) => Effect.Effect<void, DatabaseError>
   /** run `effect` in one database transaction (nested calls use savepoints) */
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** run `effect` in a transaction that is always rolled back (for --dry-run) */
@@ -77,12 +108,13 @@ export interface SinkShape {
     stream: StreamSpec,
     pages: ReadonlyArray<Bulk>
   ) => Effect.Effect<WriteResult | undefined, DatabaseError>
+  /** stores the records not quarantined before for the stream and its target (same text) */
   readonly quarantine: (
-    stream: string,
+    stream: StreamSpec,
     runId: string,
     items: ReadonlyArray<QuarantineItem>
-  ) => Effect.Effect<void, DatabaseError>
-  readonly startRun: (stream: string, runId: string) => Effect.Effect<void, DatabaseError>
+  ) => Effect.Effect<QuarantineResult, DatabaseError>
+  readonly startRun: (stream: StreamSpec, runId: string) => Effect.Effect<void, DatabaseError>
   readonly finishRun: (run: RunRecord) => Effect.Effect<void, DatabaseError>
 }
 

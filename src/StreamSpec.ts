@@ -123,6 +123,16 @@ export interface TargetSpec {
   readonly cursorColumn?: string | undefined
 }
 
+/**
+ * `schema.table`, each part double-quoted unless it is plain lower-case letters, digits and `_`: the
+ * name that says which table a checkpoint, a lock, a run and a quarantined record belong to. Two
+ * different tables never have the same name (`"A.b".c` is not `a."b.c"`).
+ */
+export const targetName = (target: Pick<TargetSpec, "schema" | "table">): string => {
+  const part = (name: string) => (/^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, "\"\"")}"`)
+  return `${part(target.schema)}.${part(target.table)}`
+}
+
 /** A decoded record, ready for the sink. `values` are JSON-safe (dates as ISO strings). */
 export interface Row {
   /** the primary key values, JSON-encoded: identity within the stream */

@@ -12,17 +12,19 @@
  * - it never moves backwards (it is the max of the stored value and what was written);
  * - only rows the sink accepted count: a row Postgres refused (quarantined at write time) does not;
  * - with a transactional store it commits with the page's rows; with the file store it is written
- *   right after the commit (at-least-once, absorbed by the idempotent upsert).
+ *   right after the commit (at-least-once, absorbed by the idempotent upsert), if the run still holds
+ *   the stream's lock;
+ * - it belongs to the stream and its target table, and applies only to a table that holds rows.
  */
 import { Cause, Chunk, Clock, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import { CheckpointStore } from "./Checkpoint.js"
+import { CheckpointStore, type CheckpointStoreShape, keyOf } from "./Checkpoint.js"
 import * as Cursor from "./Cursor.js"
 import * as PageRepeats from "./PageRepeats.js"
 import { ExitCode, InvalidRecords, type FerryError } from "./Errors.js"
 import * as Failpoint from "./Failpoint.js"
 import { redactor } from "./Logging.js"
-import { Sink, type Bulk, type QuarantineItem, type RunCounts, type SinkShape, type WriteResult } from "./Sink.js"
+import { Sink, type Bulk, type QuarantineItem, type QuarantineResult, type RunCounts, type SinkShape, type TargetState, type WriteResult } from "./Sink.js"
 import { pagesOf, type Page, type Source } from "./Source.js"
 import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
@@ -218,8 +220,35 @@ const zeroCounts = (): { -readonly [K in keyof RunCounts]: RunCounts[K] } => ({
   updated: 0,
   unchanged: 0,
   quarantined: 0,
+  alreadyQuarantined: 0,
   retries: 0
 })
+
+/**
+ * The stored checkpoint, when it applies. Never to a table this run created or found empty: that
+ * checkpoint was not made by filling it (another config's stream of the same name before checkpoints
+ * were per table, a renamed or truncated table) and would skip every record before it. The run then
+ * starts from `initial`, says why, and forgets its own stale checkpoint (the file store never moves
+ * one back). A legacy checkpoint (keyed by the stream alone) is adopted by a table that holds rows.
+ */
+const loadCheckpoint = (stream: StreamSpec, store: CheckpointStoreShape, table: TargetState, dryRun: boolean) =>
+  Effect.gen(function*() {
+    const key = keyOf(stream)
+    const stored = yield* store.load(key, { adopt: table === "filled" && !dryRun })
+    if (Option.isNone(stored)) return undefined
+    const { cursor, legacy } = stored.value
+    if (table === "filled") {
+      if (legacy) yield* Effect.logInfo("checkpoint.adopted").pipe(Effect.annotateLogs({ checkpoint: cursor, target: key.target }))
+      return cursor
+    }
+    const reason = table === "created" ? `table ${key.target} was created by this run` : `table ${key.target} is empty`
+    yield* Effect.logWarning("checkpoint.ignored").pipe(
+      Effect.annotateLogs({ checkpoint: cursor, target: key.target, legacy, reason: `${reason}: the run starts from initial` })
+    )
+    // a legacy checkpoint may be another target's: left for it
+    if (!legacy && !dryRun) yield* store.clear(key)
+    return undefined
+  })
 
 const exitCodeOf = (cause: Cause.Cause<FerryError>, interrupted: number): number =>
   Cause.isInterruptedOnly(cause)
@@ -246,7 +275,7 @@ const messageOf = (cause: Cause.Cause<FerryError>): string | undefined =>
 /**
  * Syncs one stream and returns how it ended, its summary beside its exit. Whatever the outcome,
  * interruption included, the run is recorded in `ferry.runs` and one `run.summary` line is logged
- * whose counts add up: fetched = inserted + updated + unchanged + quarantined.
+ * whose counts add up: fetched = inserted + updated + unchanged + quarantined + alreadyQuarantined.
  */
 export const runStream = (
   stream: StreamSpec,
@@ -262,6 +291,7 @@ export const runStream = (
     const dryRun = options.dryRun === true
     const incremental = stream.source.incremental
     const cursorType = Cursor.typeOf(stream)
+    const key = keyOf(stream)
     const maxCursor = Cursor.max(cursorType)
     const startedAt = yield* Clock.currentTimeMillis
     const counts = zeroCounts()
@@ -281,10 +311,10 @@ export const runStream = (
     })
 
     const body = Effect.gen(function*() {
-      if (!dryRun) yield* sink.prepare(stream)
-      yield* sink.lock(stream.name)
-      const stored = yield* store.load(stream.name)
-      checkpoint = Option.getOrUndefined(stored)
+      // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
+      const table = yield* (dryRun ? sink.rollback(sink.prepare(stream)) : sink.prepare(stream))
+      yield* sink.lock(stream)
+      checkpoint = yield* loadCheckpoint(stream, store, table, dryRun)
       const start = options.fullRefresh ? incremental?.initial : (checkpoint ?? incremental?.initial)
       const from = start === undefined || incremental === undefined
         ? Option.none()
@@ -293,7 +323,7 @@ export const runStream = (
         Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
       )
       if (!dryRun) {
-        yield* sink.startRun(stream.name, options.runId)
+        yield* sink.startRun(stream, options.runId)
         runStarted = true
       }
 
@@ -320,7 +350,9 @@ export const runStream = (
             const quarantined = invalid.concat(
               result.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason }))
             )
-            if (quarantined.length > 0) yield* sink.quarantine(stream.name, options.runId, quarantined)
+            const stored: QuarantineResult = quarantined.length > 0
+              ? yield* sink.quarantine(stream, options.runId, quarantined)
+              : { stored: 0, already: 0 }
             yield* Failpoint.pass("after-upsert")
             // only rows Postgres accepted count toward the checkpoint (a refused row's cursor would skip records)
             const pageMax = result.rejected.length === 0
@@ -328,15 +360,17 @@ export const runStream = (
               : acceptedMax(cursorType, seen, rows, result.rejected)
             const next = perPage ? maxCursor(checkpoint, pageMax) : checkpoint
             const advance = next !== undefined && next !== checkpoint
-            if (advance && store.transactional && !dryRun) yield* store.save(stream.name, next)
-            return { result, quarantined: quarantined.length, pageMax, next, advance }
+            if (advance && store.transactional && !dryRun) yield* store.save(key, next)
+            return { result, quarantined: stored, pageMax, next, advance }
           })
           // A signal lets the current transaction finish: it is never cut in half.
           const { advance, next, pageMax, quarantined, result } = yield* Effect.uninterruptible(
             dryRun ? sink.rollback(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
           )
           yield* Failpoint.pass("after-commit")
-          if (advance && next !== undefined && !store.transactional && !dryRun) yield* store.save(stream.name, next)
+          if (advance && next !== undefined && !store.transactional && !dryRun) {
+            yield* store.save(key, next, sink.verifyLock(stream))
+          }
 
           seen = pageMax
           if (!dryRun) checkpoint = next
@@ -348,7 +382,8 @@ export const runStream = (
           counts.inserted += result.inserted
           counts.updated += result.updated
           counts.unchanged += result.unchanged
-          counts.quarantined += quarantined
+          counts.quarantined += quarantined.stored
+          counts.alreadyQuarantined += quarantined.already
           for (const page of batch) {
             yield* Effect.logDebug("page").pipe(
               Effect.annotateLogs({ url: page.url, records: page.records, bytes: page.bytes, retries: page.retries })
@@ -375,8 +410,8 @@ export const runStream = (
       // The whole stream is read: every record up to `seen` is committed.
       const final = maxCursor(checkpoint, seen)
       if (!dryRun && final !== undefined && final !== checkpoint) {
-        if (store.transactional) yield* sink.transaction(store.save(stream.name, final))
-        else yield* store.save(stream.name, final)
+        if (store.transactional) yield* sink.transaction(store.save(key, final))
+        else yield* store.save(key, final, sink.verifyLock(stream))
       }
       if (!dryRun) checkpoint = final
       if (counts.quarantined > stream.maxInvalid) {
@@ -410,6 +445,7 @@ export const runStream = (
       yield* sink.finishRun({
         runId: summary.runId,
         stream: summary.stream,
+        target: key.target,
         status: summary.status,
         counts,
         checkpoint: summary.checkpoint,
@@ -437,6 +473,7 @@ const logSummary = (summary: StreamSummary) => {
     updated: summary.updated,
     unchanged: summary.unchanged,
     quarantined: summary.quarantined,
+    already_quarantined: summary.alreadyQuarantined,
     retries: summary.retries,
     duration_ms: summary.durationMs,
     checkpoint: summary.checkpoint ?? null,

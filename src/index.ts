@@ -15,7 +15,15 @@ export * as Memory from "./Memory.js"
 export * as PgSink from "./PgSink.js"
 export * as RowDecoder from "./RowDecoder.js"
 export * as Services from "./Services.js"
-export { Sink, type SinkShape, type WriteResult, type RunCounts, type RunRecord } from "./Sink.js"
+export {
+  Sink,
+  type QuarantineResult,
+  type RunCounts,
+  type RunRecord,
+  type SinkShape,
+  type TargetState,
+  type WriteResult
+} from "./Sink.js"
 export * as SourceModule from "./Source.js"
 export { Source, type Page, type SourceShape } from "./Source.js"
 export * as StreamSpec from "./StreamSpec.js"

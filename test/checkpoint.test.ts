@@ -4,16 +4,20 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Deferred, Duration, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { CheckpointStore, layerFile, layerPostgres } from "../src/Checkpoint.js"
+import { type CheckpointKey, CheckpointStore, layerFile, layerPostgres } from "../src/Checkpoint.js"
 import * as Database from "../src/Database.js"
 import { DatabaseError } from "../src/Errors.js"
+import * as Memory from "../src/Memory.js"
 import * as PgSink from "../src/PgSink.js"
+import * as RowDecoder from "../src/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
-import type { StreamSpec } from "../src/StreamSpec.js"
+import * as SourceModule from "../src/Source.js"
+import type { StreamSpec, TargetSpec } from "../src/StreamSpec.js"
+import { syncStream } from "../src/Sync.js"
 import { createTestDatabase, type TestDatabase } from "./support/pg.js"
 
 let db: TestDatabase
@@ -33,6 +37,13 @@ const pgLayer = () =>
 
 const onPostgres = <A, E>(effect: Effect.Effect<A, E, CheckpointStore | Sink | SqlClient>) =>
   Effect.provide(effect, pgLayer())
+
+/** the checkpoint of stream `stream` into table public.orders */
+const key = (stream: string, cursorType: CheckpointKey["cursorType"] = "string"): CheckpointKey => ({
+  stream,
+  target: "public.orders",
+  cursorType
+})
 
 const spec: StreamSpec = {
   name: "orders",
@@ -63,8 +74,8 @@ describe("CheckpointStore postgres", () => {
       expect(store.kind).toBe("postgres")
       expect(store.transactional).toBe(true)
       const loaded = yield* sink.transaction(Effect.gen(function*() {
-        const a = yield* store.load("orders")
-        yield* store.clear("orders")
+        const a = yield* store.load(key("orders"))
+        yield* store.clear(key("orders"))
         // the transaction is still usable
         const sql = yield* SqlClient
         yield* sql.unsafe(`SELECT 1`)
@@ -78,14 +89,14 @@ describe("CheckpointStore postgres", () => {
     onPostgres(Effect.gen(function*() {
       const store = yield* CheckpointStore
       yield* (yield* Sink).prepare(spec)
-      yield* store.save("orders", "2024-01-01T00:00:00Z")
-      yield* store.save("customers", "42")
-      expect(yield* store.load("orders")).toEqual(Option.some("2024-01-01T00:00:00Z"))
-      yield* store.save("orders", "2024-02-01T00:00:00Z")
-      expect(yield* store.load("orders")).toEqual(Option.some("2024-02-01T00:00:00Z"))
-      yield* store.clear("orders")
-      expect(yield* store.load("orders")).toEqual(Option.none())
-      expect(yield* store.load("customers")).toEqual(Option.some("42"))
+      yield* store.save(key("orders"), "2024-01-01T00:00:00Z")
+      yield* store.save(key("customers"), "42")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "2024-01-01T00:00:00Z", legacy: false }))
+      yield* store.save(key("orders"), "2024-02-01T00:00:00Z")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "2024-02-01T00:00:00Z", legacy: false }))
+      yield* store.clear(key("orders"))
+      expect(yield* store.load(key("orders"))).toEqual(Option.none())
+      expect(yield* store.load(key("customers"))).toEqual(Option.some({ cursor: "42", legacy: false }))
       expect(yield* Effect.promise(() => db.query(`SELECT stream, cursor FROM ferry.state`))).toEqual([
         { stream: "customers", cursor: "42" }
       ])
@@ -99,15 +110,15 @@ describe("CheckpointStore postgres", () => {
       const row = { key: "[\"a\"]", cursor: undefined, values: { id: "a" } }
       const failed = yield* Effect.flip(sink.transaction(Effect.gen(function*() {
         yield* sink.write(spec, [row])
-        yield* store.save("tx-stream", "must-not-stay")
+        yield* store.save(key("tx-stream"), "must-not-stay")
         return yield* Effect.fail("boom" as const)
       })))
       expect(failed).toBe("boom")
-      expect(yield* store.load("tx-stream")).toEqual(Option.none())
+      expect(yield* store.load(key("tx-stream"))).toEqual(Option.none())
       expect(yield* Effect.promise(() => db.query(`SELECT id FROM orders`))).toEqual([])
 
-      yield* sink.transaction(Effect.zipRight(sink.write(spec, [row]), store.save("tx-stream", "kept")))
-      expect(yield* store.load("tx-stream")).toEqual(Option.some("kept"))
+      yield* sink.transaction(Effect.zipRight(sink.write(spec, [row]), store.save(key("tx-stream"), "kept")))
+      expect(yield* store.load(key("tx-stream"))).toEqual(Option.some({ cursor: "kept", legacy: false }))
       expect(yield* Effect.promise(() => db.query(`SELECT id FROM orders`))).toEqual([{ id: "a" }])
     })))
 })
@@ -121,25 +132,26 @@ describe("CheckpointStore file", () => {
       const store = yield* CheckpointStore
       expect(store.kind).toBe("file")
       expect(store.transactional).toBe(false)
-      expect(yield* store.load("orders")).toEqual(Option.none())
-      yield* store.clear("orders")
+      expect(yield* store.load(key("orders"))).toEqual(Option.none())
+      yield* store.clear(key("orders"))
       expect(fs.existsSync(file)).toBe(false)
 
-      yield* store.save("orders", "2024-01-01T00:00:00Z")
-      yield* store.save("customers", "17")
-      expect(yield* store.load("orders")).toEqual(Option.some("2024-01-01T00:00:00Z"))
+      yield* store.save(key("orders"), "2024-01-01T00:00:00Z")
+      yield* store.save(key("customers"), "17")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "2024-01-01T00:00:00Z", legacy: false }))
       const content = readJson(file)
-      expect(content.version).toBe(1)
+      expect(content.version).toBe(2)
       expect(Object.keys(content.streams).sort()).toEqual(["customers", "orders"])
-      expect(content.streams.orders.cursor).toBe("2024-01-01T00:00:00Z")
-      expect(new Date(content.streams.orders.updatedAt).toISOString()).toBe(content.streams.orders.updatedAt)
+      const orders = content.streams.orders["public.orders"]
+      expect(orders.cursor).toBe("2024-01-01T00:00:00Z")
+      expect(new Date(orders.updatedAt).toISOString()).toBe(orders.updatedAt)
 
-      yield* store.clear("orders")
-      expect(yield* store.load("orders")).toEqual(Option.none())
-      expect(yield* store.load("customers")).toEqual(Option.some("17"))
+      yield* store.clear(key("orders"))
+      expect(yield* store.load(key("orders"))).toEqual(Option.none())
+      expect(yield* store.load(key("customers"))).toEqual(Option.some({ cursor: "17", legacy: false }))
       // a fresh layer reads what the first one wrote
       const again = yield* Effect.provide(CheckpointStore, layerFile(file))
-      expect(yield* again.load("customers")).toEqual(Option.some("17"))
+      expect(yield* again.load(key("customers"))).toEqual(Option.some({ cursor: "17", legacy: false }))
     }).pipe(Effect.provide(layerFile(path.join(root, "round", "nested", "checkpoints.json")))))
 
   it.live("each save replaces the file by rename and leaves no temp or lock file behind", () =>
@@ -147,11 +159,11 @@ describe("CheckpointStore file", () => {
       const dir = path.join(root, "atomic")
       const file = path.join(dir, "state.json")
       const store = yield* Effect.provide(CheckpointStore, layerFile(file))
-      yield* store.save("orders", "1")
+      yield* store.save(key("orders"), "1")
       const before = fs.statSync(file).ino
-      yield* store.save("orders", "2")
+      yield* store.save(key("orders"), "2")
       expect(fs.statSync(file).ino).not.toBe(before)
-      expect(readJson(file).streams.orders.cursor).toBe("2")
+      expect(readJson(file).streams.orders["public.orders"].cursor).toBe("2")
       expect(fs.readdirSync(dir)).toEqual(["state.json"])
     }))
 
@@ -161,18 +173,18 @@ describe("CheckpointStore file", () => {
       fs.mkdirSync(path.dirname(file), { recursive: true })
       fs.writeFileSync(file, "{ not json")
       const store = yield* Effect.provide(CheckpointStore, layerFile(file))
-      const loadError = yield* Effect.flip(store.load("orders"))
+      const loadError = yield* Effect.flip(store.load(key("orders")))
       expect(loadError).toBeInstanceOf(DatabaseError)
       expect(loadError.exitCode).toBe(74)
       expect(loadError.message).toContain(file)
-      const saveError = yield* Effect.flip(store.save("orders", "1"))
+      const saveError = yield* Effect.flip(store.save(key("orders"), "1"))
       expect(saveError.message).toContain(file)
       expect(fs.readFileSync(file, "utf8")).toBe("{ not json")
 
-      fs.writeFileSync(file, JSON.stringify({ version: 2, streams: {} }))
-      expect((yield* Effect.flip(store.load("orders"))).message).toContain("version")
+      fs.writeFileSync(file, JSON.stringify({ version: 3, streams: {} }))
+      expect((yield* Effect.flip(store.load(key("orders")))).message).toContain("version")
       fs.writeFileSync(file, JSON.stringify({ version: 1, streams: { orders: { cursor: 5 } } }))
-      expect((yield* Effect.flip(store.load("orders"))).message).toContain("orders")
+      expect((yield* Effect.flip(store.load(key("orders")))).message).toContain("orders")
     }))
 
   it.live("two stores (as two processes) saving different streams at once keep every update", () =>
@@ -180,13 +192,13 @@ describe("CheckpointStore file", () => {
       const file = path.join(root, "concurrent", "checkpoints.json")
       const a = yield* Effect.provide(CheckpointStore, layerFile(file))
       const b = yield* Effect.provide(CheckpointStore, layerFile(file))
-      const saves = Array.from({ length: 20 }, (_, i) => [a.save(`a${i}`, `${i}`), b.save(`b${i}`, `${i}`)]).flat()
+      const saves = Array.from({ length: 20 }, (_, i) => [a.save(key(`a${i}`), `${i}`), b.save(key(`b${i}`), `${i}`)]).flat()
       yield* Effect.all(saves, { concurrency: "unbounded", discard: true })
       const streams = readJson(file).streams
       expect(Object.keys(streams).length).toBe(40)
       for (let i = 0; i < 20; i++) {
-        expect(streams[`a${i}`].cursor).toBe(`${i}`)
-        expect(streams[`b${i}`].cursor).toBe(`${i}`)
+        expect(streams[`a${i}`]["public.orders"].cursor).toBe(`${i}`)
+        expect(streams[`b${i}`]["public.orders"].cursor).toBe(`${i}`)
       }
       expect(fs.existsSync(`${file}.lock`)).toBe(false)
     }))
@@ -198,8 +210,134 @@ describe("CheckpointStore file", () => {
       // above any pid_max, so no such process
       fs.writeFileSync(`${file}.lock`, "99999999")
       const store = yield* Effect.provide(CheckpointStore, layerFile(file))
-      yield* store.save("orders", "1")
-      expect(yield* store.load("orders")).toEqual(Option.some("1"))
+      yield* store.save(key("orders"), "1")
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "1", legacy: false }))
       expect(fs.existsSync(`${file}.lock`)).toBe(false)
     }))
+})
+
+// Issue 10, item 10: the file store can no longer move a checkpoint back.
+describe("CheckpointStore file: never backwards, never without the lock", () => {
+  it.live("a stale save does not move it back: two stores (two runs) saving interleaved keep the greatest, by cursor type", () =>
+    Effect.gen(function*() {
+      const file = path.join(root, "stale-save", "checkpoints.json")
+      const a = yield* Effect.provide(CheckpointStore, layerFile(file))
+      const b = yield* Effect.provide(CheckpointStore, layerFile(file))
+      yield* a.save(key("orders", "timestamp"), "2024-01-01T00:00:00Z")
+      yield* b.save(key("orders", "timestamp"), "2024-03-01T00:00:00Z")
+      // the stalled run saves last, with its older cursor (another offset, the same instant as before)
+      yield* a.save(key("orders", "timestamp"), "2024-02-01T00:00:00+01:00")
+      expect(yield* a.load(key("orders"))).toEqual(Option.some({ cursor: "2024-03-01T00:00:00Z", legacy: false }))
+      // numbers compare as numbers ("9" < "10"), not as text
+      yield* b.save(key("ids", "number"), "10")
+      yield* a.save(key("ids", "number"), "9")
+      expect(readJson(file).streams.ids["public.orders"].cursor).toBe("10")
+      yield* a.save(key("ids", "number"), "11")
+      expect(readJson(file).streams.ids["public.orders"].cursor).toBe("11")
+    }))
+
+  it.live("a save whose guard fails (the run lost its lock) is refused with 74 and writes nothing", () =>
+    Effect.gen(function*() {
+      const file = path.join(root, "guarded", "checkpoints.json")
+      const store = yield* Effect.provide(CheckpointStore, layerFile(file))
+      yield* store.save(key("orders"), "1", Effect.void)
+      const lost = new DatabaseError({ reason: "lost the lock of stream orders" })
+      const error = yield* Effect.flip(store.save(key("orders"), "2", Effect.fail(lost)))
+      expect(error.exitCode).toBe(74)
+      expect(error.message).toContain("lost the lock")
+      expect(readJson(file).streams.orders["public.orders"].cursor).toBe("1")
+    }))
+
+  it.live("a stalled run that lost its lock while another run finished exits 74 and leaves the later checkpoint", () =>
+    Effect.gen(function*() {
+      const file = path.join(root, "stalled-run", "checkpoints.json")
+      const db = Memory.make()
+      const target: TargetSpec = {
+        schema: "public",
+        table: "items",
+        primaryKey: ["id"],
+        columns: [{ name: "id", type: "text", from: "id" }, { name: "updated", type: "numeric", from: "updated" }],
+        cursorColumn: "updated"
+      }
+      const items: StreamSpec = {
+        ...spec,
+        name: "items",
+        source: {
+          ...spec.source,
+          incremental: { cursorField: "updated", cursorType: "number", param: "since", lookback: Duration.zero, order: "unsorted" }
+        },
+        target,
+        decode: RowDecoder.fromColumns(target, undefined)
+      }
+      const page = (ids: ReadonlyArray<number>) => ({
+        records: ids.map((i) => ({ id: `r${i}`, updated: i })),
+        url: "model://items",
+        retries: 0,
+        bytes: 0
+      })
+      const stalled = yield* Deferred.make<void>()
+      const resume = yield* Deferred.make<void>()
+      let requests = 0
+      const source = SourceModule.layerMemory(() =>
+        ++requests === 1
+          // run A: one page, then it stalls before the stream ends (and before its checkpoint is saved)
+          ? Stream.concat(
+            Stream.make(page([1, 2, 3, 4, 5])),
+            Stream.drain(Stream.fromEffect(Effect.zipRight(Deferred.succeed(stalled, undefined), Deferred.await(resume))))
+          )
+          : Stream.make(page([1, 2, 3, 4, 5, 6, 7, 8, 9]))
+      )
+      // two processes: each its own file store and sink over the one database
+      const process = () =>
+        Layer.mergeAll(Memory.layerSink, layerFile(file), source).pipe(Layer.provideMerge(Layer.succeed(Memory.MemoryDatabase, db)))
+      const runA = yield* Effect.fork(Effect.either(syncStream(items, { runId: "a", batch: { records: 1 } }).pipe(Effect.provide(process()))))
+      yield* Deferred.await(stalled)
+      // A's database session dies: its lock is gone, and run B takes it and finishes
+      db.locks.clear()
+      const b = yield* syncStream(items, { runId: "b" }).pipe(Effect.provide(process()))
+      expect(b.checkpoint).toBe("9")
+      yield* Deferred.succeed(resume, undefined)
+      const a = yield* Fiber.join(runA)
+      expect(Either.isLeft(a) && a.left.exitCode).toBe(74)
+      expect(readJson(file).streams.items["public.items"].cursor).toBe("9")
+    }))
+
+  it.live("a version 1 file keeps working: its checkpoint is adopted by a target and written as version 2", () =>
+    Effect.gen(function*() {
+      const file = path.join(root, "v1", "checkpoints.json")
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      // a stream named __proto__ is a stream like any other
+      fs.writeFileSync(file, `{"version":1,"streams":{"orders":{"cursor":"7","updatedAt":""},"__proto__":{"cursor":"1"}}}`)
+      const store = yield* Effect.provide(CheckpointStore, layerFile(file))
+      // read-only: legacy, not moved
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "7", legacy: true }))
+      expect(readJson(file).version).toBe(1)
+      // adopted by one target: the other target of a stream of that name no longer sees it
+      expect(yield* store.load(key("orders"), { adopt: true })).toEqual(Option.some({ cursor: "7", legacy: true }))
+      expect(yield* store.load(key("orders"))).toEqual(Option.some({ cursor: "7", legacy: false }))
+      expect(yield* store.load({ ...key("orders"), target: "sales.orders" })).toEqual(Option.none())
+      const content = readJson(file)
+      expect(content.version).toBe(2)
+      expect(content.streams.orders["public.orders"].cursor).toBe("7")
+      expect(Object.keys(content.legacy)).toEqual(["__proto__"])
+    }))
+})
+
+describe("CheckpointStore postgres: legacy rows", () => {
+  it.live("a row from before checkpoints had targets is adopted by one target only; clear forgets it too", () =>
+    onPostgres(Effect.gen(function*() {
+      const store = yield* CheckpointStore
+      yield* (yield* Sink).prepare(spec)
+      yield* Effect.promise(() => db.query(`INSERT INTO ferry.state (stream, target, cursor) VALUES ('legacy', '', '5')`))
+      const a = { ...key("legacy"), target: "public.a" }
+      const b = { ...key("legacy"), target: "public.b" }
+      expect(yield* store.load(b)).toEqual(Option.some({ cursor: "5", legacy: true }))
+      expect(yield* store.load(a, { adopt: true })).toEqual(Option.some({ cursor: "5", legacy: true }))
+      expect(yield* store.load(a)).toEqual(Option.some({ cursor: "5", legacy: false }))
+      expect(yield* store.load(b, { adopt: true })).toEqual(Option.none())
+      yield* Effect.promise(() => db.query(`INSERT INTO ferry.state (stream, target, cursor) VALUES ('legacy', '', '6')`))
+      yield* store.clear(a)
+      expect(yield* store.load(a)).toEqual(Option.none())
+      expect(yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM ferry.state WHERE stream = 'legacy'`))).toEqual([{ n: 0 }])
+    })))
 })

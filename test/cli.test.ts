@@ -253,7 +253,8 @@ describe("exit codes", () => {
     expect((await ferry(["run"], { cwd: fileDir, env: env() })).code).toBe(0)
     const file = join(fileDir, "state", "checkpoints.json")
     expect(existsSync(file)).toBe(true)
-    expect(JSON.parse(readFileSync(file, "utf8")).streams.file_items.cursor).toBe(api.records.at(-1)!.updated_at)
+    // stream -> target table -> checkpoint
+    expect(JSON.parse(readFileSync(file, "utf8")).streams.file_items["public.file_items"].cursor).toBe(api.records.at(-1)!.updated_at)
     const reset = await ferry(["reset", "--stream", "file_items"], { cwd: fileDir, env: env() })
     expect(reset.code).toBe(0)
     expect(JSON.parse(readFileSync(file, "utf8")).streams.file_items).toBeUndefined()

@@ -80,6 +80,7 @@ describe("PgSink.prepare", () => {
       )
       expect(tables).toEqual([
         { table_schema: "Sales Data", table_name: "Orders \"2024\"" },
+        { table_schema: "ferry", table_name: "migrations" },
         { table_schema: "ferry", table_name: "quarantine" },
         { table_schema: "ferry", table_name: "runs" },
         { table_schema: "ferry", table_name: "state" }
@@ -508,19 +509,20 @@ describe("PgSink.lock", () => {
       const a = yield* clientSink("ferry-test holder-A")
       const b = yield* clientSink("ferry-test holder-B")
       const scopeA = yield* Scope.make()
-      yield* a.lock("orders").pipe(Scope.extend(scopeA))
+      yield* a.lock(spec({ table: "orders" })).pipe(Scope.extend(scopeA))
 
-      const held = yield* Effect.flip(Effect.scoped(b.lock("orders")))
+      const held = yield* Effect.flip(Effect.scoped(b.lock(spec({ table: "orders" }))))
       expect(held).toBeInstanceOf(LockHeld)
       expect((held as LockHeld).stream).toBe("orders")
+      expect(held.message).toContain("stream orders is being synced by another run into public.orders")
       expect((held as LockHeld).holder).toContain("ferry-test holder-A")
       expect(held.exitCode).toBe(75)
       // a different stream is not blocked, and neither is the same client on another connection
-      yield* Effect.scoped(b.lock("customers"))
-      expect(yield* Effect.flip(Effect.scoped(a.lock("orders")))).toBeInstanceOf(LockHeld)
+      yield* Effect.scoped(b.lock(spec({ table: "customers" })))
+      expect(yield* Effect.flip(Effect.scoped(a.lock(spec({ table: "orders" }))))).toBeInstanceOf(LockHeld)
 
       yield* Scope.close(scopeA, Exit.void)
-      yield* Effect.scoped(b.lock("orders"))
+      yield* Effect.scoped(b.lock(spec({ table: "orders" })))
       // nothing leaked into the pool: no advisory lock is left
       const left = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))
       expect(left).toEqual([{ n: 0 }])
@@ -530,8 +532,8 @@ describe("PgSink.lock", () => {
     Effect.gen(function*() {
       const a = yield* clientSink("ferry-test nolock-A", { advisoryLock: false })
       const b = yield* clientSink("ferry-test nolock-B", { advisoryLock: false })
-      yield* a.lock("orders")
-      yield* b.lock("orders")
+      yield* a.lock(spec({ table: "orders" }))
+      yield* b.lock(spec({ table: "orders" }))
       const held = yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))
       expect(held).toEqual([{ n: 0 }])
     }))
@@ -543,7 +545,7 @@ describe("PgSink quarantine and runs", () => {
       const sink = yield* Sink
       yield* sink.prepare(spec({ table: "q_target" }))
       const raw = { id: 1, note: "nul \u0000 here", nested: { "é": [1, 2.5, null] } }
-      yield* sink.quarantine("orders", "run-1", [
+      yield* sink.quarantine({ ...spec({ table: "q_target" }), name: "orders" }, "run-1", [
         { raw, reason: "Expected string, got number at id" },
         { raw: "just text", reason: "not an object" }
       ])
@@ -555,7 +557,7 @@ describe("PgSink quarantine and runs", () => {
         { run_id: "run-1", stream: "orders", reason: "not an object", record: "just text", has_time: true }
       ])
 
-      yield* sink.startRun("orders", "run-1")
+      yield* sink.startRun({ ...spec({ table: "q_target" }), name: "orders" }, "run-1")
       const started = yield* Effect.promise(() =>
         db.query(`SELECT status, started_at IS NOT NULL AS s, finished_at FROM ferry.runs WHERE run_id = 'run-1'`)
       )
@@ -563,8 +565,9 @@ describe("PgSink quarantine and runs", () => {
       yield* sink.finishRun({
         runId: "run-1",
         stream: "orders",
+        target: "public.q_target",
         status: "failed",
-        counts: { pages: 3, fetched: 10, inserted: 4, updated: 3, unchanged: 1, quarantined: 2, retries: 5 },
+        counts: { pages: 3, fetched: 10, inserted: 4, updated: 3, unchanged: 1, quarantined: 2, alreadyQuarantined: 0, retries: 5 },
         checkpoint: "2024-01-01T00:00:00Z",
         error: "stream orders: boom",
         exitCode: 65

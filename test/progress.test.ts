@@ -15,6 +15,7 @@ const snapshot = (fetched: number, elapsedMs: number) => ({
   updated: 10,
   unchanged: 0,
   quarantined: 0,
+  alreadyQuarantined: 0,
   retries: 0,
   elapsedMs
 })

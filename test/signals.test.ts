@@ -176,7 +176,7 @@ describe("a signal while a transaction is open", () => {
       expect(await count(table)).toBe(at.written)
       expect(summaries(result)[0]).toMatchObject({ status: "interrupted", inserted: at.written })
       // not a page behind: the file holds the greatest committed cursor, as the summary says
-      const file = JSON.parse(readFileSync(join(dir, "checkpoints.json"), "utf8")).streams[table].cursor
+      const file = JSON.parse(readFileSync(join(dir, "checkpoints.json"), "utf8")).streams[table][`public.${table}`].cursor
       const [{ max }] = await db.query(`SELECT max(updated_at) AS max FROM "${table}"`)
       expect(Date.parse(file)).toBe((max as Date).getTime())
       expect(summaries(result)[0]!.checkpoint).toBe(file)

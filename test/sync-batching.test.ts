@@ -89,7 +89,7 @@ describe("Sync batching and read-ahead", () => {
       const summary = yield* syncStream(spec, { runId: "r1" }).pipe(Effect.provide(Layer.merge(Memory.layer(db), layer)))
       expect(summary).toMatchObject({ pages: 2 * perBatch + 2, fetched: (2 * perBatch + 2) * 1000, inserted: (2 * perBatch + 2) * 1000 })
       expect(db.writes).toBe(3)
-      expect(db.state.checkpoints.get("items")).toBe(String(2 * perBatch + 1))
+      expect(db.state.checkpoints.get("items@public.items")).toBe(String(2 * perBatch + 1))
 
       const perPage = Memory.make()
       const again = pagedSource({ count: 4, size: 10, bytes: 100 })
@@ -106,7 +106,7 @@ describe("Sync batching and read-ahead", () => {
       const result = yield* Effect.either(syncStream(spec, { runId: "r1" }).pipe(Effect.provide(Layer.merge(Memory.layer(db), layer))))
       expect(Either.isLeft(result) && result.left._tag).toBe("SourceError")
       expect(db.state.tables.get("public.items")?.size).toBe(30)
-      expect(db.state.checkpoints.get("items")).toBe("2")
+      expect(db.state.checkpoints.get("items@public.items")).toBe("2")
     }))
 
   it.live("small batches are fetched one ahead of the write; large pages are not fetched ahead", () =>

@@ -187,7 +187,7 @@ describe("Sync (property, in-memory layers)", () => {
                 batch: { records: scenario.batchRecords }
               })
             )
-            const checkpoint = db.state.checkpoints.get("items")
+            const checkpoint = db.state.checkpoints.get("items@public.items")
             if (lastCheckpoint !== undefined) {
               expect(checkpoint).toBeDefined()
               expect(compareCursor(checkpoint!, lastCheckpoint)).toBeGreaterThanOrEqual(0)
@@ -225,7 +225,7 @@ describe("Sync (property, in-memory layers)", () => {
         }
         if (truth.size > 0) {
           const maxCursor = Math.max(...[...truth.values()].map((r) => r.updated))
-          expect(Number(db.state.checkpoints.get("items"))).toBe(maxCursor)
+          expect(Number(db.state.checkpoints.get("items@public.items"))).toBe(maxCursor)
         }
 
         // Nothing changed at the source: nothing is written.
@@ -287,13 +287,15 @@ describe("Sync (property, in-memory layers)", () => {
             Effect.provide(Layer.merge(Memory.layer(db), source))
           )
         const accepted = () => truth.filter((r) => !r.name.startsWith("!"))
-        const expectLoaded = (summary: { checkpoint: string | undefined; fetched: number; inserted: number; updated: number; unchanged: number; quarantined: number }) => {
-          expect(summary.fetched).toBe(summary.inserted + summary.updated + summary.unchanged + summary.quarantined)
+        const expectLoaded = (summary: { checkpoint: string | undefined; fetched: number; inserted: number; updated: number; unchanged: number; quarantined: number; alreadyQuarantined: number }) => {
+          expect(summary.fetched).toBe(
+            summary.inserted + summary.updated + summary.unchanged + summary.quarantined + summary.alreadyQuarantined
+          )
           const table = db.state.tables.get("public.items") ?? new Map()
           expect([...table.keys()].sort()).toEqual(accepted().map((r) => JSON.stringify([r.id])).sort())
           const greatest = accepted().reduce<number | undefined>((m, r) => Math.max(m ?? r.updated, r.updated), undefined)
           expect(summary.checkpoint).toBe(greatest === undefined ? undefined : String(greatest))
-          expect(db.state.checkpoints.get("items")).toBe(summary.checkpoint)
+          expect(db.state.checkpoints.get(Memory.checkpointKey({ stream: "items", target: "public.items" }))).toBe(summary.checkpoint)
         }
         add(scenario.first)
         expectLoaded(yield* run(1))
@@ -305,7 +307,7 @@ describe("Sync (property, in-memory layers)", () => {
   )
 
   it.effect.prop(
-    "invalid records are quarantined, never dropped: fetched = written + unchanged + quarantined",
+    "invalid records are quarantined once, never dropped: fetched = written + unchanged + quarantined + already_quarantined",
     [fc.array(fc.oneof(
       fc.record({ id: fc.string({ minLength: 1, maxLength: 4 }), name: fc.string(), updated: fc.nat(9) }),
       fc.record({ name: fc.string(), updated: fc.nat(9) }),
@@ -322,11 +324,21 @@ describe("Sync (property, in-memory layers)", () => {
         const summary = yield* syncStream(spec, { runId: "r1" }).pipe(
           Effect.provide(Layer.merge(Memory.layer(db), source))
         )
-        const invalid = records.filter((r) => Either.isLeft(spec.decode(r))).length
+        const invalid = records.filter((r) => Either.isLeft(spec.decode(r)))
+        // the same invalid text twice is stored (and counted against maxInvalid) once
+        const distinct = new Set(invalid.map((r) => JSON.stringify(r))).size
         expect(summary.fetched).toBe(records.length)
-        expect(summary.quarantined).toBe(invalid)
-        expect(db.state.quarantine.length).toBe(invalid)
-        expect(summary.inserted + summary.updated + summary.unchanged + summary.quarantined).toBe(records.length)
+        expect(summary.quarantined).toBe(distinct)
+        expect(summary.alreadyQuarantined).toBe(invalid.length - distinct)
+        expect(db.state.quarantine.length).toBe(distinct)
+        expect(summary.inserted + summary.updated + summary.unchanged + summary.quarantined + summary.alreadyQuarantined)
+          .toBe(records.length)
+        // read again by the next run: none stored or counted again
+        const again = yield* syncStream(spec, { runId: "r2" }).pipe(
+          Effect.provide(Layer.merge(Memory.layer(db), source))
+        )
+        expect(again).toMatchObject({ quarantined: 0, alreadyQuarantined: invalid.length })
+        expect(db.state.quarantine.length).toBe(distinct)
       }),
     { fastCheck: { numRuns: 200 } }
   )

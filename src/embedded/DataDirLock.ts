@@ -42,3 +42,20 @@ export const acquire = (dir: string): Effect.Effect<void, LockHeld | DatabaseErr
 
 /** Who holds the lock on `dir`, if anyone (for `ferry status` and messages). */
 export const holder = (dir: string): FileLock.LockInfo | undefined => FileLock.holder(lockPath(dir))
+
+/**
+ * Fails when this process no longer holds the lock on `dir` (its file was removed or replaced): on
+ * the embedded database that lock is the stream locks' stand-in, checked before a write no
+ * transaction guards (the file checkpoint).
+ */
+export const verify = (dir: string): Effect.Effect<void, DatabaseError> =>
+  Effect.suspend(() =>
+    FileLock.stillHeld(lockPath(dir))
+      ? Effect.void
+      : Effect.fail(
+        new DatabaseError({
+          reason: `lost the lock of the data directory ${Path.resolve(dir)}: ${lockPath(dir)} is no longer this process's; ` +
+            `stopping rather than writing without it`
+        })
+      )
+  )
