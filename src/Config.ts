@@ -246,11 +246,20 @@ const resolveTree = (
   const out: Array<readonly [string | number, unknown]> = []
   for (const [key, item] of entries) {
     const name = typeof key === "number" ? key : restoreReferences(key, refs)
+    if (name === "__proto__") {
+      // a JavaScript object cannot hold this key as an ordinary one: the schema's maps would drop it
+      // silently (a column, a header, a parameter gone), so it is refused wherever it appears
+      return Either.left(
+        new ConfigError({
+          path: ConfigSchema.formatPath([...path, name]),
+          reason: `"__proto__" cannot be used as a name in Ferry's config (JavaScript reserves it); rename it`
+        })
+      )
+    }
     const resolved = resolveTree(item, env, refs, fromEnv, [...path, name])
     if (Either.isLeft(resolved)) return resolved
     out.push([name, resolved.right])
   }
-  // fromEntries: a `__proto__` key stays a key (and fails as an unknown one) instead of setting the prototype
   return Either.right(Array.isArray(value) ? out.map(([, item]) => item) : Object.fromEntries(out))
 }
 
