@@ -101,10 +101,13 @@ const toText: Converter = (value) => {
   return typeof value === "number" || typeof value === "boolean" ? String(value) : wrong("text", value)
 }
 
+/** a long number that is an integer, or too large for a double (`1e400`): out of any integer's range */
+const hugeInteger = (n: LosslessNumber): boolean => integerText.test(n.text) || !Number.isFinite(Number(n.text))
+
 const toInteger: Converter = (value) => {
   if (value instanceof LosslessNumber) {
     // more than 15 digits, or an exponent past a double's range: never an int4
-    return integerText.test(value.text) ? new Problem(`${value.text} is out of range for integer`) : wrong("an integer", value)
+    return hugeInteger(value) ? new Problem(`${value.text} is out of range for integer`) : wrong("an integer", value)
   }
   const n = typeof value === "number" ? value : typeof value === "string" && integerText.test(value) ? Number(value) : value
   if (typeof n !== "number" || !Number.isInteger(n)) return wrong("an integer", value)
@@ -120,7 +123,11 @@ const toBigint: Converter = (value) => {
     // ones exact): its shortest form, all digits below 1e21, is that token's value
     : typeof value === "number" && Number.isInteger(value) ? String(value)
     : undefined
-  if (text === undefined || !integerText.test(text)) return wrong("an integer", value)
+  if (text === undefined || !integerText.test(text)) {
+    return value instanceof LosslessNumber && hugeInteger(value)
+      ? new Problem(`${value.text} is out of range for bigint`)
+      : wrong("an integer", value)
+  }
   const digits = canonicalInteger(text)
   if (surelyInt8(digits)) return digits
   const n = BigInt(digits)
