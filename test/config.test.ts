@@ -350,7 +350,7 @@ const cases: ReadonlyArray<Case> = [
     name: "__proto__ key",
     text: "__proto__: { streams: [] }\n" + broken(() => {}),
     path: "__proto__",
-    says: "unknown key"
+    says: "\"__proto__\" cannot be used as a name"
   },
   { name: "streams missing", text: broken((c) => delete c.streams), path: "streams", says: "required" },
   { name: "streams empty", text: broken((c) => (c.streams = [])), path: "streams", says: "at least one stream" },
