@@ -379,18 +379,16 @@ const compile = (target: TargetSpec): Decoder => ({
  */
 const keyOf = (decoder: Decoder, values: Record<string, unknown>): string => {
   const { keyParts, primaryKey } = decoder
-  const part = (i: number): unknown => {
-    const value = values[primaryKey[i]!]
-    const f = keyParts[i]
-    return f === undefined || value === null || value === undefined ? value : f(value)
-  }
   if (primaryKey.length === 1) {
     // as JSON.stringify([value]): an element with no JSON (undefined: a key that is no column) is null
-    const text = JSON.stringify(part(0)) as string | undefined
+    const text = JSON.stringify(keyValue(keyParts[0], values[primaryKey[0]!])) as string | undefined
     return text === undefined ? "[null]" : `[${text}]`
   }
-  return JSON.stringify(primaryKey.map((_, i) => part(i)))
+  return JSON.stringify(primaryKey.map((name, i) => keyValue(keyParts[i], values[name])))
 }
+
+const keyValue = (part: KeyPart | undefined, value: unknown): unknown =>
+  part === undefined || value === null || value === undefined ? value : part(value)
 
 const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
   if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
