@@ -683,7 +683,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
 
 /**
  * The one place that makes a quarantined record's stored text: the record as JSON, equivalent to
- * what was received at any depth (no recursion): the same keys in the same order, long numbers and
+ * what was received at any depth (no recursion): the same keys in the same order (index-like keys such
+ * as "0" first, as in any JavaScript object), long numbers and
  * `1e400` with the digits as written (Json.parse kept them), NUL and lone surrogates escaped, a
  * non-object as itself. What JSON.parse cannot tell apart is written one way: a number a double holds
  * exactly in its shortest form (`1.50` as `1.5`), a repeated key once (the last). Numbers no JSON text
