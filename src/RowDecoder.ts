@@ -302,24 +302,22 @@ const isoOffset = (zone: string): string =>
   zone.length === 1 ? "Z" : zone.length === 3 ? `${zone}:00` : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone
 
 /**
- * timestamptz (`zoned`): the instant, to the microsecond as Postgres rounds it; a text without an
- * offset is read in the session's zone by Postgres, which Ferry does not know, so it only equals the
- * same wall-clock text. timestamp: Postgres drops the offset, so the wall clock alone.
+ * The instant, to the microsecond as Postgres rounds it. A text without an offset is UTC, as in
+ * Ferry's sessions (TimeZone=UTC); a `timestamp` column's values are UTC wall clocks already (toUtcTimestamp).
  */
-const timestampKey = (zoned: boolean): KeyPart => (value) => {
+const timestampKey: KeyPart = (value) => {
   const text = String(value)
   const m = timestampParts.exec(text)
   if (m === null) return text
   const [, date, hm, ss, fraction, zone] = m
   let micros = fraction === undefined ? 0 : Math.round(Number(fraction.padEnd(9, "0")) / 1000)
-  const local = zone === undefined || !zoned
-  let ms = Date.parse(`${date}T${hm ?? "00:00"}:${ss ?? "00"}${local ? "Z" : isoOffset(zone)}`)
+  let ms = Date.parse(`${date}T${hm ?? "00:00"}:${ss ?? "00"}${zone === undefined ? "Z" : isoOffset(zone)}`)
   if (Number.isNaN(ms)) return text
   if (micros === 1_000_000) {
     ms += 1000
     micros = 0
   }
-  return `${zoned && local ? "local " : ""}${ms}.${micros}`
+  return `${ms}.${micros}`
 }
 
 /** floats compare by value: "1.0" = 1, -0 = 0; real at float4's precision */
@@ -332,8 +330,8 @@ const keyParts: Partial<Record<ColumnType, KeyPart>> = {
   numeric: (value) => canonicalDecimal(String(value)),
   "double precision": floatKey((n) => n),
   real: floatKey(Math.fround),
-  timestamptz: timestampKey(true),
-  timestamp: timestampKey(false)
+  timestamptz: timestampKey,
+  timestamp: timestampKey
 }
 
 /** A converted, non-null primary key value as the row key compares it (`keyOf`, one column's part). */
