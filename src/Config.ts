@@ -9,6 +9,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import YAML from "yaml"
 import * as ConfigSchema from "./ConfigSchema.js"
+import * as Json from "./Json.js"
 import { ConfigError } from "./Errors.js"
 import { secretsOf } from "./http/Request.js"
 import { Redactor } from "./Logging.js"
@@ -125,7 +126,8 @@ const jsonErrorOffset = (text: string): number => {
 
 const parseJson = (text: string, file: string): Either.Either<unknown, ConfigError> =>
   Either.try({
-    try: (): unknown => JSON.parse(text),
+    // Json.parse: `initial: 9007199254740993` keeps its digits (resolveTree makes it a string)
+    try: (): unknown => Json.parse(text),
     catch: (error) => {
       const message = error instanceof Error ? error.message : String(error)
       const position = /at position (\d+)/.exec(message)?.[1]
@@ -170,7 +172,8 @@ const restoreReferences = (text: string, refs: ReadonlyArray<string>): string =>
 
 const parseYaml = (text: string, file: string): Either.Either<{ tree: unknown; refs: ReadonlyArray<string> }, ConfigError> => {
   const { refs, text: hidden } = hideReferences(text)
-  const doc = YAML.parseDocument(hidden, { uniqueKeys: true, prettyErrors: true })
+  // intAsBigInt: an integer past 2^53 keeps its digits (resolveTree makes it a string)
+  const doc = YAML.parseDocument(hidden, { uniqueKeys: true, prettyErrors: true, intAsBigInt: true })
   const error = doc.errors[0]
   if (error !== undefined) {
     const at = error.linePos?.[0]
@@ -241,16 +244,28 @@ const resolveTree = (
   path: ReadonlyArray<PropertyKey> = []
 ): Either.Either<unknown, ConfigError> => {
   if (typeof value === "string") return interpolate(restoreReferences(value, refs), env, path, fromEnv)
+  // a number a double cannot hold becomes its digits, as the schema takes a `${VAR}` (a safe one stays a number)
+  if (typeof value === "bigint") return Either.right(Number.isSafeInteger(Number(value)) ? Number(value) : value.toString())
+  if (Json.isLosslessNumber(value)) return Either.right(value.text)
   if (typeof value !== "object" || value === null) return Either.right(value)
   const entries = Array.isArray(value) ? value.map((item, i) => [i, item] as const) : Object.entries(value)
   const out: Array<readonly [string | number, unknown]> = []
   for (const [key, item] of entries) {
     const name = typeof key === "number" ? key : restoreReferences(key, refs)
+    if (name === "__proto__") {
+      // a JavaScript object cannot hold this key as an ordinary one: the schema's maps would drop it
+      // silently (a column, a header, a parameter gone), so it is refused wherever it appears
+      return Either.left(
+        new ConfigError({
+          path: ConfigSchema.formatPath([...path, name]),
+          reason: `"__proto__" cannot be used as a name in Ferry's config (JavaScript reserves it); rename it`
+        })
+      )
+    }
     const resolved = resolveTree(item, env, refs, fromEnv, [...path, name])
     if (Either.isLeft(resolved)) return resolved
     out.push([name, resolved.right])
   }
-  // fromEntries: a `__proto__` key stays a key (and fails as an unknown one) instead of setting the prototype
   return Either.right(Array.isArray(value) ? out.map(([, item]) => item) : Object.fromEntries(out))
 }
 

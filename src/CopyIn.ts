@@ -13,6 +13,7 @@
 import { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option } from "effect"
+import * as Json from "./Json.js"
 import type { Row, TargetSpec } from "./StreamSpec.js"
 
 /** COPY's text format escapes exactly these four; `\N` is NULL */
@@ -35,10 +36,10 @@ const scalarField: Field = (value) => {
   return undefined
 }
 
-/** jsonb: the value's JSON, whatever its type */
+/** jsonb: the value's JSON, whatever its type (a long number with its exact digits) */
 const jsonField: Field = (value) => {
   try {
-    const text = JSON.stringify(value)
+    const text = Json.stringify(value)
     return text === undefined ? undefined : escape(text)
   } catch {
     return undefined

@@ -7,6 +7,31 @@ import { Duration } from "effect"
 import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
 
 const integer = /^-?\d+$/
+const decimal = /^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?\d+))?$/
+
+/** a decimal text as digits × 10^exponent, exactly */
+const scaled = (text: string): { readonly digits: bigint; readonly exponent: number } | undefined => {
+  const m = decimal.exec(text)
+  if (m === null || `${m[2]}${m[3] ?? ""}` === "") return undefined
+  return {
+    digits: BigInt(`${m[1] === "-" ? "-" : ""}${m[2] || "0"}${m[3] ?? ""}`),
+    exponent: Number(m[4] ?? 0) - (m[3]?.length ?? 0)
+  }
+}
+
+/**
+ * Two numbers that are one double (digits past the 15th, as Json.parse keeps them) compare exactly;
+ * exponents further apart than 1,000 are left at the doubles' answer.
+ */
+const compareExactly = (a: string, b: string): number => {
+  const x = scaled(a)
+  const y = scaled(b)
+  if (x === undefined || y === undefined || Math.abs(x.exponent - y.exponent) > 1000) return 0
+  const shift = x.exponent - y.exponent
+  const p = shift > 0 ? x.digits * 10n ** BigInt(shift) : x.digits
+  const q = shift < 0 ? y.digits * 10n ** BigInt(-shift) : y.digits
+  return p < q ? -1 : p > q ? 1 : 0
+}
 
 const compareNumbers = (a: string, b: string): number => {
   if (integer.test(a) && integer.test(b)) {
@@ -14,7 +39,10 @@ const compareNumbers = (a: string, b: string): number => {
     const y = BigInt(b)
     return x < y ? -1 : x > y ? 1 : 0
   }
-  return Math.sign(Number(a) - Number(b))
+  const x = Number(a)
+  const y = Number(b)
+  // equal doubles (equal infinities too): the digits decide
+  return x === y ? compareExactly(a, b) : Math.sign(x - y)
 }
 
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)

@@ -22,6 +22,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as CopyIn from "./CopyIn.js"
+import * as Json from "./Json.js"
 import { fromSqlError, sqlState } from "./Database.js"
 import { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
 import * as Failpoint from "./Failpoint.js"
@@ -444,10 +445,11 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       const text = upsertSql(stream.target)
       // The common case first: the whole batch as one JSON text, stringified in one call (half the CPU
       // of row by row). A batch that is too big, not JSON, or refused by Postgres takes the row-by-row
-      // path below, which chunks by size and isolates refused rows.
+      // path below, which chunks by size and isolates refused rows. Json.stringify writes a long
+      // number's exact digits (a number inside jsonb; bigint and numeric values are already text).
       let whole: string | undefined
       try {
-        whole = JSON.stringify(kept.map((row) => row.values))
+        whole = Json.stringify(kept.map((row) => row.values))
       } catch {
         whole = undefined
       }
@@ -476,7 +478,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     for (const row of kept) {
       let json: string | undefined
       try {
-        json = JSON.stringify(row.values)
+        json = Json.stringify(row.values)
+        if (json === undefined) throw new Error("no JSON")
       } catch (cause) {
         unencodable.rejected.push({ row, reason: `the row's values are not JSON: ${String(cause)}` })
         continue
@@ -711,17 +714,15 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
 }
 
 /**
- * the raw record as JSON text, lossless (NUL and lone surrogates stay escaped); the numbers JSON cannot
- * hold (a `1e400` parsed to Infinity) are kept as the strings "Infinity"/"NaN", not turned into null
+ * The one place that makes a quarantined record's stored text: the record as JSON, equivalent to
+ * what was received at any depth (no recursion): the same keys in the same order (index-like keys such
+ * as "0" first, as in any JavaScript object), long numbers and
+ * `1e400` with the digits as written (Json.parse kept them), NUL and lone surrogates escaped, a
+ * non-object as itself. What JSON.parse cannot tell apart is written one way: a number a double holds
+ * exactly in its shortest form (`1.50` as `1.5`), a repeated key once (the last). Numbers no JSON text
+ * holds (Infinity, NaN: only from a stream made in code) become strings.
  */
-const rawJson = (raw: unknown): string => {
-  try {
-    return JSON.stringify(raw, (_key, value) => typeof value === "number" && !Number.isFinite(value) ? String(value) : value) ??
-      "null"
-  } catch {
-    return JSON.stringify(String(raw))
-  }
-}
+const rawJson = (raw: unknown): string => Json.stringifyExact(raw)
 
 export const layer = (options?: PgSinkOptions): Layer.Layer<Sink, never, SqlClient> =>
   Layer.effect(Sink, Effect.map(SqlClient, (sql) => make(sql, options)))

@@ -4,6 +4,7 @@
  * whole batch in Postgres (the sink still bisects a batch Postgres refuses, as a last resort).
  */
 import { Either } from "effect"
+import { LosslessNumber } from "./Json.js"
 import { compilePath } from "./JsonPath.js"
 import type { Column, ColumnType, CursorType, Incremental, Row, TargetSpec } from "./StreamSpec.js"
 
@@ -16,9 +17,12 @@ const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "obj
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$/i
 const isoDate = /^\d{4}-\d{2}-\d{2}$/
-const uuid = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i
-const integerText = /^-?\d+$/
-const numericText = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/
+/** what Postgres' uuid input takes: 32 hex digits, a hyphen allowed after any group of 4, braces around */
+const uuid = /^(?:\{[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}|[0-9a-f]{4}(?:-?[0-9a-f]{4}){7})$/i
+/** the form Postgres writes a uuid in */
+const canonicalUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const integerText = /^[-+]?\d+$/
+const numericText = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/
 const INT4 = 2 ** 31
 const INT8 = 2n ** 63n
 
@@ -27,6 +31,7 @@ const jsonProblem = (value: unknown, depth = 0): string | undefined => {
   if (depth > maxDepth) return `nested deeper than ${maxDepth} levels`
   if (typeof value === "string") return value.includes(NUL) ? "contains a NUL character (\\u0000)" : undefined
   if (typeof value === "number") return Number.isFinite(value) ? undefined : `is ${value}`
+  if (value instanceof LosslessNumber) return undefined // jsonb keeps any JSON number exactly (as numeric)
   if (Array.isArray(value)) {
     for (const item of value) {
       const problem = jsonProblem(item, depth + 1)
@@ -46,7 +51,8 @@ const jsonProblem = (value: unknown, depth = 0): string | undefined => {
 }
 
 const describe = (value: unknown): string =>
-  value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string" ? "a string" : `a ${typeof value}`
+  value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string" ? "a string"
+  : value instanceof LosslessNumber ? "a number" : `a ${typeof value}`
 
 /**
  * Why a value does not fit its column. Converters return it instead of an `Either` so that a good value
@@ -75,31 +81,73 @@ const canonicalTimestamp = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:
 /** Up to 18 digits is always inside bigint's range (±9.2e18): no BigInt needed. */
 const surelyInt8 = (text: string) => text.length - (text.charCodeAt(0) === 45 ? 1 : 0) <= 18
 
+/**
+ * An integer's digits as Postgres writes them: no `+`, no leading zeros, `0` for `-0`. Postgres stores
+ * `"01"` and `1` as the same bigint, so the row key must see one value (a second spelling in one
+ * upsert would be "cannot affect row a second time").
+ */
+const canonicalInteger = (text: string): string => {
+  const c = text.charCodeAt(0)
+  if (c >= 49 && c <= 57) return text // starts with 1-9: already so
+  const digits = text.slice(c === 45 || c === 43 ? 1 : 0).replace(/^0+/, "")
+  return digits === "" ? "0" : c === 45 ? `-${digits}` : digits
+}
+
 const toText: Converter = (value) => {
   if (typeof value === "string") {
     return value.includes(NUL) ? new Problem("contains a NUL character (\\u0000), which Postgres text cannot store") : value
   }
+  if (value instanceof LosslessNumber) return value.text
   return typeof value === "number" || typeof value === "boolean" ? String(value) : wrong("text", value)
 }
 
+/** a long number that is an integer, or too large for a double (`1e400`): out of any integer's range */
+const hugeInteger = (n: LosslessNumber): boolean => integerText.test(n.text) || !Number.isFinite(Number(n.text))
+
 const toInteger: Converter = (value) => {
+  if (value instanceof LosslessNumber) {
+    // more than 15 digits, or an exponent past a double's range: never an int4
+    return hugeInteger(value) ? new Problem(`${value.text} is out of range for integer`) : wrong("an integer", value)
+  }
   const n = typeof value === "number" ? value : typeof value === "string" && integerText.test(value) ? Number(value) : value
   if (typeof n !== "number" || !Number.isInteger(n)) return wrong("an integer", value)
-  return n >= -INT4 && n < INT4 ? n : new Problem(`${n} is out of range for integer`)
+  return n >= -INT4 && n < INT4 ? n : new Problem(`${typeof value === "string" ? value : n} is out of range for integer`)
 }
 
 const toBigint: Converter = (value) => {
   // a safe integer's decimal form is all digits and in range
   if (typeof value === "number" && Number.isSafeInteger(value)) return String(value)
-  if (typeof value !== "string" || !integerText.test(value)) return wrong("an integer", value)
-  if (surelyInt8(value)) return value
-  const n = BigInt(value)
-  return n >= -INT8 && n < INT8 ? value : new Problem(`${value} is out of range for bigint`)
+  const text = typeof value === "string" ? value
+    : value instanceof LosslessNumber ? value.text
+    // an integral double past 2^53 came from a token of at most 15 digits (Json.parse keeps longer
+    // ones exact): its shortest form, all digits below 1e21, is that token's value
+    : typeof value === "number" && Number.isInteger(value) ? String(value)
+    : undefined
+  if (text === undefined || !integerText.test(text)) {
+    return value instanceof LosslessNumber && hugeInteger(value)
+      ? new Problem(`${value.text} is out of range for bigint`)
+      : wrong("an integer", value)
+  }
+  const digits = canonicalInteger(text)
+  if (surelyInt8(digits)) return digits
+  const n = BigInt(digits)
+  return n >= -INT8 && n < INT8 ? digits : new Problem(`${text} is out of range for bigint`)
 }
 
+/** numeric: a number, or the exact text of a long one or of a numeric string (Postgres keeps every digit) */
 const toNumber: Converter = (value) => {
   if (typeof value === "number") return Number.isFinite(value) ? value : wrong("a finite number", value)
+  if (value instanceof LosslessNumber) return value.text
   return typeof value === "string" && numericText.test(value) ? value : wrong("a number", value)
+}
+
+/** A long number for a float column: rounded (a float is lossy by nature), unless out of its range. */
+const toFloat = (type: "double precision" | "real", round: (n: number) => number): Converter => (value) => {
+  if (!(value instanceof LosslessNumber)) return toNumber(value)
+  const n = round(Number(value.text))
+  // Postgres refuses what overflows to Infinity or underflows to 0 from a non-zero text
+  const underflow = n === 0 && /[1-9]/.test(value.text.split(/[eE]/)[0]!)
+  return Number.isFinite(n) && !underflow ? n : new Problem(`${value.text} is out of range for ${type}`)
 }
 
 const toBoolean: Converter = (value) => typeof value === "boolean" ? value : wrong("true or false", value)
@@ -139,7 +187,14 @@ const toDate: Converter = (value) =>
     ? value
     : wrong("a date (YYYY-MM-DD)", value)
 
-const toUuid: Converter = (value) => typeof value === "string" && uuid.test(value) ? value : wrong("a UUID", value)
+/** in the form Postgres stores it (lower case, hyphenated): upper and lower case are one key */
+const toUuid: Converter = (value) => {
+  if (typeof value !== "string") return wrong("a UUID", value)
+  if (canonicalUuid.test(value)) return value
+  if (!uuid.test(value)) return wrong("a UUID", value)
+  const hex = value.replace(/[{}-]/g, "").toLowerCase()
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
 
 const toJsonb: Converter = (value) => {
   const problem = jsonProblem(value)
@@ -151,8 +206,8 @@ const converters: Record<ColumnType, Converter> = {
   integer: toInteger,
   bigint: toBigint,
   numeric: toNumber,
-  "double precision": toNumber,
-  real: toNumber,
+  "double precision": toFloat("double precision", (n) => n),
+  real: toFloat("real", Math.fround),
   boolean: toBoolean,
   timestamptz: toTimestamp,
   timestamp: toUtcTimestamp,
@@ -220,6 +275,68 @@ export const defaultColumns = (
   return { columns, cursorColumn }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Row keys: two values Postgres' unique index holds equal must make one key, or one upsert would
+// touch a row twice. Converters already write integers, bigints and uuids the one way Postgres does;
+// these cover the types where equal values keep different texts.
+
+/** A primary key column's converted value as the key compares it. */
+type KeyPart = (value: unknown) => unknown
+
+const decimalParts = /^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?\d+))?$/
+
+/** numeric: 1 = 1.0 = 1.00 = 1e0 in a unique index; the digits without zeros at either end, and the exponent */
+export const canonicalDecimal = (text: string): string => {
+  const m = decimalParts.exec(text)
+  if (m === null) return text
+  const all = `${m[2]}${m[3] ?? ""}`.replace(/^0+/, "")
+  if (all === "") return "0"
+  const digits = all.replace(/0+$/, "")
+  const exponent = Number(m[4] ?? 0) - (m[3]?.length ?? 0) + (all.length - digits.length)
+  return `${m[1] === "-" ? "-" : ""}${digits}e${exponent}`
+}
+
+const timestampParts = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i
+
+const isoOffset = (zone: string): string =>
+  zone.length === 1 ? "Z" : zone.length === 3 ? `${zone}:00` : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone
+
+/**
+ * The instant, to the microsecond as Postgres rounds it. A text without an offset is UTC, as in
+ * Ferry's sessions (TimeZone=UTC); a `timestamp` column's values are UTC wall clocks already (toUtcTimestamp).
+ */
+const timestampKey: KeyPart = (value) => {
+  const text = String(value)
+  const m = timestampParts.exec(text)
+  if (m === null) return text
+  const [, date, hm, ss, fraction, zone] = m
+  let micros = fraction === undefined ? 0 : Math.round(Number(fraction.padEnd(9, "0")) / 1000)
+  let ms = Date.parse(`${date}T${hm ?? "00:00"}:${ss ?? "00"}${zone === undefined ? "Z" : isoOffset(zone)}`)
+  if (Number.isNaN(ms)) return text
+  if (micros === 1_000_000) {
+    ms += 1000
+    micros = 0
+  }
+  return `${ms}.${micros}`
+}
+
+/** floats compare by value: "1.0" = 1, -0 = 0; real at float4's precision */
+const floatKey = (round: (n: number) => number): KeyPart => (value) => {
+  const n = round(Number(value))
+  return n === 0 ? 0 : n
+}
+
+const keyParts: Partial<Record<ColumnType, KeyPart>> = {
+  numeric: (value) => canonicalDecimal(String(value)),
+  "double precision": floatKey((n) => n),
+  real: floatKey(Math.fround),
+  timestamptz: timestampKey,
+  timestamp: timestampKey
+}
+
+/** A converted, non-null primary key value as the row key compares it (`keyOf`, one column's part). */
+export const keyPart = (type: ColumnType, value: unknown): unknown => keyParts[type]?.(value) ?? value
+
 /** A stream's columns prepared once: each path split and each converter chosen before the first record. */
 interface Decoder {
   readonly target: TargetSpec
@@ -231,6 +348,10 @@ interface Decoder {
   readonly converts: ReadonlyArray<Converter>
   /** `customer.email: ` (or `record: `), the prefix of a column's reason */
   readonly labels: ReadonlyArray<string>
+  /** per primary key column, its key form; `undefined`: the value itself */
+  readonly keyParts: ReadonlyArray<KeyPart | undefined>
+  /** a column named `__proto__` (a stream made in code): set as an own property, never the prototype */
+  readonly protoColumn: boolean
 }
 
 const compile = (target: TargetSpec): Decoder => ({
@@ -241,21 +362,31 @@ const compile = (target: TargetSpec): Decoder => ({
   names: target.columns.map((c) => c.name),
   reads: target.columns.map((c) => compilePath(c.from)),
   converts: target.columns.map((c) => converters[c.type]),
-  labels: target.columns.map((c) => `${c.from || "record"}: `)
+  labels: target.columns.map((c) => `${c.from || "record"}: `),
+  keyParts: target.primaryKey.map((name) => {
+    const type = target.columns.findLast((c) => c.name === name)?.type
+    return type === undefined ? undefined : keyParts[type]
+  }),
+  protoColumn: target.columns.some((c) => c.name === "__proto__")
 })
 
 /**
- * The row's key: the JSON of its key values in key order. The common one-column key is written
- * without building the array (one string per row instead of an array and a string).
+ * The row's key: the JSON of its key values in key order, each in its key form (`keyParts`). The
+ * common one-column key is written without building the array (one string per row instead of an
+ * array and a string).
  */
-const keyOf = (primaryKey: ReadonlyArray<string>, values: Record<string, unknown>): string => {
+const keyOf = (decoder: Decoder, values: Record<string, unknown>): string => {
+  const { keyParts, primaryKey } = decoder
   if (primaryKey.length === 1) {
     // as JSON.stringify([value]): an element with no JSON (undefined: a key that is no column) is null
-    const text = JSON.stringify(values[primaryKey[0]!]) as string | undefined
+    const text = JSON.stringify(keyValue(keyParts[0], values[primaryKey[0]!])) as string | undefined
     return text === undefined ? "[null]" : `[${text}]`
   }
-  return JSON.stringify(primaryKey.map((name) => values[name]))
+  return JSON.stringify(primaryKey.map((name, i) => keyValue(keyParts[i], values[name])))
 }
+
+const keyValue = (part: KeyPart | undefined, value: unknown): unknown =>
+  part === undefined || value === null || value === undefined ? value : part(value)
 
 const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
   if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
@@ -269,7 +400,9 @@ const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string
       value = converts[i]!(raw)
       if (value instanceof Problem) return Either.left(labels[i]! + value.message)
     }
-    values[names[i]!] = value
+    if (decoder.protoColumn && names[i] === "__proto__") {
+      Object.defineProperty(values, "__proto__", { value, enumerable: true, writable: true, configurable: true })
+    } else values[names[i]!] = value
   }
   const primaryKey = decoder.primaryKey
   for (let i = 0; i < primaryKey.length; i++) {
@@ -283,7 +416,7 @@ const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string
     if (value === null) return Either.left(`missing cursor field ${columnSource(decoder.target, decoder.cursorColumn)}`)
     cursor = String(value)
   }
-  return Either.right({ key: keyOf(primaryKey, values), cursor, values })
+  return Either.right({ key: keyOf(decoder, values), cursor, values })
 }
 
 /** rowFrom's compiled decoders, per target object (a target's fields are read-only; checked anyway). */

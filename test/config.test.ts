@@ -87,6 +87,29 @@ const parse = (text: string, file: string, vars: Record<string, string | undefin
 const comparable = (config: Config.FerryConfigShape) =>
   JSON.parse(JSON.stringify({ ...config, file: undefined, streams: config.streams.map((s) => ({ ...s, decode: undefined })) }))
 
+describe("Config.parse: numbers past 2^53 keep their digits (issue 10)", () => {
+  const config = (initial: string) => `
+streams:
+  - name: s
+    source: { url: "https://api.example.com/s", incremental: { cursorField: seq, param: since, initial: ${initial} } }
+    target: { table: s, primaryKey: [id] }
+`
+  it.effect("in YAML and in JSON, an unquoted initial cursor is not rounded; a small one is as before", () =>
+    Effect.gen(function*() {
+      const yaml = yield* parse(config("9007199254740993"), "/x/ferry.config.yaml")
+      expect(yaml.streams[0]!.source.incremental?.initial).toBe("9007199254740993")
+      expect(yaml.streams[0]!.source.incremental?.cursorType).toBe("number")
+      const json = yield* parse(
+        JSON.stringify(YAML.parse(config("0"))).replace(`"initial":0`, `"initial":12345678901234567890123`),
+        "/x/ferry.config.json"
+      )
+      expect(json.streams[0]!.source.incremental?.initial).toBe("12345678901234567890123")
+      const small = yield* parse(config("42").replace("initial: 42", "initial: 42, order: asc") + "    maxInvalid: 3\n", "/x/f.yaml")
+      expect(small.streams[0]!.source.incremental?.initial).toBe("42")
+      expect(small.streams[0]!.maxInvalid).toBe(3)
+    }))
+})
+
 describe("Config.parse: a valid config", () => {
   it.effect("maps every key of the design's example to runtime values", () =>
     Effect.gen(function*() {
@@ -350,7 +373,7 @@ const cases: ReadonlyArray<Case> = [
     name: "__proto__ key",
     text: "__proto__: { streams: [] }\n" + broken(() => {}),
     path: "__proto__",
-    says: "unknown key"
+    says: "\"__proto__\" cannot be used as a name"
   },
   { name: "streams missing", text: broken((c) => delete c.streams), path: "streams", says: "required" },
   { name: "streams empty", text: broken((c) => (c.streams = [])), path: "streams", says: "at least one stream" },

@@ -95,3 +95,16 @@ describe("Cursor.greatest", () => {
     )
   })
 })
+
+describe("Cursor.compare for numbers past a double's precision", () => {
+  const cmp = Cursor.compare("number")
+  it("orders integers and decimals that are one double by their digits", () => {
+    expect(cmp("1234567890123456789", "1234567890123456788")).toBe(1)
+    expect(cmp("12345678.123456788", "12345678.123456789")).toBe(-1)
+    expect(cmp("0.10000000000000000001", "0.1")).toBe(1)
+    expect(cmp("1.0000000000000000000", "1")).toBe(0)
+    expect(cmp("1e400", "1.0e400")).toBe(0)
+    expect(cmp("2e400", "1e400")).toBe(1)
+    expect(Cursor.max("number")("9007199254740993", "9007199254740992")).toBe("9007199254740993")
+  })
+})

@@ -5,11 +5,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
+import { LosslessNumber } from "../src/Json.js"
 import { valueAt } from "../src/JsonPath.js"
 import * as RowDecoder from "../src/RowDecoder.js"
 import { type Column, type ColumnType, columnTypes, type Row, type TargetSpec } from "../src/StreamSpec.js"
 
-// ---- the reference: the decoder as first written (one path split and one Either per value) ----
+// ---- the reference: the decoder as first written (one path split and one Either per value), with
+// issue 10's changes: integers, bigints and uuids as Postgres writes them, keys by typed value ----
 
 const refValueAt = (value: unknown, path: string): unknown => {
   if (path === "") return value
@@ -27,9 +29,9 @@ const refMaxDepth = 128
 const refIsObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$/i
 const isoDate = /^\d{4}-\d{2}-\d{2}$/
-const uuid = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i
-const integerText = /^-?\d+$/
-const numericText = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/
+const uuid = /^\{?[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}?$/i
+const integerText = /^[-+]?\d+$/
+const numericText = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/
 const INT4 = 2 ** 31
 const INT8 = 2n ** 63n
 
@@ -86,13 +88,13 @@ const refConvert = (type: ColumnType, value: unknown): Either.Either<unknown, st
     case "integer": {
       const n = typeof value === "string" && integerText.test(value) ? Number(value) : value
       if (typeof n !== "number" || !Number.isInteger(n)) return wrong("an integer")
-      return n >= -INT4 && n < INT4 ? Either.right(n) : Either.left(`${n} is out of range for integer`)
+      return n >= -INT4 && n < INT4 ? Either.right(n) : Either.left(`${typeof value === "string" ? value : n} is out of range for integer`)
     }
     case "bigint": {
-      const text = typeof value === "number" && Number.isSafeInteger(value) ? String(value) : value
+      const text = typeof value === "number" && Number.isInteger(value) ? String(value) : value
       if (typeof text !== "string" || !integerText.test(text)) return wrong("an integer")
       const n = BigInt(text)
-      return n >= -INT8 && n < INT8 ? Either.right(text) : Either.left(`${text} is out of range for bigint`)
+      return n >= -INT8 && n < INT8 ? Either.right(n.toString()) : Either.left(`${text} is out of range for bigint`)
     }
     case "numeric":
     case "double precision":
@@ -112,7 +114,8 @@ const refConvert = (type: ColumnType, value: unknown): Either.Either<unknown, st
         ? Either.right(value)
         : wrong("a date (YYYY-MM-DD)")
     case "uuid":
-      return typeof value === "string" && uuid.test(value) ? Either.right(value) : wrong("a UUID")
+      if (typeof value !== "string" || !uuid.test(value) || value.startsWith("{") !== value.endsWith("}")) return wrong("a UUID")
+      return Either.right(value.replace(/[{}-]/g, "").toLowerCase().replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-"))
     case "jsonb": {
       const problem = refJsonProblem(value)
       return problem === undefined ? Either.right(value) : Either.left(problem)
@@ -129,12 +132,13 @@ const refRowFrom = (target: TargetSpec, record: unknown): Either.Either<Row, str
   for (const column of target.columns) {
     const converted = refConvert(column.type, refValueAt(record, column.from))
     if (Either.isLeft(converted)) return Either.left(`${column.from || "record"}: ${converted.left}`)
-    values[column.name] = converted.right
+    Object.defineProperty(values, column.name, { value: converted.right, enumerable: true, writable: true, configurable: true })
   }
   const keyValues: Array<unknown> = []
   for (const name of target.primaryKey) {
     if (values[name] === null) return Either.left(`missing primary key field ${refColumnSource(target, name)}`)
-    keyValues.push(values[name])
+    const type = target.columns.findLast((c) => c.name === name)?.type
+    keyValues.push(type === undefined || values[name] === undefined ? values[name] : RowDecoder.keyPart(type, values[name]))
   }
   let cursor: string | undefined
   if (target.cursorColumn !== undefined) {
@@ -185,7 +189,7 @@ const cases: ReadonlyArray<readonly [ColumnType, unknown, { right: unknown } | {
   ["integer", 2147483648, { left: "2147483648 is out of range for integer" }],
   ["integer", -2147483649, { left: "-2147483649 is out of range for integer" }],
   ["integer", "2147483648", { left: "2147483648 is out of range for integer" }],
-  ["integer", "99999999999999999999", { left: "100000000000000000000 is out of range for integer" }],
+  ["integer", "99999999999999999999", { left: "99999999999999999999 is out of range for integer" }],
   ["integer", 1.5, { left: "expected an integer, got a number" }],
   ["integer", "1.5", { left: "expected an integer, got a string" }],
   ["integer", "1e5", { left: "expected an integer, got a string" }],
@@ -198,20 +202,24 @@ const cases: ReadonlyArray<readonly [ColumnType, unknown, { right: unknown } | {
   ["bigint", -0, { right: "0" }],
   ["bigint", Number.MAX_SAFE_INTEGER, { right: "9007199254740991" }],
   ["bigint", Number.MIN_SAFE_INTEGER, { right: "-9007199254740991" }],
-  ["bigint", 2 ** 53, { left: "expected an integer, got a number" }],
+  ["bigint", 2 ** 53, { right: "9007199254740992" }],
+  ["bigint", 1e18, { right: "1000000000000000000" }],
+  ["bigint", 1e19, { left: "10000000000000000000 is out of range for bigint" }],
   ["bigint", 1.5, { left: "expected an integer, got a number" }],
   ["bigint", "9223372036854775807", { right: "9223372036854775807" }],
   ["bigint", "-9223372036854775808", { right: "-9223372036854775808" }],
   ["bigint", "9223372036854775808", { left: "9223372036854775808 is out of range for bigint" }],
   ["bigint", "-9223372036854775809", { left: "-9223372036854775809 is out of range for bigint" }],
-  ["bigint", "00000000000000000000000001", { right: "00000000000000000000000001" }],
-  ["bigint", "-0000000000000000000009223372036854775808", { right: "-0000000000000000000009223372036854775808" }],
+  ["bigint", "00000000000000000000000001", { right: "1" }],
+  ["bigint", "-0000000000000000000009223372036854775808", { right: "-9223372036854775808" }],
+  ["bigint", "-0", { right: "0" }],
+  ["bigint", "007", { right: "7" }],
   ["bigint", "999999999999999999", { right: "999999999999999999" }],
   ["bigint", "-999999999999999999", { right: "-999999999999999999" }],
   ["bigint", "9999999999999999999", { left: "9999999999999999999 is out of range for bigint" }],
   ["bigint", "1e5", { left: "expected an integer, got a string" }],
   ["bigint", "-", { left: "expected an integer, got a string" }],
-  ["bigint", "+1", { left: "expected an integer, got a string" }],
+  ["bigint", "+1", { right: "1" }],
   ["bigint", false, { left: "expected an integer, got a boolean" }],
   // numeric, double precision, real
   ["numeric", 1.25, { right: 1.25 }],
@@ -266,7 +274,10 @@ const cases: ReadonlyArray<readonly [ColumnType, unknown, { right: unknown } | {
   ["date", 20240101, { left: "expected a date (YYYY-MM-DD), got a number" }],
   // uuids
   ["uuid", "123e4567-e89b-12d3-a456-426614174000", { right: "123e4567-e89b-12d3-a456-426614174000" }],
-  ["uuid", "123E4567E89B12D3A456426614174000", { right: "123E4567E89B12D3A456426614174000" }],
+  ["uuid", "123E4567E89B12D3A456426614174000", { right: "123e4567-e89b-12d3-a456-426614174000" }],
+  ["uuid", "{123e4567-e89b-12d3-a456-426614174000}", { right: "123e4567-e89b-12d3-a456-426614174000" }],
+  ["uuid", "123e-4567-e89b-12d3-a456-4266-1417-4000", { right: "123e4567-e89b-12d3-a456-426614174000" }],
+  ["uuid", "{123e4567-e89b-12d3-a456-426614174000", { left: "expected a UUID, got a string" }],
   ["uuid", "123e4567-e89b-12d3-a456-42661417400", { left: "expected a UUID, got a string" }],
   ["uuid", "123e4567-e89b-12d3-a456-42661417400g", { left: "expected a UUID, got a string" }],
   ["uuid", 5, { left: "expected a UUID, got a number" }],
@@ -290,6 +301,76 @@ describe("RowDecoder.convert", () => {
       expect(plain(refConvert(type, value))).toEqual(expected) // the table describes the reference too
     }
   )
+})
+
+describe("long numbers: Json.parse keeps them exact, each column type takes them as Postgres would", () => {
+  const long = new LosslessNumber("1234567890123456789")
+  const cases: ReadonlyArray<readonly [ColumnType, unknown, { right: unknown } | { left: string }]> = [
+    ["text", long, { right: "1234567890123456789" }],
+    ["text", new LosslessNumber("1e400"), { right: "1e400" }],
+    ["bigint", long, { right: "1234567890123456789" }],
+    ["bigint", new LosslessNumber("-9223372036854775808"), { right: "-9223372036854775808" }],
+    ["bigint", new LosslessNumber("9223372036854775808"), { left: "9223372036854775808 is out of range for bigint" }],
+    ["bigint", new LosslessNumber("1.2345678901234567"), { left: "expected an integer, got a number" }],
+    ["bigint", new LosslessNumber("1e400"), { left: "1e400 is out of range for bigint" }],
+    ["numeric", long, { right: "1234567890123456789" }],
+    ["numeric", new LosslessNumber("12345678.123456789"), { right: "12345678.123456789" }],
+    ["numeric", new LosslessNumber("1e400"), { right: "1e400" }],
+    ["integer", long, { left: "1234567890123456789 is out of range for integer" }],
+    ["integer", new LosslessNumber("1.2345678901234567"), { left: "expected an integer, got a number" }],
+    ["integer", new LosslessNumber("-1e400"), { left: "-1e400 is out of range for integer" }],
+    ["double precision", long, { right: 1234567890123456789 }],
+    ["double precision", new LosslessNumber("1e400"), { left: "1e400 is out of range for double precision" }],
+    ["double precision", new LosslessNumber("1e-400"), { left: "1e-400 is out of range for double precision" }],
+    ["real", new LosslessNumber("1e300"), { left: "1e300 is out of range for real" }],
+    ["boolean", long, { left: "expected true or false, got a number" }],
+    ["jsonb", { id: long }, { right: { id: long } }]
+  ]
+  it.each(cases.map(([type, value, expected]) => ({ type, value, expected, name: `${type} ${String(value)}` })))(
+    "$name",
+    ({ expected, type, value }) => expect(accepts(type, value)).toEqual(expected)
+  )
+})
+
+describe("row keys compare as Postgres compares the typed values", () => {
+  const keyOf = (type: ColumnType, value: unknown) => {
+    const t: TargetSpec = { schema: "public", table: "t", primaryKey: ["k"], columns: [{ name: "k", type, from: "k" }] }
+    return Either.getOrThrow(RowDecoder.rowFrom(t, { k: value })).key
+  }
+  const same: ReadonlyArray<readonly [ColumnType, ReadonlyArray<unknown>]> = [
+    ["bigint", [1, "1", "01", "+1", "0001"]],
+    ["bigint", [new LosslessNumber("1234567890123456789"), "1234567890123456789", "+01234567890123456789"]],
+    ["integer", [1, "1", "01", "+1"]],
+    ["numeric", [1, "1", "1.0", "1.00", "01", "1e0", "0.1e1", "+1"]],
+    ["numeric", [new LosslessNumber("1234567890123456789.0"), "1234567890123456789"]],
+    ["double precision", [1, "1", "1.0", "1e0"]],
+    ["double precision", [0, "-0", -0]],
+    ["uuid", ["123e4567-e89b-12d3-a456-426614174000", "123E4567-E89B-12D3-A456-426614174000", "{123e4567e89b12d3a456426614174000}"]],
+    ["timestamptz", ["2024-01-01T00:00:00Z", "2024-01-01T02:00:00+02:00", "2024-01-01 00:00:00.0000001+00", "2023-12-31T19:00:00-0500", "2024-01-01T00:00:00"]],
+    // a timestamp column stores an offset's value as its UTC wall clock
+    ["timestamp", ["2024-01-01T00:00:00", "2024-01-01 00:00:00Z", "2024-01-01T05:00:00+05:00", "2024-01-01T00:00"]]
+  ]
+  it.each(same.map(([type, values]) => ({ type, values, name: `${type}: ${values.map(String).join(" = ")}` })))(
+    "$name",
+    ({ type, values }) => expect(new Set(values.map((v) => keyOf(type, v))).size).toBe(1)
+  )
+  const different: ReadonlyArray<readonly [ColumnType, ReadonlyArray<unknown>]> = [
+    ["text", ["1", "01", "A", "a"]],
+    ["bigint", [new LosslessNumber("1234567890123456789"), new LosslessNumber("1234567890123456788"), "1234567890123456787"]],
+    ["numeric", ["1", "1.0000000000000000001", "10", "0.1"]],
+    ["timestamptz", ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00.000001Z", "2024-01-01T00:00:00+00:01"]],
+    ["timestamp", ["2024-01-01T00:00:00", "2024-01-01T00:00:00+05:00"]],
+    ["date", ["2024-01-01", "2024-01-02"]]
+  ]
+  it.each(different.map(([type, values]) => ({ type, values, name: `${type}: ${values.map(String).join(" ≠ ")}` })))(
+    "$name",
+    ({ type, values }) => expect(new Set(values.map((v) => keyOf(type, v))).size).toBe(values.length)
+  )
+  it("canonicalDecimal", () => {
+    expect(RowDecoder.canonicalDecimal("0.000")).toBe("0")
+    expect(RowDecoder.canonicalDecimal("-12.3400e2")).toBe("-1234e0")
+    expect(RowDecoder.canonicalDecimal("1200")).toBe("12e2")
+  })
 })
 
 // ---- rows ----

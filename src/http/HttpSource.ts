@@ -13,6 +13,7 @@ import * as Failpoint from "../Failpoint.js"
 import type { Page, SourceShape } from "../Source.js"
 import { Source } from "../Source.js"
 import type { Auth, StreamSpec } from "../StreamSpec.js"
+import * as Json from "../Json.js"
 import { valueAt } from "../JsonPath.js"
 import * as Pagination from "./Pagination.js"
 import { nextPageRefusal } from "./Origin.js"
@@ -125,11 +126,12 @@ const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? te
  * that the closure holds the text alone and not fetchPage's other locals.
  */
 const reparser = (text: string, path: string | undefined) => (): ReadonlyArray<unknown> =>
-  Either.getOrThrow(recordsOf(JSON.parse(withoutBom(text)), path))
+  Either.getOrThrow(recordsOf(Json.parse(withoutBom(text)), path))
 
+/** numbers a double cannot hold exactly stay exact (`Json.parse`) */
 const parseJson = (text: string): Either.Either<unknown, void> => {
   try {
-    return Either.right(JSON.parse(text) as unknown)
+    return Either.right(Json.parse(text))
   } catch {
     return Either.left(undefined)
   }

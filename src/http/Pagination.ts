@@ -8,6 +8,7 @@
  */
 import { Either, Option } from "effect"
 import type { Pagination } from "../StreamSpec.js"
+import * as Json from "../Json.js"
 import { valueAt } from "../JsonPath.js"
 
 /** The last request and what came back. */
@@ -36,11 +37,12 @@ const withParams = (url: URL, params: Readonly<Record<string, string>>): URL => 
   return copy
 }
 
-/** A token or record field as a query value: strings and finite numbers only. */
+/** A token or record field as a query value: strings and finite numbers only (a long number with all its digits). */
 const asParam = (value: unknown): Option.Option<string> =>
   typeof value === "string" ? Option.some(value)
   : typeof value === "number" && Number.isFinite(value) ? Option.some(String(value))
   : typeof value === "bigint" ? Option.some(String(value))
+  : Json.isLosslessNumber(value) ? Option.some(value.text)
   : Option.none()
 
 // --- link -------------------------------------------------------------------------------------------
