@@ -26,7 +26,20 @@ const { fileURLToPath } = require("node:url")
 const { Script } = require("node:vm")
 
 const bundle = fileURLToPath(new URL("../dist/ferry-cli.js", import.meta.url))
-const source = fs.readFileSync(bundle, "utf8")
+const readBundle = () => {
+  try {
+    return fs.readFileSync(bundle, "utf8")
+  } catch (e) {
+    if (e?.code !== "ENOENT") throw e
+    // an installation without its build: a checkout or git install whose `prepare` did not run
+    process.stderr.write(
+      `ferry: ${bundle} is missing: this installation was not built. In a checkout run \`npm install\` ` +
+        "(or `npm run build`); a git install needs its `prepare` script allowed (README, \"Install in your application\")\n"
+    )
+    process.exit(70)
+  }
+}
+const source = readBundle()
 
 // file layout: sha1(source, data) | 1 byte: taken after a successful command | V8's cached data
 const HEADER = 21
