@@ -59,23 +59,22 @@ const mustRun = async (file: string, args: ReadonlyArray<string>, options: Param
   return result
 }
 
+const npmFlags = ["--prefer-offline", "--no-audit", "--no-fund", "--fetch-timeout=60000", "--fetch-retries=1"]
+
 /** The README's "Install in your application" command, with the tarball's path. */
-const installArgs = (tarball: string) => [
+const installArgs = (file: string) => [
   "install",
-  tarball,
+  file,
   "effect@^3.22.4",
   "@effect/platform@^0.97.2",
   "@effect/sql-pg@^0.53.0",
-  "@types/node@^20",
-  "--prefer-offline",
-  "--no-audit",
-  "--no-fund",
-  "--fetch-timeout=60000",
-  "--fetch-retries=1"
+  "@types/node@^20", // for the test's TypeScript file (console, process)
+  ...npmFlags
 ]
 
 const scratch = mkdtempSync(join(tmpdir(), "ferry-package-"))
 const app = join(scratch, "app")
+let tarball = ""
 let tarballFiles: Array<string> = []
 let db: TestDatabase
 let api: Api
@@ -99,7 +98,8 @@ beforeAll(async () => {
 
   mkdirSync(app)
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "scratch-app", private: true, type: "module" }))
-  const installed = await mustRun("npm", installArgs(join(scratch, info.filename)), { cwd: app, timeoutMs: 300_000 })
+  tarball = join(scratch, info.filename)
+  const installed = await mustRun("npm", installArgs(tarball), { cwd: app, timeoutMs: 300_000 })
   console.log(`npm install of the tarball and its peers: ${installed.ms} ms`)
 }, 600_000)
 
@@ -143,6 +143,15 @@ describe("the packed package, installed in an application", () => {
     expect(copies).toEqual([join(app, "node_modules", "effect")])
     expect(JSON.parse(readFileSync(join(copies[0]!, "package.json"), "utf8")).version).toMatch(/^3\./)
     expect(existsSync(join(app, "node_modules", "ferry", "node_modules"))).toBe(false)
+  })
+
+  it("an application on Effect 4 is refused by npm (ERESOLVE), not given a second Effect inside Ferry", async () => {
+    const other = join(scratch, "effect4-app")
+    mkdirSync(other)
+    writeFileSync(join(other, "package.json"), JSON.stringify({ name: "effect4-app", private: true, type: "module" }))
+    const result = await run("npm", ["install", "--dry-run", tarball, "effect@^4", ...npmFlags], { cwd: other, timeoutMs: 120_000 })
+    expect(result.code, result.stdout + result.stderr).not.toBe(0)
+    expect(result.stderr).toMatch(/ERESOLVE[\s\S]*peer effect@"\^3/)
   })
 
   it("npx ferry --version prints the package's version", async () => {
