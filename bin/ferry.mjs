@@ -31,10 +31,16 @@ const readBundle = () => {
     return fs.readFileSync(bundle, "utf8")
   } catch (e) {
     if (e?.code !== "ENOENT") throw e
-    // an installation without its build: a checkout or git install whose `prepare` did not run
+    // a copy of the sources without their build (a checkout before `npm install`, a copied directory):
+    // one line, in the log format the bundle would have used (JSON unless on a terminal)
+    const msg = `${bundle} is missing: this copy of Ferry is not built (in a checkout: \`npm install\`; ` +
+      "an application installs a packed tarball or a git URL: README, \"Install in your application\")"
+    const format = process.env.FERRY_LOG_FORMAT
+    const json = format === "json" || (format !== "pretty" && process.stderr.isTTY !== true)
     process.stderr.write(
-      `ferry: ${bundle} is missing: this installation was not built. In a checkout run \`npm install\` ` +
-        "(or `npm run build`); a git install needs its `prepare` script allowed (README, \"Install in your application\")\n"
+      json
+        ? JSON.stringify({ ts: new Date().toISOString(), level: "error", msg, stream: null, error: "NotBuilt", exit_code: 70 }) + "\n"
+        : `ferry: ${msg}\n`
     )
     process.exit(70)
   }

@@ -79,36 +79,6 @@ let tarballFiles: Array<string> = []
 let db: TestDatabase
 let api: Api
 
-beforeAll(async () => {
-  ;[db, api] = await Promise.all([createTestDatabase(), startApi(makeRecords(30))])
-
-  // a copy of the checkout without its build or dependencies' files, so that packing (which runs
-  // `prepare`, the full build) does not rewrite the dist/ the other tests run
-  const staging = join(scratch, "src")
-  cpSync(root, staging, {
-    recursive: true,
-    filter: (path) => !/[\\/](node_modules|dist|\.git|\.ferry|coverage)$/.test(path)
-  })
-  symlinkSync(join(root, "node_modules"), join(staging, "node_modules"), "dir")
-  const packStarted = Date.now()
-  const packed = await mustRun("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: staging, timeoutMs: 240_000 })
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")))
-  console.log(`npm pack (with the build): ${Date.now() - packStarted} ms`)
-  tarballFiles = info.files.map((f: { path: string }) => f.path).sort()
-
-  mkdirSync(app)
-  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "scratch-app", private: true, type: "module" }))
-  tarball = join(scratch, info.filename)
-  const installed = await mustRun("npm", installArgs(tarball), { cwd: app, timeoutMs: 300_000 })
-  console.log(`npm install of the tarball and its peers: ${installed.ms} ms`)
-}, 600_000)
-
-afterAll(async () => {
-  await api?.close()
-  await db?.drop()
-  rmSync(scratch, { recursive: true, force: true })
-})
-
 /** Every `effect` package under node_modules: one, or the application has two runtimes. */
 const effectCopies = (dir: string): Array<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -119,6 +89,36 @@ const effectCopies = (dir: string): Array<string> =>
   })
 
 describe("the packed package, installed in an application", () => {
+  beforeAll(async () => {
+    ;[db, api] = await Promise.all([createTestDatabase(), startApi(makeRecords(30))])
+
+    // a copy of the checkout without its build or dependencies' files, so that packing (which runs
+    // `prepare`, the full build) does not rewrite the dist/ the other tests run
+    const staging = join(scratch, "src")
+    cpSync(root, staging, {
+      recursive: true,
+      filter: (path) => !/[\\/](node_modules|dist|\.git|\.ferry|coverage)$/.test(path)
+    })
+    symlinkSync(join(root, "node_modules"), join(staging, "node_modules"), "dir")
+    const packStarted = Date.now()
+    const packed = await mustRun("npm", ["pack", "--json", "--pack-destination", scratch], { cwd: staging, timeoutMs: 240_000 })
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("[")))
+    console.log(`npm pack (with the build): ${Date.now() - packStarted} ms`)
+    tarballFiles = info.files.map((f: { path: string }) => f.path).sort()
+
+    mkdirSync(app)
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "scratch-app", private: true, type: "module" }))
+    tarball = join(scratch, info.filename)
+    const installed = await mustRun("npm", installArgs(tarball), { cwd: app, timeoutMs: 300_000 })
+    console.log(`npm install of the tarball and its peers: ${installed.ms} ms`)
+  }, 600_000)
+
+  afterAll(async () => {
+    await api?.close()
+    await db?.drop()
+    rmSync(scratch, { recursive: true, force: true })
+  })
+
   it("holds the bin, the library with its types, the config schema, README and LICENSE, and no tests or scripts", () => {
     expect(tarballFiles).toEqual(expect.arrayContaining([
       "LICENSE",
@@ -251,3 +251,26 @@ Effect.runPromise(main).catch((e) => {
   process.exitCode = 1
 })
 `
+
+describe("a copy of Ferry without its build", () => {
+  it("the bin says in one line that dist/ is missing (exit 70), in JSON or on a terminal, with no stack", async () => {
+    const copy = mkdtempSync(join(tmpdir(), "ferry-unbuilt-"))
+    try {
+      mkdirSync(join(copy, "bin"))
+      cpSync(join(root, "bin", "ferry.mjs"), join(copy, "bin", "ferry.mjs"))
+      const bin = join(copy, "bin", "ferry.mjs")
+      const json = await run(process.execPath, [bin, "run"], { cwd: copy, env: { FERRY_LOG_FORMAT: "json" }, timeoutMs: 30_000 })
+      expect(json).toMatchObject({ code: 70, stdout: "" })
+      const lines = json.stderr.trimEnd().split("\n")
+      expect(lines).toHaveLength(1)
+      expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", error: "NotBuilt", exit_code: 70 })
+      expect(JSON.parse(lines[0]!).msg).toContain(join(copy, "dist", "ferry-cli.js"))
+
+      const pretty = await run(process.execPath, [bin, "--version"], { cwd: copy, env: { FERRY_LOG_FORMAT: "pretty" }, timeoutMs: 30_000 })
+      expect(pretty.code).toBe(70)
+      expect(pretty.stderr).toMatch(/^ferry: \S+ferry-cli\.js is missing: this copy of Ferry is not built [^\n]*\n$/)
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
+  })
+})
