@@ -4,7 +4,7 @@
  * `check`); a secret read from a file (`${file:…}`) appears nowhere.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { writeFileSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type Api, makeRecords, startApi } from "./support/api.js"
 import { configDir, ferry, start, streamConfig, summaries } from "./support/cli.js"
@@ -82,5 +82,65 @@ describe("a failed run's summary shows the stored checkpoint", () => {
     } finally {
       api.delayMs = 0
     }
+  })
+})
+
+describe("${file:…}: a secret from a file, through the bin", () => {
+  it("the token file's value authenticates and appears nowhere: stdout, stderr (debug), ferry.runs, status, check", async () => {
+    const token = "file-secret-TOKEN-4711"
+    const dir = configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: file_secret
+    source:
+      url: ${api.url}/link
+      auth: { type: bearer, token: "\${file:secrets/orders_token}" }
+      params: { k: "\${file:\${CREDS}/orders_token}" }
+      records: data
+      pagination: { type: link }
+      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
+      retry: { attempts: 1, base: 10 millis, max: 1 second }
+    target:
+      table: file_secret
+      primaryKey: [id]
+      columns: { id: text, name: text, amount: numeric, updated_at: timestamptz }
+`)
+    mkdirSync(join(dir, "secrets"))
+    writeFileSync(join(dir, "secrets", "orders_token"), `${token}\n`)
+    // the working directory is not the config's: the relative path follows the config file
+    const env = { DATABASE_URL: db.url, FERRY_LOG_LEVEL: "debug", CREDS: join(dir, "secrets") }
+    const options = { cwd: join(dir, "secrets"), env }
+    const config = join(dir, "ferry.config.yaml")
+    api.auth = { type: "bearer", token }
+    try {
+      const first = await ferry(["run", "--config", config], options)
+      expect(first.code).toBe(0)
+      expect(summaries(first)[0]).toMatchObject({ fetched: 20, inserted: 20 })
+      expect(api.requests.at(-1)!.url.searchParams.get("k")).toBe(token)
+      // a failing page: its URL (with the token in `k`) goes into the error, the summary and ferry.runs
+      api.fail = (url) => (url.searchParams.has("at") ? 500 : undefined)
+      const failed = await ferry(["run", "--config", config, "--full-refresh"], options)
+      expect(failed.code).toBe(69)
+      expect(summaries(failed)[0]!.error).toContain("k=***")
+      const status = await ferry(["status", "--config", config], options)
+      const statusJson = await ferry(["status", "--config", config, "--json"], options)
+      api.fail = () => 500
+      const check = await ferry(["check", "--config", config], options)
+      expect(check.code).toBe(69)
+      const runs = [first, failed, status, statusJson, check]
+      expectNoSecrets(runs.flatMap((r) => [r.stdout, r.stderr]).concat(await ferryTablesText(db)), [token])
+    } finally {
+      api.fail = undefined
+      api.auth = undefined
+    }
+  })
+
+  it("a missing secret file is a 78 naming the field and the file", async () => {
+    const dir = streamConfig({ url: `${api.url}/link`, name: "file_missing", auth: `{ type: bearer, token: "\${file:/nonexistent/ferry_token}" }` })
+    const result = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: db.url } })
+    expect(result.code).toBe(78)
+    expect(result.logs.find((l) => l.level === "error")?.msg).toBe(
+      "streams[0].source.auth.token: secret file /nonexistent/ferry_token does not exist"
+    )
   })
 })
