@@ -144,3 +144,89 @@ streams:
     )
   })
 })
+
+describe("pagination that stops while the source says there is more: a warning in the run and in check", () => {
+  const records = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `r${i}`, name: `record ${i}` }))
+  let server: TestServer
+  let run: Awaited<ReturnType<typeof ferry>>
+  let check: Awaited<ReturnType<typeof ferry>>
+
+  /** stream name -> [path, pagination and params, the signal its warning names (undefined: no warning)] */
+  const cases: Record<string, readonly [string, string, string | undefined]> = {
+    link_header: ["/link-header", "pagination: { type: none }", "a Link header with rel=\"next\""],
+    body_next: ["/body-next", "pagination: { type: none }", "\"next\" in the body"],
+    links_next: ["/links-next", "pagination: { type: none }", "\"links.next\" in the body"],
+    meta_next_cursor: ["/meta-next-cursor", "pagination: { type: none }", "\"meta.next_cursor\" in the body"],
+    has_more: ["/has-more", "pagination: { type: none }", "\"has_more\": true in the body"],
+    nested_envelope: ["/nested", "pagination: { type: none }", "\"result.next\" in the body"],
+    per_page_full: ["/plain", "pagination: { type: none }\n      params: { per_page: 3 }", "a page of exactly 3 records, the per_page=3 asked for"],
+    top_in_url: ["/plain?$top=3", "pagination: { type: none }", "a page of exactly 3 records, the $top=3 asked for"],
+    offset_capped: ["/capped", "pagination: { type: offset, offsetParam: offset, limitParam: limit, limit: 10 }", "\"has_more\": true in the body"],
+    complete_page: ["/complete", "pagination: { type: none }\n      params: { limit: 10 }", undefined],
+    complete_offset: ["/complete-offset", "pagination: { type: offset, offsetParam: offset, limitParam: limit, limit: 10 }", undefined]
+  }
+
+  beforeAll(async () => {
+    server = await startServer((_req, res, url) => {
+      const next = `${server.url}${url.pathname}?cursor=2`
+      switch (url.pathname) {
+        case "/link-header":
+          return json(res, { data: records(3) }, 200, { link: `<${next}>; rel="next"` })
+        case "/body-next":
+          return json(res, { data: records(3), next })
+        case "/links-next":
+          return json(res, { data: records(3), links: { self: `${server.url}/links-next`, next: { href: next } } })
+        case "/meta-next-cursor":
+          return json(res, { data: records(3), meta: { next_cursor: "c2" } })
+        case "/has-more":
+          return json(res, { data: records(3), has_more: true })
+        case "/nested":
+          return json(res, { result: { items: records(3), next } })
+        case "/plain":
+          return json(res, records(3))
+        case "/capped": // the API serves at most 5 whatever the limit, and says there is more
+          return json(res, { data: url.searchParams.get("offset") === "0" ? records(5) : [], has_more: true })
+        case "/complete": // a complete answer: shorter than the limit, the usual end markers present and empty
+          return json(res, { data: records(3), next: null, links: { next: null }, meta: { next_cursor: "" }, has_more: false })
+        case "/complete-offset":
+          return json(res, { data: url.searchParams.get("offset") === "0" ? records(3) : [], has_more: false })
+        default:
+          return json(res, { error: "not found" }, 404)
+      }
+    })
+    const streams = Object.entries(cases).map(([name, [path, pagination]]) => `
+  - name: ${name}
+    source:
+      url: ${server.url}${path}
+      ${path.startsWith("/plain") ? "" : `records: ${path === "/nested" ? "result.items" : "data"}`}
+      ${pagination}
+    target: { table: more_${name}, primaryKey: [id] }`).join("")
+    const dir = configDir(`database: { url: "\${DATABASE_URL}" }\nstreams:${streams}\n`)
+    const env = { DATABASE_URL: db.url }
+    run = await ferry(["run"], { cwd: dir, env })
+    check = await ferry(["check"], { cwd: dir, env })
+  })
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  it("the run and check still succeed (exit 0): every record there is was synced", () => {
+    expect(run.code).toBe(0)
+    expect(check.code).toBe(0)
+    for (const summary of summaries(run)) expect(summary.status).toBe("succeeded")
+  })
+
+  it.each(Object.entries(cases))("%s: the run warns once (source.more_pages) naming the signal, check shows a warn line", (name, [, , signal]) => {
+    const warnings = run.logs.filter((l) => l.msg === "source.more_pages" && l.stream === name)
+    const checkLine = check.stdout.split("\n").find((l) => l.startsWith(`warn  ${name}:`))
+    if (signal === undefined) {
+      expect(warnings).toEqual([])
+      expect(checkLine).toBeUndefined()
+      expect(check.stdout).toContain(`ok    ${name}:`)
+      return
+    }
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({ level: "warn", signal })
+    expect(checkLine).toBe(`warn  ${name}: the source may have more pages than it reads: ${signal}`)
+  })
+})
