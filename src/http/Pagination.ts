@@ -262,11 +262,7 @@ export const moreSign = (pagination: Pagination, records: string | undefined, la
   const header = last.headers["link"]
   if (header !== undefined && Option.isSome(nextLink(header, last.url))) return "a Link header with rel=\"next\""
   for (const { at, value } of envelopes(last.body, records)) {
-    for (const path of nextFields) {
-      const key = path.join(".")
-      const found = path.length === 1 ? valueAtKeys(value, [key]) : valueAtKeys(value, path)
-      if (isNextValue(found)) return `"${at}${key}" in the body`
-    }
+    for (const path of nextFields) if (isNextValue(valueAtKeys(value, path))) return `"${at}${path.join(".")}" in the body`
     for (const path of moreFields) if (valueAtKeys(value, path) === true) return `"${at}${path.join(".")}": true in the body`
   }
   if (pagination.type !== "none" || last.records.length === 0) return undefined
