@@ -135,6 +135,9 @@ const check = (command: Extract<Command, { _tag: "check" }>, environment: Comman
           `ok    ${stream.name}: ${records.length} record(s) on the first page, ${reasons.length} invalid` +
             (reasons.length > 0 ? `:${shown}` : "")
         )
+        const more = Option.flatMap(first.right, (p) => Option.fromNullable(p.morePages))
+        // a warning, not a failure (exit stays 0): the records may be all there are
+        if (Option.isSome(more)) out(`warn  ${stream.name}: the source may have more pages than it reads: ${more.value}`)
         codes.push(ExitCode.Ok)
       }
       return worstExitCode(codes)

@@ -1,6 +1,6 @@
 /**
  * FerryConfig: the configuration file (YAML or JSON) plus the environment, as runtime values.
- * locate the file → parse its syntax → read `${VAR}` on the parsed tree → validate (ConfigSchema.ts)
+ * locate the file → parse its syntax → read `${VAR}` and `${file:PATH}` on the parsed tree → validate (ConfigSchema.ts)
  * → map to StreamSpecs. Every failure is one ConfigError (exit 78) naming the file position, the field
  * path or the variable, and never a secret.
  */
@@ -25,7 +25,7 @@ export interface FerryConfigShape {
   readonly streams: ReadonlyArray<StreamSpec>
   /**
    * every secret value (auth, fixed headers, the database password, every value read from the
-   * environment but names): scrub these from any text
+   * environment or from a `${file:…}` but names): scrub these from any text
    */
   readonly secrets: ReadonlyArray<string>
 }
@@ -157,7 +157,8 @@ interface Hidden {
 const hideReferences = (text: string): Hidden => {
   if (text.includes(MARK)) return { text, refs: [] }
   const refs: Array<string> = []
-  const hidden = text.replace(/\$?\$\{[^}\n]*\}/g, (ref) => {
+  // `${file:${CREDENTIALS_DIRECTORY}/token}` holds one reference inside another: hidden whole
+  const hidden = text.replace(/\$?\$\{file:(?:\$\{[^}\n]*\}|[^}\n])*\}|\$?\$\{[^}\n]*\}/g, (ref) => {
     const i = refs.push(ref) - 1
     return MARK + String.fromCharCode(DIGIT + Math.floor(i / BASE), DIGIT + (i % BASE)) + PAD.repeat(ref.length - 3)
   })
@@ -190,17 +191,21 @@ const parseYaml = (text: string, file: string): Either.Either<{ tree: unknown; r
 
 // --- environment --------------------------------------------------------------------------------------
 
-const reference = /\$\$\{|\$\{([^}]*)\}|\$\{/g
+// `$${`, `${file:PATH}` (PATH may hold `${VAR}`s; `${file:-x}` is the variable `file` with a default), `${VAR}`
+const reference = /\$\$\{|\$\{file:(?!-)((?:\$\{[^}]*\}|[^}])*)\}|\$\{([^}]*)\}|\$\{/g
 
 /**
- * `${VAR}`, `${VAR:-default}` (the default also when VAR is empty, as in sh) and `$${` for a literal
- * `${`. The result is always a string, even `"42"`: the schema decides types.
+ * `${VAR}`, `${VAR:-default}` (the default also when VAR is empty, as in sh), `${file:PATH}` (a secret
+ * file's content, `readSecretFile`) and `$${` for a literal `${`. The result is always a string, even
+ * `"42"`: the schema decides types. `dir` is the config file's directory, for relative PATHs; without
+ * it (inside a PATH) `${file:…}` is refused.
  */
 const interpolate = (
   text: string,
   env: Env,
   path: ReadonlyArray<PropertyKey>,
-  fromEnv: Array<EnvValue>
+  fromEnv: Array<EnvValue>,
+  dir: string | undefined
 ): Either.Either<string, ConfigError> => {
   let out = ""
   let last = 0
@@ -212,8 +217,19 @@ const interpolate = (
       continue
     }
     const fail = (reason: string) => Either.left(new ConfigError({ path: ConfigSchema.formatPath(path), reason }))
-    if (match[1] === undefined) return fail("\"${\" without a closing \"}\" (write $${ for a literal ${)")
-    const ref = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/.exec(match[1])
+    if (match[1] !== undefined) {
+      if (dir === undefined) return fail("a ${file:…} path cannot itself read a file (only ${VAR} may stand in it)")
+      // the variables in the path are locations, not secrets (errors name the file): not recorded
+      const file = interpolate(match[1], env, path, [], undefined)
+      if (Either.isLeft(file)) return file
+      const value = readSecretFile(file.right, dir)
+      if (Either.isLeft(value)) return fail(value.left)
+      out += value.right
+      fromEnv.push({ path, value: value.right })
+      continue
+    }
+    if (match[2] === undefined) return fail("\"${\" without a closing \"}\" (write $${ for a literal ${)")
+    const ref = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/.exec(match[2])
     if (ref === null) return fail("invalid reference: expected ${NAME} or ${NAME:-default}")
     const [, name = "", fallback] = ref
     const value = env[name]
@@ -226,7 +242,51 @@ const interpolate = (
   return Either.right(out + text.slice(last))
 }
 
-/** A value the environment gave to a `${VAR}` (not a `:-default`, which the file itself holds), and where. */
+/** The largest secret file read: a secret is a token or a key, not a data file (or /dev/zero). */
+const maxSecretFileBytes = 64 * 1024
+
+const fileProblem = (error: unknown): string => {
+  const code = (error as NodeJS.ErrnoException).code
+  return code === "ENOENT" ? "does not exist"
+    : code === "EACCES" || code === "EPERM" ? "cannot be read (permission denied)"
+    : code === "ENOTDIR" ? "does not exist (a part of its path is not a directory)"
+    : `cannot be read (${code ?? String(error)})`
+}
+
+/**
+ * A `${file:PATH}`'s value: the UTF-8 content of the regular file at PATH (relative to the config
+ * file's directory) with ONE trailing line ending (`\n` or `\r\n`) removed, as Docker secrets and
+ * systemd credentials written by `echo` end with one. An empty result is refused: it is a secret that
+ * was never filled in. The reason names the file, never its content.
+ */
+const readSecretFile = (given: string, dir: string): Either.Either<string, string> => {
+  if (given === "") return Either.left("${file:} needs a path")
+  const file = nodePath.resolve(dir, given)
+  const what = `secret file ${file}`
+  let bytes: Buffer
+  try {
+    const stat = fs.statSync(file)
+    if (stat.isDirectory()) return Either.left(`${what} is a directory`)
+    if (!stat.isFile()) return Either.left(`${what} is not a regular file`)
+    if (stat.size > maxSecretFileBytes) return Either.left(`${what} is larger than ${maxSecretFileBytes / 1024} KiB`)
+    bytes = fs.readFileSync(file)
+  } catch (error) {
+    return Either.left(`${what} ${fileProblem(error)}`)
+  }
+  let text: string
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes)
+  } catch {
+    return Either.left(`${what} is not UTF-8 text`)
+  }
+  const value = text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text
+  return value === "" ? Either.left(`${what} is empty`) : Either.right(value)
+}
+
+/**
+ * A value the environment gave to a `${VAR}` (not a `:-default`, which the file itself holds), or a
+ * secret file to a `${file:…}`, and where.
+ */
 interface EnvValue {
   readonly path: ReadonlyArray<PropertyKey>
   readonly value: string
@@ -241,9 +301,10 @@ const resolveTree = (
   env: Env,
   refs: ReadonlyArray<string>,
   fromEnv: Array<EnvValue>,
+  dir: string,
   path: ReadonlyArray<PropertyKey> = []
 ): Either.Either<unknown, ConfigError> => {
-  if (typeof value === "string") return interpolate(restoreReferences(value, refs), env, path, fromEnv)
+  if (typeof value === "string") return interpolate(restoreReferences(value, refs), env, path, fromEnv, dir)
   // a number a double cannot hold becomes its digits, as the schema takes a `${VAR}` (a safe one stays a number)
   if (typeof value === "bigint") return Either.right(Number.isSafeInteger(Number(value)) ? Number(value) : value.toString())
   if (Json.isLosslessNumber(value)) return Either.right(value.text)
@@ -262,7 +323,7 @@ const resolveTree = (
         })
       )
     }
-    const resolved = resolveTree(item, env, refs, fromEnv, [...path, name])
+    const resolved = resolveTree(item, env, refs, fromEnv, dir, [...path, name])
     if (Either.isLeft(resolved)) return resolved
     out.push([name, resolved.right])
   }
@@ -338,7 +399,7 @@ const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: Readonl
     ...databasePassword(url),
     ...streams.flatMap((s) => [...secretsOf(s.source.auth), ...Object.values(s.source.headers)]),
     // a token can be put anywhere (`/bot${TOKEN}/...`, a param that is not the auth): every value from
-    // the environment is one, except names and plain settings
+    // the environment or a secret file is one, except names and plain settings
     ...envSecrets(fromEnv)
   ]
   return {
@@ -373,7 +434,7 @@ export const parse = (text: string, file: string, env: Env): Effect.Effect<Ferry
       : parseYaml(text, absolute)
     const fromEnv: Array<EnvValue> = []
     return parsed.pipe(
-      Either.flatMap(({ refs, tree }) => resolveTree(tree, env, refs, fromEnv)),
+      Either.flatMap(({ refs, tree }) => resolveTree(tree, env, refs, fromEnv, nodePath.dirname(absolute))),
       Either.flatMap(ConfigSchema.decode),
       Either.map((config) => toShape(absolute, config, fromEnv)),
       // the secrets are not registered with the logger yet: a message that quoted one is scrubbed here

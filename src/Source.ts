@@ -21,6 +21,11 @@ export interface Page {
    * bulk path). Without it, `records` must be kept.
    */
   readonly reparse?: (() => ReadonlyArray<unknown>) | undefined
+  /**
+   * On the last page: a sign that the source has more records than the pagination read (a forgotten
+   * `pagination`), named; `check` shows it
+   */
+  readonly morePages?: string | undefined
 }
 
 export interface SourceShape {

@@ -250,6 +250,21 @@ const loadCheckpoint = (stream: StreamSpec, store: CheckpointStoreShape, table: 
     return undefined
   })
 
+/**
+ * The stored checkpoint, for the summary of a run that failed before it loaded it (the target did not
+ * fit, another run holds the lock): the summary says where the stream stands, not `none`. Not after a
+ * database failure or an interruption (the read would fail or wait as well); a failing read is `none`.
+ */
+const storedCheckpoint = (store: CheckpointStoreShape, key: ReturnType<typeof keyOf>, exit: Exit.Exit<void, FerryError>) => {
+  if (Exit.isSuccess(exit) || Cause.isInterrupted(exit.cause)) return Effect.succeed(undefined)
+  const error = Cause.failureOption(exit.cause)
+  if (Option.isNone(error) || error.value._tag === "DatabaseError") return Effect.succeed(undefined)
+  return store.load(key).pipe(
+    Effect.map((stored) => Option.getOrUndefined(Option.map(stored, (s) => s.cursor))),
+    Effect.orElseSucceed(() => undefined)
+  )
+}
+
 const exitCodeOf = (cause: Cause.Cause<FerryError>, interrupted: number): number =>
   Cause.isInterruptedOnly(cause)
     ? interrupted
@@ -296,6 +311,7 @@ export const runStream = (
     const startedAt = yield* Clock.currentTimeMillis
     const counts = zeroCounts()
     let checkpoint: string | undefined
+    let checkpointLoaded = false
     let runStarted = false
 
     const summaryOf = (status: StreamSummary["status"], exitCode: number, error: string | undefined, now: number) => ({
@@ -315,6 +331,7 @@ export const runStream = (
       const table = yield* (dryRun ? sink.rollback(sink.prepare(stream)) : sink.prepare(stream))
       yield* sink.lock(stream)
       checkpoint = yield* loadCheckpoint(stream, store, table, dryRun)
+      checkpointLoaded = true
       const start = options.fullRefresh ? incremental?.initial : (checkpoint ?? incremental?.initial)
       const from = start === undefined || incremental === undefined
         ? Option.none()
@@ -431,6 +448,7 @@ export const runStream = (
         counts.retries += error.value.retries
       }
     }
+    if (!checkpointLoaded) checkpoint = yield* storedCheckpoint(store, key, exit)
     const now = yield* Clock.currentTimeMillis
     const summary: StreamSummary = Exit.isSuccess(exit)
       ? summaryOf("succeeded", ExitCode.Ok, undefined, now)

@@ -283,6 +283,136 @@ describe("Config.parse: ${VAR} inside YAML flow mappings", () => {
     }))
 })
 
+describe("Config.parse: ${file:PATH} reads a secret file (issue 11)", () => {
+  /** a config directory holding these files; the config is parsed as `<dir>/ferry.config.yaml` */
+  const withFiles = (files: Record<string, string | Buffer>) => {
+    const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "ferry-secret-files-"))
+    for (const [name, content] of Object.entries(files)) {
+      fs.mkdirSync(nodePath.dirname(nodePath.join(dir, name)), { recursive: true })
+      fs.writeFileSync(nodePath.join(dir, name), content)
+    }
+    return dir
+  }
+  const config = (auth: string, extra = "") =>
+    `streams:\n  - name: a\n    source: { url: "https://x.test/a${extra}", auth: ${auth}, pagination: { type: none } }\n` +
+    `    target: { table: a, primaryKey: [id] }\n`
+  const tokenOf = (c: Config.FerryConfigShape) => {
+    const auth = c.streams[0]!.source.auth
+    return auth?.type === "bearer" ? Redacted.value(auth.token) : undefined
+  }
+
+  it.effect("absolute and relative paths (relative to the config file's directory), one trailing newline removed, a secret", () =>
+    Effect.gen(function*() {
+      const dir = withFiles({ "secrets/token": "file-token-123\n" })
+      const absolute = yield* parse(config(`{ type: bearer, token: \${file:${dir}/secrets/token} }`), nodePath.join(dir, "c.yaml"), {})
+      expect(tokenOf(absolute)).toBe("file-token-123")
+      expect(absolute.secrets).toContain("file-token-123")
+      // relative: the config's directory, not the working directory
+      const relative = yield* parse(config("{ type: bearer, token: ${file:secrets/token} }"), nodePath.join(dir, "c.yaml"), {})
+      expect(tokenOf(relative)).toBe("file-token-123")
+      const dotted = yield* parse(config("{ type: bearer, token: ${file:./secrets/token} }"), nodePath.join(dir, "c.yaml"), {})
+      expect(tokenOf(dotted)).toBe("file-token-123")
+    }))
+
+  it.effect("exactly one trailing line ending is removed; spaces, inner lines and a second newline stay", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, string]> = [
+        ["tok-plain", "tok-plain"],
+        ["tok-lf\n", "tok-lf"],
+        ["tok-crlf\r\n", "tok-crlf"],
+        ["tok-two\n\n", "tok-two\n"],
+        [" tok-spaced \n", " tok-spaced "],
+        ["line-one\nline-two\n", "line-one\nline-two"]
+      ]
+      for (const [content, value] of cases) {
+        const dir = withFiles({ token: content })
+        const c = yield* parse(config("{ type: bearer, token: ${file:token} }"), nodePath.join(dir, "c.yaml"), {})
+        expect(tokenOf(c)).toBe(value)
+        expect(c.secrets).toContain(value)
+      }
+    }))
+
+  it.effect("works inside strings and flow maps, in JSON too; a ${VAR} may stand in the path; $${file:…} is literal", () =>
+    Effect.gen(function*() {
+      const dir = withFiles({ "creds/token": "path-token-456\n" })
+      const text = `streams:\n  - { name: a, source: { url: "https://x.test/bot\${file:creds/token}/a", pagination: { type: none },\n` +
+        `      params: { k: \${file:\${CREDS}/token}, d: "\${file:\${NOPE:-creds}/token}", lit: $\${file:creds/token} } },\n` +
+        `      target: { table: a, primaryKey: [id] } }\n`
+      const c = yield* parse(text, nodePath.join(dir, "c.yaml"), { CREDS: nodePath.join(dir, "creds") })
+      expect(c.streams[0]!.source.url).toBe("https://x.test/botpath-token-456/a")
+      expect(c.streams[0]!.source.params).toEqual({ k: "path-token-456", d: "path-token-456", lit: "${file:creds/token}" })
+      expect(c.secrets).toEqual(["path-token-456"]) // the directory from CREDS is a location, not a secret
+      const json = JSON.stringify({
+        streams: [{ name: "a", source: { url: "https://x.test/a", auth: { type: "bearer", token: "${file:creds/token}" } }, target: { table: "a", primaryKey: ["id"] } }]
+      })
+      expect(tokenOf(yield* parse(json, nodePath.join(dir, "c.json"), {}))).toBe("path-token-456")
+    }))
+
+  it.effect("${file:-x} is still the variable `file` with a default", () =>
+    Effect.gen(function*() {
+      const c = yield* parse(config("{ type: bearer, token: ${file:-default-token} }"), "c.yaml", {})
+      expect(tokenOf(c)).toBe("default-token")
+      expect(tokenOf(yield* parse(config("{ type: bearer, token: ${file:-default-token} }"), "c.yaml", { file: "from-env-token" })))
+        .toBe("from-env-token")
+    }))
+
+  it.effect("a missing, unreadable, empty, directory, special or binary file is a 78 naming the field and the file, never the content", () =>
+    Effect.gen(function*() {
+      const dir = withFiles({
+        empty: "",
+        newline: "\n",
+        binary: Buffer.from([0x73, 0x65, 0xff, 0xfe, 0x63]),
+        locked: "locked-secret-789\n",
+        big: "x".repeat(70 * 1024),
+        "sub/x": "y"
+      })
+      fs.chmodSync(nodePath.join(dir, "locked"), 0o000)
+      const root = process.getuid?.() === 0 // root reads any file
+      const cases: ReadonlyArray<readonly [string, string | undefined]> = [
+        ["absent", `secret file ${nodePath.join(dir, "absent")} does not exist`],
+        ["sub/x/y", `secret file ${nodePath.join(dir, "sub/x/y")} does not exist (a part of its path is not a directory)`],
+        ["sub", `secret file ${nodePath.join(dir, "sub")} is a directory`],
+        ["empty", `secret file ${nodePath.join(dir, "empty")} is empty`],
+        ["newline", `secret file ${nodePath.join(dir, "newline")} is empty`],
+        ["binary", `secret file ${nodePath.join(dir, "binary")} is not UTF-8 text`],
+        ["big", `secret file ${nodePath.join(dir, "big")} is larger than 64 KiB`],
+        ["/dev/null", "secret file /dev/null is not a regular file"],
+        ["locked", root ? undefined : `secret file ${nodePath.join(dir, "locked")} cannot be read (permission denied)`]
+      ]
+      for (const [path, reason] of cases) {
+        if (reason === undefined) continue
+        const error = yield* Effect.flip(parse(config(`{ type: bearer, token: "\${file:${path}}" }`), nodePath.join(dir, "c.yaml"), {}))
+        expect(error).toBeInstanceOf(ConfigError)
+        expect(error.exitCode).toBe(78)
+        expect(error.path).toBe("streams[0].source.auth.token")
+        expect(error.reason).toBe(reason)
+        expect(error.message).not.toContain("locked-secret")
+      }
+    }))
+
+  it.effect("an empty path, a ${file:} inside a path and an unset variable in the path are 78s", () =>
+    Effect.gen(function*() {
+      const dir = withFiles({ token: "nested-token-1\n" })
+      const file = nodePath.join(dir, "c.yaml")
+      const empty = yield* Effect.flip(parse(config("{ type: bearer, token: \"${file:}\" }"), file, {}))
+      expect(empty.message).toBe("streams[0].source.auth.token: ${file:} needs a path")
+      const nested = yield* Effect.flip(parse(config("{ type: bearer, token: \"${file:${file:token}}\" }"), file, {}))
+      expect(nested.reason).toContain("cannot itself read a file")
+      const unset = yield* Effect.flip(parse(config("{ type: bearer, token: \"${file:${CREDENTIALS_DIRECTORY}/token}\" }"), file, {}))
+      expect(unset.message).toBe("streams[0].source.auth.token: environment variable CREDENTIALS_DIRECTORY is not set")
+    }))
+
+  it.effect("a file's value that a later error would quote is scrubbed from it", () =>
+    Effect.gen(function*() {
+      const dir = withFiles({ limit: "not-a-number-secret\n" })
+      const text = `streams:\n  - name: a\n    source: { url: "https://x.test/a", pagination: { type: offset, limit: "\${file:limit}" } }\n` +
+        `    target: { table: a, primaryKey: [id] }\n`
+      const error = yield* Effect.flip(parse(text, nodePath.join(dir, "c.yaml"), {}))
+      expect(error.exitCode).toBe(78)
+      expect(error.message).not.toContain("not-a-number-secret")
+    }))
+})
+
 // --- broken configs -------------------------------------------------------------------------------------
 
 /** A valid config as data, with a secret in it, to break one field at a time. */

@@ -137,6 +137,13 @@ const parseJson = (text: string): Either.Either<unknown, void> => {
   }
 }
 
+/** What a `source.more_pages` warning advises, by the pagination that stopped. */
+const morePagesHint = (pagination: StreamSpec["source"]["pagination"]): string =>
+  pagination.type === "none"
+    ? "the source says it has more pages, which pagination: none does not read; set source.pagination"
+    : `the page was shorter than the ${pagination.type === "offset" ? "limit" : "size"} asked for, but the source ` +
+      "says it has more: it may cap the page size; set it to the API's maximum"
+
 export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Effect.gen(function*() {
   // no trace headers to third-party APIs
   const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
@@ -323,7 +330,15 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
                   : { _tag: "Fetch", url, afterEmpty: empty, previous: fingerprint }
             })
           })
-          return Option.some([page, next] as const)
+          const more = next._tag === "Done" ? Pagination.moreSign(spec.pagination, spec.records, exchange) : undefined
+          if (more === undefined) return Option.some([page, next] as const)
+          yield* Effect.logWarning("source.more_pages").pipe(Effect.annotateLogs({
+            signal: more,
+            records: exchange.records.length,
+            url: page.url,
+            hint: morePagesHint(spec.pagination)
+          }))
+          return Option.some([{ ...page, morePages: more }, next] as const)
         }))
     })
 

@@ -9,7 +9,7 @@
 import { Either, Option } from "effect"
 import type { Pagination } from "../StreamSpec.js"
 import * as Json from "../Json.js"
-import { valueAt } from "../JsonPath.js"
+import { valueAt, valueAtKeys } from "../JsonPath.js"
 
 /** The last request and what came back. */
 export interface Exchange {
@@ -212,6 +212,68 @@ export const guardOrigins = (paginator: Paginator, refusal: (from: URL, to: URL)
       return reason === undefined ? Either.right(next) : Either.left(reason)
     })
 })
+
+// --- more pages than the style reads ---------------------------------------------------------------
+
+/** Body fields that clearly say "there is a next page" when they hold a non-empty string (or a JSON:API link object). */
+const nextFields: ReadonlyArray<ReadonlyArray<string>> = [
+  ["next"],
+  ["next_page_url"],
+  ["next_cursor"],
+  ["next_page_token"],
+  ["nextPageToken"],
+  ["@odata.nextLink"],
+  ["links", "next"],
+  ["meta", "next"],
+  ["meta", "next_cursor"],
+  ["response_metadata", "next_cursor"],
+  ["paging", "next"]
+]
+
+/** Body fields that say "there is a next page" when they are `true`. */
+const moreFields: ReadonlyArray<ReadonlyArray<string>> = [["has_more"], ["hasMore"], ["meta", "has_more"], ["pageInfo", "hasNextPage"]]
+
+/** Query parameters that set a page's size, compared lower-case without `_`, `-` and `$` (`per_page`, `$top`, `pageSize`). */
+const limitNames = new Set(["limit", "perpage", "pagesize", "size", "count", "top", "maxresults"])
+
+const isNextValue = (value: unknown): boolean =>
+  (typeof value === "string" && value.trim() !== "") ||
+  (typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as { href?: unknown }).href === "string" && (value as { href: string }).href.trim() !== "")
+
+/** The objects a next-page field sits in: the body, and the object holding the records (`data.orders` → `data`). */
+const envelopes = (body: unknown, records: string | undefined): ReadonlyArray<{ readonly at: string; readonly value: unknown }> => {
+  const keys = records === undefined ? [] : records.split(".")
+  const parent = keys.length > 1 ? [{ at: `${keys.slice(0, -1).join(".")}.`, value: valueAtKeys(body, keys.slice(0, -1)) }] : []
+  return [{ at: "", value: body }, ...parent].filter((e) => typeof e.value === "object" && e.value !== null && !Array.isArray(e.value))
+}
+
+/**
+ * A sign, on the page where `pagination` stopped, that the source has more than it read: a `Link`
+ * rel="next", a next URL or cursor or `has_more: true` at a usual place in the body, or (with
+ * `none`) a page exactly as long as a limit-like query parameter. Only signs that clearly mean "there
+ * is more": a user who forgot `pagination` must not get 100 of 1,250 records in silence, and a
+ * complete source must not warn. The styles that stop on a short page (`offset`, `page`) are checked
+ * for the first two (an API that caps the page size below `limit` ends them after one page); `link`
+ * and `cursor` follow their own sign. Names the sign, never a value (a next URL may carry a token).
+ */
+export const moreSign = (pagination: Pagination, records: string | undefined, last: Exchange): string | undefined => {
+  if (pagination.type === "link" || pagination.type === "cursor") return undefined
+  const header = last.headers["link"]
+  if (header !== undefined && Option.isSome(nextLink(header, last.url))) return "a Link header with rel=\"next\""
+  for (const { at, value } of envelopes(last.body, records)) {
+    for (const path of nextFields) if (isNextValue(valueAtKeys(value, path))) return `"${at}${path.join(".")}" in the body`
+    for (const path of moreFields) if (valueAtKeys(value, path) === true) return `"${at}${path.join(".")}": true in the body`
+  }
+  if (pagination.type !== "none" || last.records.length === 0) return undefined
+  for (const [name, value] of last.url.searchParams) {
+    if (!limitNames.has(name.toLowerCase().replace(/[_\-$]/g, ""))) continue
+    if (/^\d+$/.test(value) && Number(value) === last.records.length) {
+      return `a page of exactly ${last.records.length} records, the ${name}=${value} asked for`
+    }
+  }
+  return undefined
+}
 
 /** The paginator of a spec's `pagination`. */
 export const fromSpec = (pagination: Pagination): Paginator => {
