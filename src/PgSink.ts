@@ -671,25 +671,49 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     )
   }
 
+  /**
+   * The run's row, and, in the same statement, its stream's and target's earlier rows still `running`
+   * marked `abandoned`: this run holds the lock (or the embedded database's data directory), so no run
+   * that wrote them is alive; it was killed (SIGKILL, OOM) or lost its session. Their `finished_at`
+   * stays NULL (when they died is not known); `error` says how and when they were found.
+   */
   const startRun = (stream: StreamSpec, runId: string): Effect.Effect<void, DatabaseError> =>
-    run(
-      `INSERT INTO ferry.runs (run_id, stream, target, status, started_at) VALUES ($1, $2, $3, 'running', clock_timestamp())
-       ON CONFLICT (run_id, stream) DO UPDATE SET target = EXCLUDED.target, status = 'running',
-         started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL, exit_code = NULL`,
+    run<{ run_id: string; started_at: string | null }>(
+      `WITH abandoned AS (
+         UPDATE ferry.runs SET status = 'abandoned',
+           error = 'abandoned: the run ended without recording its end (killed, out of memory, or its database ' ||
+             'session lost); found by run ' || $1 || ' at ' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+         WHERE stream = $2 AND target = $3 AND status = 'running' AND run_id <> $1
+         RETURNING run_id, started_at::text
+       ), started AS (
+         INSERT INTO ferry.runs (run_id, stream, target, status, started_at) VALUES ($1, $2, $3, 'running', clock_timestamp())
+         ON CONFLICT (run_id, stream) DO UPDATE SET target = EXCLUDED.target, status = 'running',
+           started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL, exit_code = NULL, duration_ms = NULL
+       )
+       SELECT run_id, started_at FROM abandoned`,
       [runId, stream.name, targetName(stream.target)],
       `recording the start of run ${runId} of stream ${stream.name}`
+    ).pipe(
+      Effect.tap((rows) =>
+        Effect.forEach(rows, (r) =>
+          Effect.logWarning("run.abandoned").pipe(
+            Effect.annotateLogs({ abandoned_run_id: r.run_id, started_at: r.started_at, target: targetName(stream.target) })
+          ), { discard: true })
+      ),
+      Effect.asVoid
     )
 
   const finishRun = (r: RunRecord): Effect.Effect<void, DatabaseError> =>
     run(
       `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
-         quarantined, retries, checkpoint, error, exit_code, target, already_quarantined)
-       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         quarantined, retries, checkpoint, error, exit_code, target, already_quarantined, duration_ms)
+       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
        ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
          pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
          updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
          retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
-         exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined`,
+         exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined,
+         duration_ms = EXCLUDED.duration_ms`,
       [
         r.runId,
         r.stream,
@@ -705,7 +729,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         r.error === undefined ? null : r.error.replace(/\u0000/g, "\\u0000"),
         r.exitCode,
         r.target,
-        r.counts.alreadyQuarantined
+        r.counts.alreadyQuarantined,
+        r.durationMs === undefined ? null : Math.round(r.durationMs)
       ],
       `recording the end of run ${r.runId} of stream ${r.stream}`
     )
