@@ -303,6 +303,38 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   ): Effect.Effect<ReadonlyArray<A>, DatabaseError> =>
     sql.unsafe<A>(text, params).pipe(Effect.mapError((e) => fromSqlError(e, doing)))
 
+  /**
+   * A lock wait that ran out (DatabaseError.temporary, 75) also names the other sessions holding locks
+   * on the table (this process's own share its application_name), the strongest first: who to ask. Read
+   * on a connection of its own (the failed statement's transaction is aborted); one query, on failure only.
+   */
+  const blockedOn = (target: TargetSpec) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.catchIf(
+      effect,
+      (e): e is E & DatabaseError => e instanceof DatabaseError && e.temporary === true,
+      (e) =>
+        Effect.scoped(Effect.flatMap(sql.reserve, (conn) =>
+          conn.execute(
+            `SELECT a.application_name AS app, a.pid, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'relation' AND l.granted AND l.relation = to_regclass($1)
+               AND a.application_name IS DISTINCT FROM current_setting('application_name')
+             ORDER BY l.mode = 'AccessShareLock', a.backend_start LIMIT 3`,
+            [qualifiedName(target)],
+            undefined
+          ))).pipe(
+            Effect.map((rows) => {
+              const holders = (rows as ReadonlyArray<{ app: string | null; pid: number; mode: string }>).map((r) =>
+                `${r.app ? `"${r.app}"` : "an unnamed client"} (backend pid ${r.pid}, ${r.mode})`
+              )
+              return holders.length === 0
+                ? e
+                : new DatabaseError({ reason: `${e.reason}; sessions holding locks on ${displayName(target)}: ${holders.join(", ")}`, temporary: true })
+            }),
+            Effect.orElseSucceed(() => e),
+            Effect.flatMap((error) => Effect.fail(error as E))
+          )
+    )
+
   const prepare = (stream: StreamSpec): Effect.Effect<TargetState, DatabaseError | TargetMismatch> => {
     const target = stream.target
     const name = displayName(target)
@@ -379,14 +411,15 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       Effect.catchTag("NeedsLock", () => pass(true)),
       // the locked pass never asks for the lock again
       Effect.catchTag("NeedsLock", () => Effect.fail(new DatabaseError({ reason: `preparing table ${name}: lock asked for twice` }))),
-      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`)))
+      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`))),
+      blockedOn(target)
     )
   }
 
   const write = (stream: StreamSpec, rows: ReadonlyArray<Row>): Effect.Effect<WriteResult, DatabaseError> =>
     Effect.suspend(() =>
       upsert(stream, rows.length, Cursor.latestPerKey(rows, Cursor.typeOf(stream)))
-    )
+    ).pipe(blockedOn(stream.target))
 
   const encode = (stream: StreamSpec, rows: ReadonlyArray<Row>): CopyBulk | undefined => {
     if (!bulk.has(stream.name)) return undefined
@@ -401,7 +434,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
    * pages) ends the bulk path for the stream; a value Postgres refuses just sends these pages to
    * `write`, which isolates the row. Either way the savepoint is rolled back: nothing half-written.
    */
-  const writeBulk = (
+  const copyPages = (
     stream: StreamSpec,
     pages: ReadonlyArray<Bulk>
   ): Effect.Effect<WriteResult | undefined, DatabaseError> =>
@@ -434,6 +467,9 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         })
       )
     })
+
+  const writeBulk = (stream: StreamSpec, pages: ReadonlyArray<Bulk>): Effect.Effect<WriteResult | undefined, DatabaseError> =>
+    copyPages(stream, pages).pipe(blockedOn(stream.target))
 
   const upsert = (
     stream: StreamSpec,

@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { cpSync, mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Duration } from "effect"
 import pg from "pg"
 import { inject } from "vitest"
+import * as Database from "../src/Database.js"
 import { ferry, type Running, start, streamConfig, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
 import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
@@ -182,6 +184,107 @@ describe("status shows the run summary's duration", () => {
       const status = await ferry(["status", "--json"], { cwd: dir, env })
       expect(JSON.parse(status.stdout).streams[0].duration_ms).toBe(summary.duration_ms)
     } finally {
+      await source.server.close()
+    }
+  }, 60_000)
+})
+
+describe("Ferry's sessions wait a bounded time for a lock and for a statement", () => {
+  const blocker = async (sql: string): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: db.url, application_name: "ferry-test-blocker" })
+    await client.connect()
+    await client.query("BEGIN")
+    await client.query(sql)
+    return client
+  }
+  const config = (url: string, name: string, database: string) =>
+    streamConfig({ url: `${url}/records`, name, database: `database: { url: "\${DATABASE_URL}", ${database} }` })
+
+  it("the defaults, the URL's own options= where the config says nothing, the config's keys over both", async () => {
+    expect(Database.timeoutOptions("postgres://h/db", {})).toBe("-c lock_timeout=60000 -c statement_timeout=900000")
+    expect(Database.timeoutOptions("postgres://h/db?options=-c%20lock_timeout%3D5s", {})).toBe("-c statement_timeout=900000")
+    expect(Database.timeoutOptions("postgres://h/db?options=--statement_timeout%3D0", { lockTimeout: Duration.seconds(2) }))
+      .toBe("-c lock_timeout=2000")
+    expect(Database.timeoutOptions("postgres://h/db?options=-c%20lock_timeout%3D5s", { lockTimeout: Duration.zero }))
+      .toBe("-c lock_timeout=0 -c statement_timeout=900000")
+  })
+
+  it.skipIf(serverOnly)("the session's settings: defaults, the URL's options=, the config's keys", async () => {
+    const source = await holdingSource()
+    try {
+      const show = async (dir: string, url: string) => {
+        const result = await ferry(["sql", "--json", "SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement"], {
+          cwd: dir,
+          env: { DATABASE_URL: url }
+        })
+        expect(result.code, result.stderr).toBe(0)
+        return JSON.parse(result.stdout)[0]
+      }
+      const plain = streamConfig({ url: `${source.server.url}/records`, name: "settings_orders" })
+      expect(await show(plain, db.url)).toEqual({ lock: "1min", statement: "15min" })
+      const withOptions = `${db.url}${db.url.includes("?") ? "&" : "?"}options=${encodeURIComponent("-c lock_timeout=5s")}`
+      expect(await show(plain, withOptions)).toEqual({ lock: "5s", statement: "15min" })
+      const keyed = config(source.server.url, "settings_orders", "lockTimeout: 2 seconds, statementTimeout: 0")
+      expect(await show(keyed, withOptions)).toEqual({ lock: "2s", statement: "0" })
+    } finally {
+      source.release()
+      await source.server.close()
+    }
+  }, 60_000)
+
+  it.skipIf(serverOnly)("another session holds a row lock: a run with lockTimeout 500 millis exits 75 within about that time, naming the table and the blocker", async () => {
+    const source = await holdingSource()
+    source.release()
+    let holder: pg.Client | undefined
+    try {
+      const env = { DATABASE_URL: db.url }
+      const dir = config(source.server.url, "row_locked_orders", "lockTimeout: 500 millis")
+      const first = await ferry(["run"], { cwd: dir, env })
+      expect(first.code, first.stderr).toBe(0)
+      holder = await blocker(`SELECT * FROM public.row_locked_orders WHERE id = 'r4' FOR UPDATE`)
+      const [{ pid }] = (await holder.query(`SELECT pg_backend_pid() AS pid`)).rows
+      const startedAt = Date.now()
+      const blocked = await ferry(["run"], { cwd: dir, env })
+      const took = Date.now() - startedAt
+      expect(blocked.code, blocked.stderr).toBe(75)
+      expect(took).toBeLessThan(10_000)
+      const summary = summaries(blocked)[0]!
+      expect(summary).toMatchObject({ status: "failed", exit_code: 75 })
+      expect(summary.error).toContain("public.row_locked_orders")
+      expect(summary.error).toMatch(/lock timeout/)
+      expect(summary.error).toContain("database.lockTimeout")
+      expect(summary.error).toContain(`"ferry-test-blocker" (backend pid ${pid}, RowShareLock)`)
+      // its checkpoint is where it was: the next run, without the blocker, succeeds
+      await holder.query("ROLLBACK")
+      const next = await ferry(["run"], { cwd: dir, env })
+      expect(next.code, next.stderr).toBe(0)
+    } finally {
+      await holder?.end()
+      await source.server.close()
+    }
+  }, 60_000)
+
+  it.skipIf(serverOnly)("an ACCESS EXCLUSIVE lock held past a long lockTimeout: statementTimeout 1 second ends the wait with 74, naming the statement", async () => {
+    const source = await holdingSource()
+    source.release()
+    let holder: pg.Client | undefined
+    try {
+      const env = { DATABASE_URL: db.url }
+      const dir = config(source.server.url, "stuck_orders", "lockTimeout: 1 minute, statementTimeout: 1 second")
+      const first = await ferry(["run"], { cwd: dir, env })
+      expect(first.code, first.stderr).toBe(0)
+      holder = await blocker(`LOCK TABLE public.stuck_orders IN ACCESS EXCLUSIVE MODE`)
+      const startedAt = Date.now()
+      const stuck = await ferry(["run"], { cwd: dir, env })
+      const took = Date.now() - startedAt
+      expect(stuck.code, stuck.stderr).toBe(74)
+      expect(took).toBeLessThan(20_000)
+      const failure = stuck.logs.find((l) => l.level === "error" && /statement timeout/.test(JSON.stringify(l)))
+      expect(failure, stuck.stderr).toBeDefined()
+      expect(JSON.stringify(failure)).toContain("public.stuck_orders")
+      expect(JSON.stringify(failure)).toContain("database.statementTimeout")
+    } finally {
+      await holder?.end()
       await source.server.close()
     }
   }, 60_000)
