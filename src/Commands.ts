@@ -347,7 +347,10 @@ const serverTrouble = ["08", "53", "57", "58", "XX"]
 
 const statementError = (error: SqlError): UsageError | DatabaseError => {
   const state = Database.sqlState(error)
-  if (state === undefined || serverTrouble.includes(state.slice(0, 2))) return Database.fromSqlError(error, "running the statement")
+  // a lock wait that ran out is no mistake in the statement: 75, as for a run
+  if (state === undefined || serverTrouble.includes(state.slice(0, 2)) || state === Database.lockNotAvailable) {
+    return Database.fromSqlError(error, "running the statement")
+  }
   const text = Database.fromSqlError(error, "the statement failed").reason
   return new UsageError({
     message: state === "42601" && /multiple commands/.test(text)

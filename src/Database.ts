@@ -168,7 +168,7 @@ export const fromSqlError = (error: SqlError, doing: string): DatabaseError => {
   const cause = error.cause === undefined ? (error.message ?? "unknown error") : describeCause(error.cause)
   const state = sqlState(error)
   const hint = state === lockNotAvailable
-    ? "; another session holds a lock this statement needs (database.lockTimeout); try again later"
+    ? "; it waited database.lockTimeout for a lock another session holds"
     : state === queryCanceled && /statement timeout/.test(cause)
     ? "; the statement ran longer than database.statementTimeout"
     : ""

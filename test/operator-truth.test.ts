@@ -252,8 +252,12 @@ describe("Ferry's sessions wait a bounded time for a lock and for a statement", 
       expect(summary).toMatchObject({ status: "failed", exit_code: 75 })
       expect(summary.error).toContain("public.row_locked_orders")
       expect(summary.error).toMatch(/lock timeout/)
-      expect(summary.error).toContain("database.lockTimeout")
+      expect(summary.error).toContain("waited database.lockTimeout")
       expect(summary.error).toContain(`"ferry-test-blocker" (backend pid ${pid}, RowShareLock)`)
+      // `ferry sql` too: a lock wait that ran out is 75, not a mistake in the statement (64)
+      const update = await ferry(["sql", "UPDATE row_locked_orders SET name = name WHERE id = 'r4'"], { cwd: dir, env })
+      expect(update.code, update.stderr).toBe(75)
+      expect(update.stderr).toMatch(/lock timeout/)
       // its checkpoint is where it was: the next run, without the blocker, succeeds
       await holder.query("ROLLBACK")
       const next = await ferry(["run"], { cwd: dir, env })
