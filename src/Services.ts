@@ -108,7 +108,8 @@ export const layer = (
       advisoryLock: !isEmbedded(config),
       copy: !isEmbedded(config),
       holdsLock: isEmbedded(config)
-        ? DataDirLock.verify(EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd))
+        // the directory the run opened and locked: beside the config file, not in the working directory
+        ? DataDirLock.verify(dataDir(config, environment))
         : undefined
     }),
     checkpointStore(config),

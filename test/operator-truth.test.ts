@@ -7,7 +7,7 @@
  *   the table and the blocking session) and for a statement (`database.statementTimeout`: 74).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { cpSync, mkdtempSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Duration } from "effect"
@@ -16,7 +16,7 @@ import { inject } from "vitest"
 import * as Database from "../src/Database.js"
 import { ferry, type Running, start, streamConfig, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
+import { createTestDatabase, serverOnly, type TestDatabase, usingServer } from "./support/pg.js"
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -289,6 +289,30 @@ describe("Ferry's sessions wait a bounded time for a lock and for a statement", 
       expect(JSON.stringify(failure)).toContain("database.statementTimeout")
     } finally {
       await holder?.end()
+      await source.server.close()
+    }
+  }, 60_000)
+})
+
+describe("the embedded database's lock is checked where the run took it", () => {
+  // the suite's template is there on the embedded pass only
+  it.skipIf(usingServer)("file checkpoint store, run from another working directory (cron's $HOME): exit 0, the checkpoint saved", async () => {
+    const source = await holdingSource()
+    source.release()
+    try {
+      const dir = streamConfig({
+        url: `${source.server.url}/records`,
+        name: "elsewhere_orders",
+        database: "",
+        checkpoint: "{ store: file, path: ./checkpoints.json }"
+      })
+      mkdirSync(join(dir, ".ferry"))
+      cpSync(inject("pgTemplate")!, join(dir, ".ferry", "pgdata"), { recursive: true })
+      const home = mkdtempSync(join(tmpdir(), "ferry-home-"))
+      const result = await ferry(["run", "--config", join(dir, "ferry.config.yaml")], { cwd: home, env: { DATABASE_URL: "" } })
+      expect(result.code, result.stderr).toBe(0)
+      expect(readFileSync(join(dir, "checkpoints.json"), "utf8")).toContain(record(4).updated_at)
+    } finally {
       await source.server.close()
     }
   }, 60_000)
