@@ -26,7 +26,26 @@ const { fileURLToPath } = require("node:url")
 const { Script } = require("node:vm")
 
 const bundle = fileURLToPath(new URL("../dist/ferry-cli.js", import.meta.url))
-const source = fs.readFileSync(bundle, "utf8")
+const readBundle = () => {
+  try {
+    return fs.readFileSync(bundle, "utf8")
+  } catch (e) {
+    if (e?.code !== "ENOENT") throw e
+    // a copy of the sources without their build (a checkout before `npm install`, a copied directory):
+    // one line, in the log format the bundle would have used (JSON unless on a terminal)
+    const msg = `${bundle} is missing: this copy of Ferry is not built (in a checkout: \`npm install\`; ` +
+      "an application installs a packed tarball or a git URL: README, \"Install in your application\")"
+    const format = process.env.FERRY_LOG_FORMAT
+    const json = format === "json" || (format !== "pretty" && process.stderr.isTTY !== true)
+    process.stderr.write(
+      json
+        ? JSON.stringify({ ts: new Date().toISOString(), level: "error", msg, stream: null, error: "NotBuilt", exit_code: 70 }) + "\n"
+        : `ferry: ${msg}\n`
+    )
+    process.exit(70)
+  }
+}
+const source = readBundle()
 
 // file layout: sha1(source, data) | 1 byte: taken after a successful command | V8's cached data
 const HEADER = 21

@@ -2,7 +2,11 @@
  * Embedding Ferry in an Effect application: a stream defined in code with an Effect Schema (no
  * config file), run with the application's own SqlClient, HttpClient and logger.
  *
- *   DATABASE_URL=postgres://... API_URL=http://... node --experimental-strip-types examples/embed.ts
+ *   npx tsc -p examples && DATABASE_URL=postgres://... API_URL=http://... node examples/dist/embed.js
+ *
+ * on every Node Ferry supports (20, 22, 24): the project's tsc compiles it against the built package
+ * (`npm install` builds dist/) into examples/dist/. Node 22.18+ and 24 also run it as it is, stripping
+ * the types: `node examples/embed.ts`; Node 20 cannot.
  *
  * `test/example.test.ts` runs `program` against a local HTTP server and PostgreSQL.
  */

@@ -52,7 +52,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import pg from "pg"
 import { checkpointViolations, diff, msOf, readCheckpoint, readTarget, runRowViolations } from "./truth-check.mjs"
-import { prng, startTruthApi } from "./truth-source.mjs"
+import { prng, startTruthApi, truthStreamYaml } from "./truth-source.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const bin = join(root, "bin", "ferry.mjs")
@@ -178,24 +178,7 @@ const queryOn = (url) => async (text, params) => {
 const configYaml = (api, name, store, order) => `
 database: { url: "\${DATABASE_URL}" }
 ${store === "file" ? "checkpoint: { store: file, path: ./checkpoints.json }" : ""}
-streams:
-  - name: ${name}
-    source:
-      url: ${api.url}/records
-      records: data
-      pagination: ${order === "asc" ? "{ type: link }" : "{ type: cursor, nextPath: next, param: cursor }"}
-      incremental:
-        cursorField: updated_at
-        param: since
-        initial: "2000-01-01T00:00:00Z"
-        order: ${order}
-        ${order === "unsorted" ? `lookback: ${UNSORTED_LOOKBACK_MS} millis` : ""}
-      retry: { attempts: 6, base: 20 millis, max: 200 millis }
-    target:
-      table: ${name}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
-`
+streams:${truthStreamYaml({ url: api.url, name, order, lookbackMs: UNSORTED_LOOKBACK_MS, retry: "{ attempts: 6, base: 20 millis, max: 200 millis }" })}`
 
 const makeCombo = async (store, order, index) => {
   const seed = SEED + index

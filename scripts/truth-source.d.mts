@@ -47,3 +47,12 @@ export interface TruthApi {
 export declare const startTruthApi: (options: TruthApiOptions) => Promise<TruthApi>
 /** mulberry32: a small seedable PRNG returning numbers in [0, 1) */
 export declare const prng: (seed: number) => () => number
+
+export declare const truthStreamYaml: (options: {
+  readonly url: string
+  readonly name: string
+  readonly order: "asc" | "unsorted"
+  readonly lookbackMs: number
+  /** the `retry:` value, e.g. `{ attempts: 2, base: 10 millis, max: 1 second }` */
+  readonly retry: string
+}) => string

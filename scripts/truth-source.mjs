@@ -191,3 +191,27 @@ export const startTruthApi = async (options) => {
     countSince: (since) => (since === undefined ? sorted.length : sorted.length - lowerBound(Date.parse(since), undefined))
   })
 }
+
+/**
+ * One stream of a truth source in a Ferry config (YAML, indented as an item of `streams:`): link
+ * pagination for `asc`, a body cursor for `unsorted` with a lookback of `lookbackMs`, the records' columns.
+ * Shared by the crash suite and the chaos script, which must test the same shape of stream.
+ */
+export const truthStreamYaml = ({ lookbackMs, name, order, retry, url }) => `
+  - name: ${name}
+    source:
+      url: ${url}/records
+      records: data
+      pagination: ${order === "asc" ? "{ type: link }" : "{ type: cursor, nextPath: next, param: cursor }"}
+      incremental:
+        cursorField: updated_at
+        param: since
+        initial: "2000-01-01T00:00:00Z"
+        order: ${order}
+        ${order === "unsorted" ? `lookback: ${lookbackMs} millis` : ""}
+      retry: ${retry}
+    target:
+      table: ${name}
+      primaryKey: [id]
+      columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
+`

@@ -39,7 +39,7 @@ import pg from "pg"
 import { configDir, type CliResult, start, summaries } from "./support/cli.js"
 import { checkpointViolations, diff, msOf, readCheckpoint, readTarget, runRowViolations } from "./support/consistency.js"
 import { createTestDatabase, type TestDatabase, usingServer } from "./support/pg.js"
-import { prng, startTruthApi, type TruthApi } from "./support/truth-api.js"
+import { prng, startTruthApi, truthStreamYaml, type TruthApi } from "./support/truth-api.js"
 
 const seed = process.env.FERRY_CRASH_SEED !== undefined && process.env.FERRY_CRASH_SEED !== ""
   ? Number(process.env.FERRY_CRASH_SEED)
@@ -91,26 +91,16 @@ const configFor = (api: TruthApi, store: Store, order: Order, streams: ReadonlyA
   configDir(`
 database: { url: "\${DATABASE_URL}" }
 ${store === "file" ? "checkpoint: { store: file, path: ./state/checkpoints.json }" : ""}
-streams:
-${
-    streams.map((name) => `
-  - name: ${name}
-    source:
-      url: ${api.url}/records
-      records: data
-      pagination: ${order === "asc" ? "{ type: link }" : "{ type: cursor, nextPath: next, param: cursor }"}
-      incremental:
-        cursorField: updated_at
-        param: since
-        initial: "2000-01-01T00:00:00Z"
-        order: ${order}
-        ${order === "unsorted" ? `lookback: ${UNSORTED_LOOKBACK_MS} millis` : ""}
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${name}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
-`).join("")
+streams:${
+    streams.map((name) =>
+      truthStreamYaml({
+        url: api.url,
+        name,
+        order,
+        lookbackMs: UNSORTED_LOOKBACK_MS,
+        retry: "{ attempts: 2, base: 10 millis, max: 1 second }"
+      })
+    ).join("")
   }`)
 
 const checkpointOf = (store: Store, dir: string, stream: string): Promise<string | undefined> =>

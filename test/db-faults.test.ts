@@ -125,7 +125,7 @@ describe("database faults", () => {
     } finally {
       api.delayMs = 0
     }
-    expectDatabaseFailure(result, /lost the lock of stream gone_items: its database session \(backend pid \d+\) ended|terminating connection/)
+    expectDatabaseFailure(result, /lost the lock of stream gone_items \(public\.gone_items\): its database session \(backend pid \d+\) ended|terminating connection/)
     const written = await expectConsistent(table)
     expect(written).toBeGreaterThan(0)
     expect(written).toBeLessThan(TOTAL)

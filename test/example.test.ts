@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
+import { execFile } from "node:child_process"
+import { join } from "node:path"
+import { promisify } from "node:util"
 import { layer, program } from "../examples/embed.js"
 import { type DemoServer, startDemoServer } from "../scripts/demo-server.mjs"
 import { createTestDatabase, type TestDatabase } from "./support/pg.js"
@@ -43,4 +46,21 @@ describe("examples/embed.ts", () => {
       const second = yield* program(api.url).pipe(Effect.provide(services))
       expect(second).toMatchObject({ inserted: 0, updated: 0 })
     }))
+
+  // the command in embed.ts's header: tsc, then plain node (no type stripping, which Node 20 lacks);
+  // CI runs this file on Node 20 and Node 22
+  it("compiles with the project's tsc against the built package and runs on this Node", async () => {
+    const root = join(import.meta.dirname, "..")
+    const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
+    const run = promisify(execFile)
+    // the library's dist/ as `npm run build` leaves it (the global setup builds only the CLI bundle)
+    await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: root, timeout: 180_000 })
+    await run(process.execPath, [tsc, "-p", "examples"], { cwd: root, timeout: 180_000 })
+    const { stdout } = await run(process.execPath, ["examples/dist/embed.js"], {
+      cwd: root,
+      env: { PATH: process.env.PATH, DATABASE_URL: db.url, API_URL: api.url },
+      timeout: 60_000
+    })
+    expect(stdout).toMatch(/synced \d+ orders/)
+  }, 300_000)
 })
