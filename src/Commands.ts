@@ -163,6 +163,9 @@ interface StatusRow {
   readonly quarantined: number | null
   readonly already_quarantined: number | null
   readonly error: string | null
+  /** runs of the stream and target found dead (status `abandoned`), and when the last one started */
+  readonly abandoned_runs: number
+  readonly last_abandoned_at: string | null
 }
 
 /**
@@ -173,17 +176,30 @@ interface StatusRow {
 const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean }>(
+    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean; timed: boolean }>(
       `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
          EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'already_quarantined'
-           AND NOT attisdropped) AS keyed`
+           AND NOT attisdropped) AS keyed,
+         EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'duration_ms'
+           AND NOT attisdropped) AS timed`
     )
     if (!table?.present) return new Map<string, Record<string, unknown>>()
     const [target, already] = table.keyed ? ["r.target", "r.already_quarantined"] : ["NULL", "NULL"]
+    // the summary's duration_ms (from the program's start); a run recorded before it was stored: the timestamps
+    const fromTimestamps = "(extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint"
+    const duration = table.timed ? `coalesce(r.duration_ms, ${fromTimestamps})` : fromTimestamps
+    // runs found dead (PgSink.startRun): the last run that succeeded after them would hide them
+    const abandoned = table.timed
+      ? `(SELECT count(*) FROM ferry.runs a WHERE a.stream = s.stream AND a.target = s.target AND a.status = 'abandoned')
+           AS abandoned_runs,
+         (SELECT max(a.started_at) FROM ferry.runs a WHERE a.stream = s.stream AND a.target = s.target
+           AND a.status = 'abandoned') AS last_abandoned_at`
+      : "0 AS abandoned_runs, NULL::timestamptz AS last_abandoned_at"
     const rows = yield* sql.unsafe<Record<string, unknown>>(
       `SELECT DISTINCT ON (s.stream) s.stream, r.run_id, r.status, r.started_at, r.finished_at,
-         (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint AS duration_ms,
-         r.fetched, r.inserted, r.updated, r.unchanged, r.quarantined, ${already} AS already_quarantined, r.error
+         ${duration} AS duration_ms,
+         r.fetched, r.inserted, r.updated, r.unchanged, r.quarantined, ${already} AS already_quarantined, r.error,
+         ${abandoned}
        FROM unnest($1::text[], $2::text[]) AS s(stream, target)
        JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL)
        ORDER BY s.stream, ${target} IS NULL, r.started_at DESC`,
@@ -218,7 +234,9 @@ const statusRows = (streams: ReadonlyArray<StreamSpec>, runs: ReadonlyMap<string
         unchanged: toNumber(run?.unchanged),
         quarantined: toNumber(run?.quarantined),
         already_quarantined: toNumber(run?.already_quarantined),
-        error: run?.error === null || run?.error === undefined ? null : String(run.error)
+        error: run?.error === null || run?.error === undefined ? null : String(run.error),
+        abandoned_runs: toNumber(run?.abandoned_runs) ?? 0,
+        last_abandoned_at: toIso(run?.last_abandoned_at)
       })
     }
     return out
@@ -268,7 +286,13 @@ const status = (command: Extract<Command, { _tag: "status" }>, environment: Comm
           }))
         )
       )
-      for (const r of rows) if (r.error) out(`${r.stream}: last error: ${r.error}`)
+      for (const r of rows) {
+        if (r.error) out(`${r.stream}: last error: ${r.error}`)
+        if (r.abandoned_runs > 0) {
+          out(`${r.stream}: ${r.abandoned_runs} run(s) abandoned, the last one started at ${r.last_abandoned_at} ` +
+            `(killed, out of memory, or its database session lost; status 'abandoned' in ferry.runs)`)
+        }
+      }
     }
     return ExitCode.Ok
   })
@@ -326,7 +350,10 @@ const serverTrouble = ["08", "53", "57", "58", "XX"]
 
 const statementError = (error: SqlError): UsageError | DatabaseError => {
   const state = Database.sqlState(error)
-  if (state === undefined || serverTrouble.includes(state.slice(0, 2))) return Database.fromSqlError(error, "running the statement")
+  // a lock wait that ran out is no mistake in the statement: 75, as for a run
+  if (state === undefined || serverTrouble.includes(state.slice(0, 2)) || state === Database.lockNotAvailable) {
+    return Database.fromSqlError(error, "running the statement")
+  }
   const text = Database.fromSqlError(error, "the statement failed").reason
   return new UsageError({
     message: state === "42601" && /multiple commands/.test(text)

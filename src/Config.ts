@@ -5,6 +5,7 @@
  * path or the variable, and never a secret.
  */
 import { Context, Effect, Either, Layer, Option, Redacted } from "effect"
+import type { Duration } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import YAML from "yaml"
@@ -20,7 +21,13 @@ export interface FerryConfigShape {
   /** absolute path of the config file */
   readonly file: string
   /** `url` none: the embedded database */
-  readonly database: { readonly url: Option.Option<Redacted.Redacted<string>>; readonly schema: string }
+  readonly database: {
+    readonly url: Option.Option<Redacted.Redacted<string>>
+    readonly schema: string
+    /** absent: the default (Database.defaultTimeouts), unless the URL's `options=` sets it */
+    readonly lockTimeout?: Duration.Duration | undefined
+    readonly statementTimeout?: Duration.Duration | undefined
+  }
   readonly checkpoint: { readonly store: "postgres" } | { readonly store: "file"; readonly path: string }
   readonly streams: ReadonlyArray<StreamSpec>
   /**
@@ -404,7 +411,12 @@ const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: Readonl
   ]
   return {
     file,
-    database: { url: url === "" ? Option.none() : Option.some(Redacted.make(url)), schema: config.database.schema },
+    database: {
+      url: url === "" ? Option.none() : Option.some(Redacted.make(url)),
+      schema: config.database.schema,
+      lockTimeout: config.database.lockTimeout,
+      statementTimeout: config.database.statementTimeout
+    },
     checkpoint: config.checkpoint.store === "file"
       // relative to the config file's directory, so cron's working directory does not matter
       ? { store: "file", path: nodePath.resolve(nodePath.dirname(file), config.checkpoint.path) }

@@ -337,7 +337,13 @@ const DatabaseUrl = Schema.String.pipe(
 /** The whole file. Defaults are filled in here; `Config.ts` maps the result to runtime shapes. */
 export const ConfigFile = Schema.Struct({
   database: withDefault(
-    Schema.Struct({ url: Schema.optional(DatabaseUrl), schema: withDefault(Identifier, () => "public") }),
+    Schema.Struct({
+      url: Schema.optional(DatabaseUrl),
+      schema: withDefault(Identifier, () => "public"),
+      // absent: Database.defaultTimeouts (unless the URL's `options=` sets them); 0: without bound
+      lockTimeout: Schema.optional(DurationField),
+      statementTimeout: Schema.optional(DurationField)
+    }),
     () => ({ schema: "public" })
   ),
   checkpoint: withDefault(

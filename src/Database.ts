@@ -31,6 +31,47 @@ export interface DatabaseOptions {
   readonly sessionOptions?: string | undefined
 }
 
+/** How long a session of Ferry's waits for a lock, and for one statement (0: without bound). */
+export interface Timeouts {
+  readonly lockTimeout: Duration.Duration
+  readonly statementTimeout: Duration.Duration
+}
+
+/**
+ * The defaults. A lock: 1 minute, then 75 (the next run tries again; a migration or a bulk job that
+ * holds the table longer is not Ferry's to wait out). A statement: 15 minutes, far beyond any of Ferry's
+ * own (one batch's upsert or COPY takes seconds), so only a statement that would never end is cut.
+ */
+export const defaultTimeouts: Timeouts = { lockTimeout: Duration.minutes(1), statementTimeout: Duration.minutes(15) }
+
+/** the settings a URL's own `options=` names (`-c lock_timeout=5s` or `--lock_timeout=5s`) */
+const urlSettings = (url: string): ReadonlySet<string> => {
+  try {
+    const own = new URL(url).searchParams.get("options") ?? ""
+    return new Set([...own.matchAll(/(?:-c\s*|--)([A-Za-z_.]+)\s*=/g)].map((m) => m[1]!.toLowerCase()))
+  } catch {
+    return new Set()
+  }
+}
+
+/**
+ * The startup options for `timeouts`: a setting given in the config wins over the URL's `options=`
+ * (Ferry's go after the URL's); a default only applies where the URL's `options=` says nothing.
+ */
+export const timeoutOptions = (url: string, explicit: Partial<Timeouts>): string => {
+  const named = urlSettings(url)
+  const option = (name: string, value: Duration.Duration | undefined, fallback: Duration.Duration) =>
+    value !== undefined
+      ? [`-c ${name}=${Math.round(Duration.toMillis(value))}`]
+      : named.has(name)
+      ? []
+      : [`-c ${name}=${Math.round(Duration.toMillis(fallback))}`]
+  return [
+    ...option("lock_timeout", explicit.lockTimeout, defaultTimeouts.lockTimeout),
+    ...option("statement_timeout", explicit.statementTimeout, defaultTimeouts.statementTimeout)
+  ].join(" ")
+}
+
 /** the startup option every session Ferry opens has: timestamps without an offset are UTC */
 export const utcSession = "-c TimeZone=UTC"
 
@@ -113,10 +154,28 @@ const describeCause = (cause: unknown): string => {
 
 const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, " ").trim()
 
-/** `doing: <pg message> (SQLSTATE xxxxx)`, one line, no secrets. Use for every SqlError. */
+/** SQLSTATE 55P03: a lock not granted in time (`lock_timeout`) */
+export const lockNotAvailable = "55P03"
+/** SQLSTATE 57014: a statement canceled, by `statement_timeout` or by someone's pg_cancel_backend */
+const queryCanceled = "57014"
+
+/**
+ * `doing: <pg message> (SQLSTATE xxxxx)`, one line, no secrets. Use for every SqlError. A lock wait that
+ * ran out is temporary (75: another session held the lock; the next run tries again); a statement
+ * timeout is not (74: the same statement will take as long next time).
+ */
 export const fromSqlError = (error: SqlError, doing: string): DatabaseError => {
   const cause = error.cause === undefined ? (error.message ?? "unknown error") : describeCause(error.cause)
-  return new DatabaseError({ reason: oneLine(`${doing}: ${cause}`) })
+  const state = sqlState(error)
+  const hint = state === lockNotAvailable
+    ? "; it waited database.lockTimeout for a lock another session holds"
+    : state === queryCanceled && /statement timeout/.test(cause)
+    ? "; the statement ran longer than database.statementTimeout"
+    : ""
+  return new DatabaseError({
+    reason: oneLine(`${doing}: ${cause}${hint}`),
+    ...(state === lockNotAvailable ? { temporary: true } : {})
+  })
 }
 
 /** the message for a failed connect: where, and why (refused, authentication, timeout) */
@@ -147,7 +206,7 @@ const pool = (options: DatabaseOptions, tls: PgTls.Tls) =>
         connectionTimeoutMillis: Duration.toMillis(connectTimeout),
         max: options.maxConnections,
         application_name: options.applicationName ?? defaultApplicationName(),
-        // Ferry's sessions run in UTC and wait a bounded time for a lock or a statement (options.sessionSettings)
+        // Ferry's sessions run in UTC and wait a bounded time for a lock or a statement (timeoutOptions)
         options: startup
       })
       // an idle connection's error (the server went away) surfaces on its next query instead

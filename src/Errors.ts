@@ -92,11 +92,18 @@ export class InvalidRecords extends Schema.TaggedError<InvalidRecords>()("Invali
   }
 }
 
-/** 74: the database is unreachable or a statement failed. `reason` names the host, never the password. */
+/**
+ * 74: the database is unreachable or a statement failed. `reason` names the host, never the password.
+ * `temporary`: 75 instead, a wait that ran out (`database.lockTimeout`: another session held a lock
+ * Ferry needed); trying again later is the remedy, as for LockHeld.
+ */
 export class DatabaseError extends Schema.TaggedError<DatabaseError>()("DatabaseError", {
-  reason: Schema.String
+  reason: Schema.String,
+  temporary: Schema.optional(Schema.Boolean)
 }) {
-  readonly exitCode = ExitCode.IoErr
+  get exitCode(): typeof ExitCode.IoErr | typeof ExitCode.TempFail {
+    return this.temporary === true ? ExitCode.TempFail : ExitCode.IoErr
+  }
   override get message() {
     return this.reason
   }

@@ -22,7 +22,7 @@ export interface MemoryState {
   /** `checkpointKey` -> cursor */
   checkpoints: Map<string, string>
   quarantine: Array<{ stream: string; target: string; runId: string; raw: unknown; reason: string; text: string }>
-  runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" }>
+  runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" | "abandoned" }>
   /** row versions written (inserts + updates): a no-op run must not add any */
   rowVersions: number
 }
@@ -220,6 +220,12 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         }),
       startRun: (stream, runId) =>
         Effect.sync(() => {
+          // as PgSink: the stream's earlier runs still running are dead (this run holds the lock)
+          for (const [key, r] of db.state.runs) {
+            if (r.stream === stream.name && r.status === "running" && r.runId !== runId) {
+              db.state.runs.set(key, { ...r, status: "abandoned" })
+            }
+          }
           db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
         }),
       finishRun: (run) =>

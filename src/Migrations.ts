@@ -72,6 +72,13 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
     `ALTER TABLE ferry.quarantine ADD COLUMN hash bytea`,
     `CREATE INDEX quarantine_stream_target_hash ON ferry.quarantine (stream, target, hash)`,
     `ALTER TABLE ferry.runs ADD COLUMN already_quarantined bigint`
+  ),
+  // The run summary's duration_ms (from the program's start, prepare and lock included), for `status`
+  // to show the same number; and the `running` rows of a stream and target, which the next run that
+  // takes the lock marks `abandoned` (PgSink.startRun), found without a scan of every run ever made.
+  "4_run_duration_abandoned": statements(
+    `ALTER TABLE ferry.runs ADD COLUMN duration_ms bigint`,
+    `CREATE INDEX runs_running ON ferry.runs (stream, target) WHERE status = 'running'`
   )
 }
 

@@ -303,6 +303,38 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   ): Effect.Effect<ReadonlyArray<A>, DatabaseError> =>
     sql.unsafe<A>(text, params).pipe(Effect.mapError((e) => fromSqlError(e, doing)))
 
+  /**
+   * A lock wait that ran out (DatabaseError.temporary, 75) also names the other sessions holding locks
+   * on the table (this process's own share its application_name), the strongest first: who to ask. Read
+   * on a connection of its own (the failed statement's transaction is aborted); one query, on failure only.
+   */
+  const blockedOn = (target: TargetSpec) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.catchIf(
+      effect,
+      (e): e is E & DatabaseError => e instanceof DatabaseError && e.temporary === true,
+      (e) =>
+        Effect.scoped(Effect.flatMap(sql.reserve, (conn) =>
+          conn.execute(
+            `SELECT a.application_name AS app, a.pid, l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'relation' AND l.granted AND l.relation = to_regclass($1)
+               AND a.application_name IS DISTINCT FROM current_setting('application_name')
+             ORDER BY l.mode = 'AccessShareLock', a.backend_start LIMIT 3`,
+            [qualifiedName(target)],
+            undefined
+          ))).pipe(
+            Effect.map((rows) => {
+              const holders = (rows as ReadonlyArray<{ app: string | null; pid: number; mode: string }>).map((r) =>
+                `${r.app ? `"${r.app}"` : "an unnamed client"} (backend pid ${r.pid}, ${r.mode})`
+              )
+              return holders.length === 0
+                ? e
+                : new DatabaseError({ reason: `${e.reason}; sessions holding locks on ${displayName(target)}: ${holders.join(", ")}`, temporary: true })
+            }),
+            Effect.orElseSucceed(() => e),
+            Effect.flatMap((error) => Effect.fail(error as E))
+          )
+    )
+
   const prepare = (stream: StreamSpec): Effect.Effect<TargetState, DatabaseError | TargetMismatch> => {
     const target = stream.target
     const name = displayName(target)
@@ -379,14 +411,15 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       Effect.catchTag("NeedsLock", () => pass(true)),
       // the locked pass never asks for the lock again
       Effect.catchTag("NeedsLock", () => Effect.fail(new DatabaseError({ reason: `preparing table ${name}: lock asked for twice` }))),
-      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`)))
+      Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `preparing table ${name}`))),
+      blockedOn(target)
     )
   }
 
   const write = (stream: StreamSpec, rows: ReadonlyArray<Row>): Effect.Effect<WriteResult, DatabaseError> =>
     Effect.suspend(() =>
       upsert(stream, rows.length, Cursor.latestPerKey(rows, Cursor.typeOf(stream)))
-    )
+    ).pipe(blockedOn(stream.target))
 
   const encode = (stream: StreamSpec, rows: ReadonlyArray<Row>): CopyBulk | undefined => {
     if (!bulk.has(stream.name)) return undefined
@@ -401,7 +434,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
    * pages) ends the bulk path for the stream; a value Postgres refuses just sends these pages to
    * `write`, which isolates the row. Either way the savepoint is rolled back: nothing half-written.
    */
-  const writeBulk = (
+  const copyPages = (
     stream: StreamSpec,
     pages: ReadonlyArray<Bulk>
   ): Effect.Effect<WriteResult | undefined, DatabaseError> =>
@@ -434,6 +467,9 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         })
       )
     })
+
+  const writeBulk = (stream: StreamSpec, pages: ReadonlyArray<Bulk>): Effect.Effect<WriteResult | undefined, DatabaseError> =>
+    copyPages(stream, pages).pipe(blockedOn(stream.target))
 
   const upsert = (
     stream: StreamSpec,
@@ -671,25 +707,49 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     )
   }
 
+  /**
+   * The run's row, and, in the same statement, its stream's and target's earlier rows still `running`
+   * marked `abandoned`: this run holds the lock (or the embedded database's data directory), so no run
+   * that wrote them is alive; it was killed (SIGKILL, OOM) or lost its session. Their `finished_at`
+   * stays NULL (when they died is not known); `error` says how and when they were found.
+   */
   const startRun = (stream: StreamSpec, runId: string): Effect.Effect<void, DatabaseError> =>
-    run(
-      `INSERT INTO ferry.runs (run_id, stream, target, status, started_at) VALUES ($1, $2, $3, 'running', clock_timestamp())
-       ON CONFLICT (run_id, stream) DO UPDATE SET target = EXCLUDED.target, status = 'running',
-         started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL, exit_code = NULL`,
+    run<{ run_id: string; started_at: string | null }>(
+      `WITH abandoned AS (
+         UPDATE ferry.runs SET status = 'abandoned',
+           error = 'abandoned: the run ended without recording its end (killed, out of memory, or its database ' ||
+             'session lost); found by run ' || $1 || ' at ' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+         WHERE stream = $2 AND target = $3 AND status = 'running' AND run_id <> $1
+         RETURNING run_id, started_at::text
+       ), started AS (
+         INSERT INTO ferry.runs (run_id, stream, target, status, started_at) VALUES ($1, $2, $3, 'running', clock_timestamp())
+         ON CONFLICT (run_id, stream) DO UPDATE SET target = EXCLUDED.target, status = 'running',
+           started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL, exit_code = NULL, duration_ms = NULL
+       )
+       SELECT run_id, started_at FROM abandoned`,
       [runId, stream.name, targetName(stream.target)],
       `recording the start of run ${runId} of stream ${stream.name}`
+    ).pipe(
+      Effect.tap((rows) =>
+        Effect.forEach(rows, (r) =>
+          Effect.logWarning("run.abandoned").pipe(
+            Effect.annotateLogs({ abandoned_run_id: r.run_id, started_at: r.started_at, target: targetName(stream.target) })
+          ), { discard: true })
+      ),
+      Effect.asVoid
     )
 
   const finishRun = (r: RunRecord): Effect.Effect<void, DatabaseError> =>
     run(
       `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
-         quarantined, retries, checkpoint, error, exit_code, target, already_quarantined)
-       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         quarantined, retries, checkpoint, error, exit_code, target, already_quarantined, duration_ms)
+       VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
        ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
          pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
          updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
          retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
-         exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined`,
+         exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined,
+         duration_ms = EXCLUDED.duration_ms`,
       [
         r.runId,
         r.stream,
@@ -705,7 +765,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         r.error === undefined ? null : r.error.replace(/\u0000/g, "\\u0000"),
         r.exitCode,
         r.target,
-        r.counts.alreadyQuarantined
+        r.counts.alreadyQuarantined,
+        r.durationMs === undefined ? null : Math.round(r.durationMs)
       ],
       `recording the end of run ${r.runId} of stream ${r.stream}`
     )

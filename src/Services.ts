@@ -4,7 +4,7 @@
  */
 import type { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { dirname } from "node:path"
 import * as Checkpoint from "./Checkpoint.js"
 import type { FerryConfigShape } from "./Config.js"
@@ -65,7 +65,18 @@ export const database = (
   connections = 1
 ): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld | ConfigError> =>
   Option.match(config.database.url, {
-    onSome: (url) => Database.layer({ url, connections, env: environment.env }),
+    onSome: (url) =>
+      Database.layer({
+        url,
+        connections,
+        env: environment.env,
+        // bounded waits (a lock held by another session, a statement that never ends); PGlite has one
+        // session (no lock to wait for) and no timers to cut a statement: nothing to set there
+        sessionOptions: Database.timeoutOptions(Redacted.value(url), {
+          lockTimeout: config.database.lockTimeout,
+          statementTimeout: config.database.statementTimeout
+        })
+      }),
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
@@ -97,7 +108,8 @@ export const layer = (
       advisoryLock: !isEmbedded(config),
       copy: !isEmbedded(config),
       holdsLock: isEmbedded(config)
-        ? DataDirLock.verify(EmbeddedPostgres.defaultDataDir(environment.env, environment.cwd))
+        // the directory the run opened and locked: beside the config file, not in the working directory
+        ? DataDirLock.verify(dataDir(config, environment))
         : undefined
     }),
     checkpointStore(config),

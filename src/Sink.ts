@@ -70,6 +70,8 @@ export interface RunRecord {
   readonly checkpoint: string | undefined
   readonly error: string | undefined
   readonly exitCode: number
+  /** the run summary's duration_ms (from the program's start); absent: `status` uses the timestamps */
+  readonly durationMs?: number | undefined
 }
 
 export interface SinkShape {
@@ -114,6 +116,10 @@ export interface SinkShape {
     runId: string,
     items: ReadonlyArray<QuarantineItem>
   ) => Effect.Effect<QuarantineResult, DatabaseError>
+  /**
+   * records the run's start (call while holding the stream's lock, never for a dry run); the stream's
+   * and target's earlier runs still `running` are dead (the lock says so): they become `abandoned`
+   */
   readonly startRun: (stream: StreamSpec, runId: string) => Effect.Effect<void, DatabaseError>
   readonly finishRun: (run: RunRecord) => Effect.Effect<void, DatabaseError>
 }

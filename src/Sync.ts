@@ -468,7 +468,8 @@ export const runStream = (
         counts,
         checkpoint: summary.checkpoint,
         error: summary.error,
-        exitCode: summary.exitCode
+        exitCode: summary.exitCode,
+        durationMs: summary.durationMs
       }).pipe(
         Effect.catchAll((e) => Effect.logWarning("run.record_failed").pipe(Effect.annotateLogs({ error: e.message }))),
         Effect.uninterruptible

@@ -200,7 +200,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
       expect(await legacyDb.query(`SELECT migration_id FROM ferry.migrations ORDER BY 1`)).toEqual([
         { migration_id: 1 },
         { migration_id: 2 },
-        { migration_id: 3 }
+        { migration_id: 3 },
+        { migration_id: 4 }
       ])
     } finally {
       await legacyDb.drop()
@@ -221,7 +222,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
       expect(await fresh.query(`SELECT migration_id, name FROM ferry.migrations ORDER BY 1`)).toEqual([
         { migration_id: 1, name: "ferry_tables" },
         { migration_id: 2, name: "stream_targets" },
-        { migration_id: 3, name: "quarantine_hash" }
+        { migration_id: 3, name: "quarantine_hash" },
+        { migration_id: 4, name: "run_duration_abandoned" }
       ])
     } finally {
       await fresh.drop()
