@@ -6,7 +6,7 @@
  * both pages. A page that only overlaps an earlier one (offset pagination while records are inserted)
  * goes on. Memory: one number per page, not the pages.
  */
-import { Effect } from "effect"
+import { Either } from "effect"
 import { SourceError } from "./Errors.js"
 import type { Row } from "./StreamSpec.js"
 
@@ -77,15 +77,15 @@ export const guard = (stream: string) => {
   let number = 0
   return <P extends { readonly url: string; readonly signature: number | undefined }>(
     page: P
-  ): Effect.Effect<P, SourceError> => {
+  ): Either.Either<P, SourceError> => {
     number++
-    if (page.signature === undefined) return Effect.succeed(page)
+    if (page.signature === undefined) return Either.right(page)
     const earlier = seen.get(page.signature)
     if (earlier === undefined) {
       seen.set(page.signature, number)
-      return Effect.succeed(page)
+      return Either.right(page)
     }
-    return Effect.fail(
+    return Either.left(
       new SourceError({
         stream,
         url: page.url,
