@@ -11,11 +11,9 @@
  *   the checkpoint: the next run still loads new records. Both stores, asc and unsorted, the COPY
  *   first load (on a server) and the upsert.
  */
-import { appendFileSync, cpSync, mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { appendFileSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { inject } from "vitest"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Either, Redacted } from "effect"
 import * as Database from "../src/Database.js"
@@ -23,7 +21,7 @@ import * as Cursor from "../src/Cursor.js"
 import { convert } from "../src/RowDecoder.js"
 import { configDir, ferry, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
+import { createTestDatabase, embeddedDataDir, serverOnly, type TestDatabase } from "./support/pg.js"
 
 let db: TestDatabase
 const servers: Array<TestServer> = []
@@ -190,20 +188,8 @@ const zonedDatabase = async (zone: string): Promise<{
     await db.query(`ALTER DATABASE "${db.name}" SET timezone = '${zone}'`)
     return { env: { DATABASE_URL: db.url }, query: db.query }
   }
-  // a copy of the suite's initialised template: an initdb takes seconds
-  const dataDir = mkdtempSync(join(tmpdir(), "ferry-tz-"))
-  cpSync(inject("pgTemplate")!, dataDir, { recursive: true })
-  const { PGlite } = await import("@electric-sql/pglite")
-  appendFileSync(join(dataDir, "postgresql.conf"), `\ntimezone = '${zone}'\n`)
-  const query = async (text: string, params?: ReadonlyArray<unknown>) => {
-    const pglite = await PGlite.create(dataDir)
-    try {
-      return (await pglite.query<any>(text, params as Array<unknown>)).rows
-    } finally {
-      await pglite.close()
-    }
-  }
-  return { env: { DATABASE_URL: "", FERRY_DATA_DIR: dataDir }, query }
+  return embeddedDataDir("ferry-tz-", (dataDir) =>
+    appendFileSync(join(dataDir, "postgresql.conf"), `\ntimezone = '${zone}'\n`))
 }
 
 describe("timestamps without an offset mean UTC, whatever the process's TZ and the database's zone", () => {

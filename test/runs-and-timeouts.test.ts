@@ -16,7 +16,7 @@ import { inject } from "vitest"
 import * as Database from "../src/Database.js"
 import { ferry, type Running, start, streamConfig, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, serverOnly, type TestDatabase, usingServer } from "./support/pg.js"
+import { createTestDatabase, embeddedDataDir, serverOnly, type TestDatabase, usingServer } from "./support/pg.js"
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -74,18 +74,7 @@ const target = async (): Promise<{
   query: (text: string, params?: ReadonlyArray<unknown>) => Promise<Array<any>>
 }> => {
   if (!db.embedded) return { env: { DATABASE_URL: db.url }, query: db.query }
-  const dataDir = mkdtempSync(join(tmpdir(), "ferry-ops-"))
-  cpSync(inject("pgTemplate")!, dataDir, { recursive: true })
-  const { PGlite } = await import("@electric-sql/pglite")
-  const query = async (text: string, params?: ReadonlyArray<unknown>) => {
-    const pglite = await PGlite.create(dataDir)
-    try {
-      return (await pglite.query<any>(text, params as Array<unknown>)).rows
-    } finally {
-      await pglite.close()
-    }
-  }
-  return { env: { DATABASE_URL: "", FERRY_DATA_DIR: dataDir }, query }
+  return embeddedDataDir("ferry-ops-")
 }
 
 const runIdOf = (running: { logs: ReadonlyArray<Record<string, any>> }): string =>

@@ -101,3 +101,25 @@ declare module "vitest" {
     pgTemplate: string | undefined
   }
 }
+
+/**
+ * Ferry's own embedded database for a bin test: a copy of the suite's initialised template (an initdb
+ * takes seconds) in a new directory, the env that points `ferry` at it, and a query that opens the
+ * directory with PGlite only between runs (a data directory is one process's at a time).
+ * `configure` may edit postgresql.conf first (a time zone, …).
+ */
+export const embeddedDataDir = (prefix: string, configure?: (dataDir: string) => void) => {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix))
+  cpSync(inject("pgTemplate")!, dataDir, { recursive: true })
+  configure?.(dataDir)
+  const query = async (text: string, params?: ReadonlyArray<unknown>): Promise<Array<any>> => {
+    const { PGlite } = await import("@electric-sql/pglite")
+    const pglite = await PGlite.create(dataDir)
+    try {
+      return (await pglite.query<any>(text, params as Array<unknown>)).rows
+    } finally {
+      await pglite.close()
+    }
+  }
+  return { env: { DATABASE_URL: "", FERRY_DATA_DIR: dataDir }, query }
+}
