@@ -343,7 +343,7 @@ const runStatement = (query: string, schema: string) =>
       Effect.map((chunk) => Chunk.toReadonlyArray(chunk) as ReadonlyArray<Record<string, unknown>>),
       Effect.mapError((e) => statementError(e))
     )
-  }).pipe(Effect.catchIf(isSqlError, (e) => Effect.fail(Database.fromSqlError(e, "running the statement"))))
+  }).pipe(Effect.catchIf(Database.isSqlError, (e) => Effect.fail(Database.fromSqlError(e, "running the statement"))))
 
 /** SQLSTATE classes that are the connection's or the server's trouble, not the statement's */
 const serverTrouble = ["08", "53", "57", "58", "XX"]
@@ -361,8 +361,6 @@ const statementError = (error: SqlError): UsageError | DatabaseError => {
       : text
   })
 }
-
-const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
 
 const sqlCommand = (command: Extract<Command, { _tag: "sql" }>, environment: CommandEnvironment) =>
   Effect.gen(function*() {

@@ -129,6 +129,9 @@ interface ErrorLike {
 const asErrorLike = (u: unknown): ErrorLike | undefined =>
   typeof u === "object" && u !== null ? (u as ErrorLike) : undefined
 
+/** for `Effect.catchIf`: a failure of @effect/sql itself, to map to a DatabaseError with `fromSqlError` */
+export const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
+
 /** the SQLSTATE of a failed statement, when Postgres sent one */
 export const sqlState = (error: SqlError): string | undefined => {
   const code = asErrorLike(error.cause)?.code

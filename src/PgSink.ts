@@ -23,7 +23,7 @@ import { Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as CopyIn from "./CopyIn.js"
 import * as Json from "./Json.js"
-import { fromSqlError, sqlState } from "./Database.js"
+import { fromSqlError, isSqlError, sqlState } from "./Database.js"
 import { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
 import * as Failpoint from "./Failpoint.js"
 import * as Migrations from "./Migrations.js"
@@ -281,8 +281,6 @@ const writeResult = (total: number, result: ChunkResult): WriteResult => ({
 class RollbackSignal<A> {
   constructor(readonly value: A) {}
 }
-
-const isSqlError = (e: unknown): e is SqlError => e instanceof SqlError
 
 export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape => {
   // our own result names (inserted, locked, ...) must not go through an app's name transforms
