@@ -13,7 +13,7 @@
 import { FetchHttpClient } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
 import { Config, Duration, Effect, Layer, Logger, Redacted, Schema } from "effect"
-import { Checkpoint, HttpSource, PgSink, StreamSpec, syncStream } from "ferry"
+import { PostgresCheckpoints, HttpSource, PgSink, StreamSpec, syncStream } from "ferry"
 
 /** The records as the application wants them: decoded, typed, validated. */
 export const Order = Schema.Struct({
@@ -43,7 +43,7 @@ export const program = (apiUrl: string) => syncStream(orders(apiUrl), { runId: `
 
 /** The application's own services: Ferry's live layers over its SqlClient and HttpClient. */
 export const layer = (databaseUrl: Redacted.Redacted<string>) =>
-  Layer.mergeAll(PgSink.layer(), Checkpoint.layerPostgres, HttpSource.layer).pipe(
+  Layer.mergeAll(PgSink.layer(), PostgresCheckpoints.layer, HttpSource.layer).pipe(
     Layer.provideMerge(PgClient.layer({ url: databaseUrl, connectTimeout: Duration.seconds(5) })),
     Layer.provide(FetchHttpClient.layer)
   )

@@ -45,7 +45,7 @@ const pgWithoutCloudflareProbe = {
  * only for the embedded database) call the bin's `hostImport` instead.
  */
 const result = await build({
-  entryPoints: [join(root, "src/main.ts")],
+  entryPoints: [join(root, "src/cli/main.ts")],
   outfile,
   bundle: true,
   platform: "node",

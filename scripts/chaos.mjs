@@ -20,7 +20,7 @@
  * (a quarter of the kills each). Each run is killed with SIGKILL:
  * - after a random delay within the stream's measured run time, or
  * - right after the source sent its k-th page (k random), or
- * - by a random failpoint (FERRY_FAILPOINT=<point>:<n>, src/Failpoint.ts): after-fetch, after-upsert,
+ * - by a random failpoint (FERRY_FAILPOINT=<point>:<n>, src/lib/Failpoint.ts): after-fetch, after-upsert,
  *   before-commit, after-commit or retry-backoff, at a random pass n.
  * A kill "landed" when the process died of SIGKILL; one sent after it had exited (or a failpoint the
  * run never reached n times) does not count, and that run must have exited 0.

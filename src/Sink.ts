@@ -6,8 +6,8 @@
  */
 import { Context } from "effect"
 import type { Effect, Scope } from "effect"
-import type { DatabaseError, LockHeld, TargetMismatch } from "./Errors.js"
-import type { Row, StreamSpec } from "./StreamSpec.js"
+import type { DatabaseError, LockHeld, TargetMismatch } from "./domain/Errors.js"
+import type { Row, StreamSpec } from "./domain/StreamSpec.js"
 
 export interface WriteResult {
   readonly inserted: number

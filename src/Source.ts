@@ -4,8 +4,8 @@
  * `Sync` sees only pages.
  */
 import { Context, Effect, Layer, Option, Stream } from "effect"
-import type { RateLimited, SourceError } from "./Errors.js"
-import type { StreamSpec } from "./StreamSpec.js"
+import type { RateLimited, SourceError } from "./domain/Errors.js"
+import type { StreamSpec } from "./domain/StreamSpec.js"
 
 export interface Page {
   readonly records: ReadonlyArray<unknown>

@@ -2,19 +2,20 @@
  * Ferry as a library: the services, their live and test layers, stream definitions, errors and the
  * sync program, for an Effect application that brings its own SqlClient, HttpClient and logger.
  */
-export * as Checkpoint from "./Checkpoint.js"
-export { CheckpointStore, type CheckpointStoreShape } from "./Checkpoint.js"
-export * as Config from "./Config.js"
-export * as Cursor from "./Cursor.js"
-export * as Database from "./Database.js"
+export * as FileCheckpoints from "./checkpoint/FileCheckpoints.js"
+export * as PostgresCheckpoints from "./checkpoint/PostgresCheckpoints.js"
+export { CheckpointStore, type CheckpointStoreShape } from "./CheckpointStore.js"
+export * as Config from "./config/Config.js"
+export * as Cursor from "./domain/Cursor.js"
+export * as Database from "./postgres/Database.js"
 export * as EmbeddedPostgres from "./embedded/EmbeddedPostgres.js"
-export * from "./Errors.js"
-export * as HttpSource from "./http/HttpSource.js"
-export * as Logging from "./Logging.js"
-export * as Memory from "./Memory.js"
-export * as PgSink from "./PgSink.js"
-export * as RowDecoder from "./RowDecoder.js"
-export * as Services from "./Services.js"
+export * from "./domain/Errors.js"
+export * as HttpSource from "./source/http/HttpSource.js"
+export * as Logging from "./cli/Logging.js"
+export * as Memory from "./testing/Memory.js"
+export * as PgSink from "./sink/postgres/PgSink.js"
+export * as RowDecoder from "./domain/RowDecoder.js"
+export * as Services from "./cli/Wiring.js"
 export {
   Sink,
   type QuarantineResult,
@@ -26,7 +27,7 @@ export {
 } from "./Sink.js"
 export * as SourceModule from "./Source.js"
 export { Source, type Page, type SourceShape } from "./Source.js"
-export * as StreamSpec from "./StreamSpec.js"
-export * as Sync from "./Sync.js"
-export { runStream, syncAll, syncStream, type StreamSummary, type SyncOptions } from "./Sync.js"
+export * as StreamSpec from "./domain/StreamSpec.js"
+export * as Sync from "./sync/Sync.js"
+export { runStream, syncAll, syncStream, type StreamSummary, type SyncOptions } from "./sync/Sync.js"
 export { version } from "./version.js"

@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Ajv } from "ajv"
 import { readFileSync } from "node:fs"
 import YAML from "yaml"
-import * as Config from "../src/Config.js"
+import * as Config from "../src/config/Config.js"
 
 const shipped = JSON.parse(readFileSync(new URL("../ferry.schema.json", import.meta.url), "utf8"))
 const example = YAML.parse(readFileSync(new URL("../ferry.config.yaml", import.meta.url), "utf8"))

@@ -5,8 +5,8 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { assert } from "vitest"
 import YAML from "yaml"
-import * as Config from "../src/Config.js"
-import { ConfigError } from "../src/Errors.js"
+import * as Config from "../src/config/Config.js"
+import { ConfigError } from "../src/domain/Errors.js"
 
 const env = {
   DATABASE_URL: "postgres://ferry:s3cr3t-pass@db.internal:5432/warehouse",

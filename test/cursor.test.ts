@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import * as Cursor from "../src/Cursor.js"
-import type { CursorType } from "../src/StreamSpec.js"
+import * as Cursor from "../src/domain/Cursor.js"
+import type { CursorType } from "../src/domain/StreamSpec.js"
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0")
 

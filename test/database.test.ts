@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
-import * as Database from "../src/Database.js"
-import { DatabaseError } from "../src/Errors.js"
+import * as Database from "../src/postgres/Database.js"
+import { DatabaseError } from "../src/domain/Errors.js"
 import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
 
 let db: TestDatabase

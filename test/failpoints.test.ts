@@ -25,7 +25,7 @@ import { configDir, ferry, start, summaries } from "./support/cli.js"
 import { checkpointViolations, diff, readCheckpoint, readTarget, runRowViolations } from "./support/consistency.js"
 import { createTestDatabase, type TestDatabase, usingServer } from "./support/pg.js"
 import { startTruthApi, type TruthApi } from "./support/truth-api.js"
-import * as Failpoint from "../src/Failpoint.js"
+import * as Failpoint from "../src/lib/Failpoint.js"
 
 const COUNT = 3000
 const PAGE = 100

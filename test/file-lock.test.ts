@@ -9,7 +9,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as FileLock from "../src/FileLock.js"
+import * as FileLock from "../src/lib/FileLock.js"
 
 const tempFile = () => Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "ferry-lock-")), "thing.lock")
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import * as Json from "../src/Json.js"
+import * as Json from "../src/domain/Json.js"
 
 /** integer tokens of 1 to 30 digits: up to 15 a double holds, past that Json keeps the text */
 const integerToken = fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 9 }), fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 29 }))

@@ -223,7 +223,7 @@ const APP = `
 import { FetchHttpClient } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
 import { Config, Duration, Effect, Layer, Schema } from "effect"
-import { Checkpoint, HttpSource, PgSink, type StreamSummary, StreamSpec, syncStream, version } from "ferry"
+import { PostgresCheckpoints, HttpSource, PgSink, type StreamSummary, StreamSpec, syncStream, version } from "ferry"
 
 const Item = Schema.Struct({ id: Schema.String, name: Schema.String, amount: Schema.Number, updated_at: Schema.Date })
 
@@ -243,7 +243,7 @@ export const unnamed = () => StreamSpec.make({ schema: Item, target: { table: "t
 const main = Effect.gen(function*() {
   const apiUrl = yield* Config.string("API_URL")
   const databaseUrl = yield* Config.redacted("DATABASE_URL")
-  const services = Layer.mergeAll(PgSink.layer(), Checkpoint.layerPostgres, HttpSource.layer).pipe(
+  const services = Layer.mergeAll(PgSink.layer(), PostgresCheckpoints.layer, HttpSource.layer).pipe(
     Layer.provideMerge(PgClient.layer({ url: databaseUrl, connectTimeout: Duration.seconds(5) })),
     Layer.provide(FetchHttpClient.layer)
   )

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Logger, LogLevel, TestClock } from "effect"
-import * as Logging from "../src/Logging.js"
-import * as Progress from "../src/Progress.js"
+import * as Logging from "../src/cli/Logging.js"
+import * as Progress from "../src/cli/Progress.js"
 
 const snapshot = (fetched: number, elapsedMs: number) => ({
   stream: "orders",

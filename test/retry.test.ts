@@ -1,10 +1,10 @@
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Logger, LogLevel, Option, Stream, TestClock } from "effect"
-import * as HttpSource from "../src/http/HttpSource.js"
-import { backoff, classify, retryDelay } from "../src/http/Retry.js"
+import * as HttpSource from "../src/source/http/HttpSource.js"
+import { backoff, classify, retryDelay } from "../src/source/http/Retry.js"
 import { pagesOf } from "../src/Source.js"
-import type { HttpSourceSpec, Retry, StreamSpec } from "../src/StreamSpec.js"
+import type { HttpSourceSpec, Retry, StreamSpec } from "../src/domain/StreamSpec.js"
 
 const retry = (attempts: number, base: number, max: number): Retry => ({
   attempts,

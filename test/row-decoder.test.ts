@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
-import { LosslessNumber } from "../src/Json.js"
-import { valueAt } from "../src/JsonPath.js"
-import * as RowDecoder from "../src/RowDecoder.js"
-import { type Column, type ColumnType, columnTypes, type Row, type TargetSpec } from "../src/StreamSpec.js"
+import { LosslessNumber } from "../src/domain/Json.js"
+import { valueAt } from "../src/domain/JsonPath.js"
+import * as RowDecoder from "../src/domain/RowDecoder.js"
+import { type Column, type ColumnType, columnTypes, type Row, type TargetSpec } from "../src/domain/StreamSpec.js"
 
 // ---- the reference: the decoder as first written (one path split and one Either per value), with
 // issue 10's changes: integers, bigints and uuids as Postgres writes them, keys by typed value ----

@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
-import { type DatabaseError, SourceError } from "../src/Errors.js"
-import * as Memory from "../src/Memory.js"
-import * as RowDecoder from "../src/RowDecoder.js"
+import { type DatabaseError, SourceError } from "../src/domain/Errors.js"
+import * as Memory from "../src/testing/Memory.js"
+import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
 import * as Source from "../src/Source.js"
-import type { StreamSpec, TargetSpec } from "../src/StreamSpec.js"
-import { batchLimits, prefetchBelowBytes, syncStream } from "../src/Sync.js"
+import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
+import { batchLimits, prefetchBelowBytes, syncStream } from "../src/sync/Sync.js"
 
 const target: TargetSpec = {
   schema: "public",

@@ -15,13 +15,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, FastCheck as fc, Layer, Option, Stream } from "effect"
-import * as Cursor from "../src/Cursor.js"
-import { SourceError } from "../src/Errors.js"
-import * as Memory from "../src/Memory.js"
-import * as RowDecoder from "../src/RowDecoder.js"
+import * as Cursor from "../src/domain/Cursor.js"
+import { SourceError } from "../src/domain/Errors.js"
+import * as Memory from "../src/testing/Memory.js"
+import * as RowDecoder from "../src/domain/RowDecoder.js"
 import * as Source from "../src/Source.js"
-import type { StreamSpec, TargetSpec } from "../src/StreamSpec.js"
-import { syncStream } from "../src/Sync.js"
+import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
+import { syncStream } from "../src/sync/Sync.js"
 
 interface SourceRecord {
   readonly id: string

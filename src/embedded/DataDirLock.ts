@@ -8,8 +8,8 @@ import * as Path from "node:path"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as Os from "node:os"
-import { DatabaseError, LockHeld } from "../Errors.js"
-import * as FileLock from "../FileLock.js"
+import { DatabaseError, LockHeld } from "../domain/Errors.js"
+import * as FileLock from "../lib/FileLock.js"
 
 /** `/a/b/pgdata` → `/a/b/pgdata.lock`: outside the directory, so PGlite never sees it. */
 export const lockPath = (dir: string): string => `${Path.resolve(dir)}.lock`

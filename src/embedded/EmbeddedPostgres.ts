@@ -13,7 +13,7 @@ import * as Path from "node:path"
 import type { PGlite } from "@electric-sql/pglite"
 import type { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { Context, Duration, Effect, Layer, Redacted, Scope } from "effect"
-import { DatabaseError, LockHeld } from "../Errors.js"
+import { DatabaseError, LockHeld } from "../domain/Errors.js"
 import * as DataDirLock from "./DataDirLock.js"
 
 export interface Embedded {

@@ -1,0 +1,124 @@
+/**
+ * Commands and flags. `node:util` parseArgs rather than @effect/cli: it costs nothing at start-up,
+ * which matters for a process cron starts every minute (see docs/PERFORMANCE.md).
+ */
+import { parseArgs } from "node:util"
+import { Either } from "effect"
+import { UsageError } from "../domain/Errors.js"
+
+export type Command =
+  | {
+    readonly _tag: "run"
+    readonly config: string | undefined
+    readonly streams: ReadonlyArray<string>
+    readonly fullRefresh: boolean
+    readonly dryRun: boolean
+  }
+  | { readonly _tag: "check"; readonly config: string | undefined }
+  | { readonly _tag: "status"; readonly config: string | undefined; readonly json: boolean }
+  | { readonly _tag: "reset"; readonly config: string | undefined; readonly stream: string }
+  | { readonly _tag: "sql"; readonly config: string | undefined; readonly query: string; readonly json: boolean }
+  | { readonly _tag: "schema" }
+  | { readonly _tag: "help" }
+  | { readonly _tag: "version" }
+
+export const usage = `Usage: ferry <command> [options]
+
+Commands:
+  run     [--config FILE] [--stream NAME]... [--full-refresh] [--dry-run]
+          sync the configured streams (all, or the ones named)
+  check   [--config FILE]
+          validate the config, reach the database, make one request per source
+  status  [--config FILE] [--json]
+          per stream: checkpoint, last run, counts
+  reset   [--config FILE] --stream NAME
+          forget a stream's checkpoint: the next run reads from incremental.initial
+  sql     [--config FILE] [--json] "SELECT ..."
+          run one SQL statement on the configured database and print the rows
+  schema  print the JSON Schema of the config file
+
+Options:
+  -c, --config FILE   config file (default: $FERRY_CONFIG, else ./ferry.config.yaml|yml|json)
+  -h, --help          this help
+  -v, --version       Ferry's version
+
+Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error
+Exit codes: 0 ok, 64 usage, 65 invalid records, 69 source unavailable, 70 internal error,
+            74 database error, 75 locked or rate-limited (try later), 78 bad config, 130/143 signal`
+
+const flags = {
+  config: { type: "string", short: "c" },
+  stream: { type: "string", short: "s", multiple: true },
+  "full-refresh": { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" }
+} as const
+
+type Flag = keyof typeof flags
+
+/** Which flags each command accepts; any other is a usage error, not silently ignored. */
+const accepted: Record<string, ReadonlyArray<Flag>> = {
+  run: ["config", "stream", "full-refresh", "dry-run"],
+  check: ["config"],
+  status: ["config", "json"],
+  reset: ["config", "stream"],
+  sql: ["config", "json"],
+  schema: []
+}
+
+const usageError = (message: string) => Either.left(new UsageError({ message }))
+
+/** node's parseArgs messages are long and mention its own API; keep the part a user needs. */
+const shortMessage = (error: unknown): string => {
+  const text = error instanceof Error ? error.message : String(error)
+  const unknown = /Unknown option '([^']+)'/.exec(text)
+  if (unknown) return `unknown option ${unknown[1]}`
+  const missing = /Option '([^']+)' argument missing/.exec(text)
+  if (missing) return `option ${missing[1]} needs a value`
+  return text.split(". ")[0] ?? text
+}
+
+export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, UsageError> => {
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv], options: flags, allowPositionals: true, strict: true })
+  } catch (error) {
+    return usageError(shortMessage(error))
+  }
+  const { positionals, values } = parsed
+  if (values.version) return Either.right({ _tag: "version" })
+  const [name, ...rest] = positionals
+  if (values.help || name === undefined || name === "help") return Either.right({ _tag: "help" })
+  const allowed = accepted[name]
+  if (allowed === undefined) return usageError(`unknown command "${name}"`)
+  for (const flag of Object.keys(values) as Array<Flag>) {
+    if (values[flag] !== undefined && !allowed.includes(flag)) return usageError(`${name} does not take --${flag}`)
+  }
+  if (name !== "sql" && rest.length > 0) return usageError(`unexpected argument "${rest[0]}"`)
+  const config = values.config
+  const streams = values.stream ?? []
+  switch (name) {
+    case "run":
+      return Either.right({
+        _tag: "run",
+        config,
+        streams,
+        fullRefresh: values["full-refresh"] === true,
+        dryRun: values["dry-run"] === true
+      })
+    case "check":
+      return Either.right({ _tag: "check", config })
+    case "status":
+      return Either.right({ _tag: "status", config, json: values.json === true })
+    case "reset":
+      if (streams.length !== 1) return usageError("reset needs exactly one --stream NAME")
+      return Either.right({ _tag: "reset", config, stream: streams[0]! })
+    case "sql":
+      if (rest.length !== 1) return usageError(`sql needs one statement in quotes, e.g. ferry sql "select count(*) from orders"`)
+      return Either.right({ _tag: "sql", config, query: rest[0]!, json: values.json === true })
+    default:
+      return Either.right({ _tag: "schema" })
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The `ferry` process: argv -> command -> layers -> exit code. Signals interrupt the run, which
+ * finishes its current transaction first (Sync makes each one uninterruptible), then exits 130/143.
+ */
+import { Effect, Either, Exit, Fiber } from "effect"
+import * as Cli from "./Args.js"
+import * as Commands from "./Commands.js"
+import { ExitCode } from "../domain/Errors.js"
+import * as Logging from "./Logging.js"
+import * as StrayOutput from "./StrayOutput.js"
+import { version } from "../version.js"
+
+const main = async (): Promise<number> => {
+  const runId = Commands.newRunId()
+  const stderrIsTTY = process.stderr.isTTY === true
+  const logging = Logging.optionsFromEnv(process.env, stderrIsTTY)
+  if (logging.format === "json") StrayOutput.captureAsJson({ runId, redact: (line) => Logging.redactor.redact(line) })
+  const parsed = Cli.parse(process.argv.slice(2))
+  if (Either.isLeft(parsed)) {
+    // For a person (pretty): the problem, then the usage. For a log (JSON): one line, like every other
+    // error; the usage text would bury it in a cron log.
+    const options = logging
+    const message = `${parsed.left.message} (ferry --help shows the usage)`
+    if (options.format === "pretty") process.stderr.write(`ferry: ${parsed.left.message}\n\n${Cli.usage}\n`)
+    else {
+      Effect.runSync(Effect.logError(message).pipe(
+        Effect.annotateLogs({ run_id: runId, stream: null, error: "UsageError", exit_code: ExitCode.Usage }),
+        Effect.provide(Logging.layer(options))
+      ))
+    }
+    return ExitCode.Usage
+  }
+  const command = parsed.right
+  if (command._tag === "help") {
+    process.stdout.write(`${Cli.usage}\n`)
+    return ExitCode.Ok
+  }
+  if (command._tag === "version") {
+    process.stdout.write(`ferry ${version}\n`)
+    return ExitCode.Ok
+  }
+  let signal: "SIGINT" | "SIGTERM" | undefined
+  const program = Commands.execute(command, {
+    runId,
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: (text) => void process.stdout.write(text + "\n"),
+    stderrIsTTY,
+    interruptedExitCode: () => (signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
+  }).pipe(Effect.provide(Logging.layer(logging)))
+
+  const fiber = Effect.runFork(program)
+  const onSignal = (received: "SIGINT" | "SIGTERM") => {
+    if (signal !== undefined) {
+      // A second signal: the user insists. The open transaction, if any, is rolled back by Postgres.
+      process.stderr.write(`ferry: ${received} again, exiting now\n`)
+      process.exit(received === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
+    }
+    signal = received
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  const onInt = () => onSignal("SIGINT")
+  const onTerm = () => onSignal("SIGTERM")
+  process.on("SIGINT", onInt)
+  process.on("SIGTERM", onTerm)
+  const exit = await Effect.runPromise(Fiber.await(fiber))
+  process.off("SIGINT", onInt)
+  process.off("SIGTERM", onTerm)
+  if (signal !== undefined) return signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm
+  return Exit.isSuccess(exit) ? exit.value : ExitCode.Software
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+    // Everything is closed by now; if some handle still holds the event loop, do not let cron wait.
+    setTimeout(() => process.exit(code), 2000).unref()
+  },
+  (error) => {
+    // outside the logger, so redacted here (the config's secrets are registered by then, if it loaded)
+    process.stderr.write(Logging.redactor.redact(`ferry: internal error: ${error instanceof Error ? error.stack : String(error)}`) + "\n")
+    process.exit(ExitCode.Software)
+  }
+)

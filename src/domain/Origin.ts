@@ -1,0 +1,52 @@
+/**
+ * Origins (`scheme://host[:port]`) and the rule for a next page the source points to: credentials
+ * (auth and the fixed headers) go to the configured URL's origin and to the origins `auth.origins`
+ * lists, nowhere else; a next page on any other origin is fetched only when `source.allowOrigins` lists
+ * it, and never from https down to http.
+ */
+import { Either } from "effect"
+import type { HttpSourceSpec } from "./StreamSpec.js"
+
+export const originRule = "expected an origin: http(s)://host[:port], without a path, query or fragment"
+
+/** An origin as written in a config (`https://CDN.example.com:443/`), normalised (`https://cdn.example.com`). */
+export const parseOrigin = (text: string): Either.Either<string, string> => {
+  if (!URL.canParse(text)) return Either.left(originRule)
+  const url = new URL(text)
+  const plain = (url.protocol === "http:" || url.protocol === "https:") && url.username === "" &&
+    url.password === "" && url.pathname === "/" && url.search === "" && url.hash === "" &&
+    !/[?#]/.test(text) && !/^[a-z]+:\/\/[^/]*\/./i.test(text)
+  return plain ? Either.right(url.origin) : Either.left(originRule)
+}
+
+/** The origin of a URL for a message: `null` origins (file:, data:) still name their scheme. */
+export const describeOrigin = (url: URL): string => (url.origin !== "null" ? url.origin : `${url.protocol}//${url.host}`)
+
+const homeOf = (spec: HttpSourceSpec): URL | undefined => (URL.canParse(spec.url) ? new URL(spec.url) : undefined)
+
+/** The origins that receive the credentials: the configured URL's, and those `auth.origins` adds. */
+export const credentialOrigins = (spec: HttpSourceSpec): ReadonlySet<string> => {
+  const home = homeOf(spec)
+  return new Set([...(home === undefined ? [] : [home.origin]), ...(spec.auth?.origins ?? [])])
+}
+
+/** Whether a request to `url` carries the auth and the fixed headers. */
+export const carriesCredentials = (spec: HttpSourceSpec, url: URL): boolean => credentialOrigins(spec).has(url.origin)
+
+/**
+ * Why the page at `to`, which the page at `from` points to, is not fetched; `undefined`: fetch it.
+ * Names both origins, never a URL's path or query (they may hold a secret).
+ */
+export const nextPageRefusal = (spec: HttpSourceSpec, from: URL, to: URL): string | undefined => {
+  const home = homeOf(spec)
+  if (home === undefined) return undefined
+  const source = home.origin
+  if (to.protocol === "http:" && (from.protocol === "https:" || home.protocol === "https:")) {
+    return `the next page would go from https down to http (${describeOrigin(from)} -> ${
+      describeOrigin(to)
+    }; the source is ${source}); Ferry never downgrades, whatever source.allowOrigins lists`
+  }
+  if (to.origin === source || (spec.allowOrigins ?? []).includes(to.origin)) return undefined
+  return `the next page is on another origin (${describeOrigin(to)}; the source is ${source}); ` +
+    `Ferry does not follow it: list that origin in source.allowOrigins to fetch it (credentials go there only if auth.origins lists it too)`
+}

@@ -1,0 +1,63 @@
+/**
+ * Secrets: the values of a stream's auth, and the redactor that replaces every form a secret takes in
+ * text Ferry writes (logs, errors, `ferry.runs`) with `***`.
+ */
+import { Redacted } from "effect"
+import type { Auth } from "./StreamSpec.js"
+
+/**
+ * The forms a secret takes in text Ferry writes: as is, URL-encoded (as a component, as a query value,
+ * as a path segment: three different encodings) and escaped inside a JSON string (a JSON log line).
+ */
+export const formsOf = (value: string): ReadonlyArray<string> => {
+  const forms = [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)]
+  try {
+    forms.push(new URL(`http://h/${value}`).pathname.slice(1), new URL(`http://h/?${value}`).search.slice(1))
+  } catch {
+    // not a URL part at all: the other forms remain
+  }
+  forms.push(JSON.stringify(value).slice(1, -1))
+  // a path drops its `.` and `..` segments: a shorter form is no longer the secret
+  return [...new Set(forms)].filter((form) => form.length >= value.length)
+}
+
+/** Replaces every registered secret with `***`. Secrets shorter than 4 characters are ignored (too many false hits). */
+export class Redactor {
+  private secrets: Array<string> = []
+  add(values: Iterable<string>) {
+    for (const value of values) {
+      if (value.length < 4) continue
+      for (const form of formsOf(value)) if (!this.secrets.includes(form)) this.secrets.push(form)
+    }
+    // Longest first, so a secret containing another is replaced whole.
+    this.secrets.sort((a, b) => b.length - a.length)
+  }
+  redact(text: string): string {
+    let out = text
+    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join("***")
+    return out
+  }
+}
+
+/** The secret values of an auth config (empty strings are no secrets: replacing "" would mangle text). */
+export const secretsOf = (auth: Auth | undefined): ReadonlyArray<string> => {
+  if (auth === undefined) return []
+  const values = ((): ReadonlyArray<string> => {
+    switch (auth.type) {
+      case "bearer":
+        return [Redacted.value(auth.token)]
+      case "basic": {
+        const password = Redacted.value(auth.password)
+        return [password, basicCredentials(auth.username, password)]
+      }
+      case "header":
+      case "query":
+        return [Redacted.value(auth.value)]
+    }
+  })()
+  return values.filter((v) => v.length > 0)
+}
+
+/** UTF-8, unlike `btoa` (which HttpClientRequest.basicAuth uses and which throws on non-Latin-1 text). */
+export const basicCredentials = (username: string, password: string) =>
+  Buffer.from(`${username}:${password}`, "utf8").toString("base64")

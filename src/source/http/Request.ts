@@ -1,0 +1,163 @@
+/**
+ * One request of an HTTP source: the first URL of a run (fixed params + incremental cursor), the
+ * outgoing request (fixed headers + auth), and the redacted form of a URL for logs and errors.
+ *
+ * URLs move between pages WITHOUT the query auth value; `toHttpRequest` adds it on the way out, so a
+ * pagination style never handles a secret and a `Link` header that drops the key still works.
+ */
+import { HttpClientRequest } from "@effect/platform"
+import { Option, Redacted } from "effect"
+import { basicCredentials, secretsOf } from "../../domain/Secrets.js"
+import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
+import { carriesCredentials } from "../../domain/Origin.js"
+
+const placeholder = "***"
+
+/** Query parameter names that hold a secret whatever their value (compared lower-case, `-` as `_`). */
+const secretParamNames = new Set([
+  "access_token",
+  "api_key",
+  "apikey",
+  "auth",
+  "authorization",
+  "client_secret",
+  "key",
+  "password",
+  "secret",
+  "sig",
+  "signature",
+  "token",
+  "x_api_key"
+])
+
+const isSecretParamName = (name: string) => secretParamNames.has(name.toLowerCase().replaceAll("-", "_"))
+
+/** Replace every occurrence of a secret (raw or URL-encoded) in free text with `***`. */
+export const scrub = (text: string, auth: Auth | undefined): string => {
+  let out = text
+  for (const secret of secretsOf(auth)) {
+    for (const form of new Set([secret, encodeURIComponent(secret)])) out = out.split(form).join(placeholder)
+  }
+  return out
+}
+
+/**
+ * The URL as it may appear in a log line or an error: no userinfo, the query auth value, secret-named
+ * params and any param whose value is a secret replaced by `***`, and any secret left in the path too.
+ */
+export const redactUrl = (url: URL | string, auth: Auth | undefined): string => {
+  let copy: URL
+  try {
+    copy = new URL(url.toString())
+  } catch {
+    return scrub(url.toString(), auth)
+  }
+  copy.username = ""
+  copy.password = ""
+  const secrets = new Set(secretsOf(auth))
+  const params = copy.searchParams
+  const entries = Array.from(params.entries())
+  const hidden = entries.map(([name, value]): [string, string] =>
+    (auth?.type === "query" && name === auth.name) || isSecretParamName(name) || secrets.has(value)
+      ? [name, placeholder]
+      : [name, value]
+  )
+  if (hidden.some(([, v], i) => v !== entries[i]![1])) {
+    copy.search = new URLSearchParams(hidden).toString()
+  }
+  return scrub(copy.toString(), auth)
+}
+
+/** Credentials written into the spec's URL (`https://user:pass@host`): fetch refuses them, so they become basic auth. */
+export const effectiveAuth = (spec: HttpSourceSpec): Auth | undefined => {
+  if (spec.auth !== undefined) return spec.auth
+  const url = parseUrl(spec.url)
+  if (url === undefined || (url.username === "" && url.password === "")) return undefined
+  return {
+    type: "basic",
+    username: decodeURIComponent(url.username),
+    password: Redacted.make(decodeURIComponent(url.password))
+  }
+}
+
+const parseUrl = (s: string): URL | undefined => {
+  try {
+    return new URL(s)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The first URL of a run: the spec's URL (userinfo removed) with its fixed params and, when `from` is
+ * set, the incremental cursor as `param=<cursor>` or through the `params` templates (`"gte.{cursor}"`).
+ * `undefined` when the spec's URL is not a URL.
+ */
+export const firstUrl = (spec: HttpSourceSpec, from: Option.Option<string>): URL | undefined => {
+  const url = parseUrl(spec.url)
+  if (url === undefined) return undefined
+  url.username = ""
+  url.password = ""
+  for (const [name, value] of Object.entries(spec.params)) url.searchParams.set(name, value)
+  if (Option.isSome(from) && spec.incremental !== undefined) {
+    const cursor = from.value
+    if (spec.incremental.param !== undefined) url.searchParams.set(spec.incremental.param, cursor)
+    for (const [name, template] of Object.entries(spec.incremental.params ?? {})) {
+      url.searchParams.set(name, template.replaceAll("{cursor}", cursor))
+    }
+  }
+  return url
+}
+
+/** The URL actually sent: with the query auth value, when the auth is a query parameter. */
+export const sentUrl = (url: URL, auth: Auth | undefined): URL => {
+  if (auth?.type !== "query") return url
+  const copy = new URL(url)
+  copy.searchParams.set(auth.name, Redacted.value(auth.value))
+  return copy
+}
+
+/**
+ * The URL actually sent to `url`'s origin: with the query auth value where the credentials go
+ * (`Origin.ts`). Elsewhere without it, nor any of the fixed params, even when the server copied them
+ * into its next link: they are the configured origin's only.
+ */
+export const requestUrl = (spec: HttpSourceSpec, url: URL): URL => {
+  const auth = effectiveAuth(spec)
+  if (carriesCredentials(spec, url)) return sentUrl(url, auth)
+  const own = [
+    ...Object.entries(spec.params),
+    ...(auth?.type === "query" ? [[auth.name, Redacted.value(auth.value)] as const] : [])
+  ].filter(([name, value]) => url.searchParams.has(name, value))
+  if (own.length === 0) return url
+  const copy = new URL(url)
+  for (const [name, value] of own) copy.searchParams.delete(name, value)
+  return copy
+}
+
+/**
+ * The GET request for `url`: JSON accepted, and, where the credentials go (the source URL's origin
+ * and `auth.origins`), the fixed headers and the auth. Another origin gets neither: Ferry treats every
+ * fixed header as a secret (it redacts them all), so they follow the auth's rule.
+ */
+export const toHttpRequest = (spec: HttpSourceSpec, url: URL): HttpClientRequest.HttpClientRequest => {
+  const plain = HttpClientRequest.get(requestUrl(spec, url).toString()).pipe(HttpClientRequest.acceptJson)
+  if (!carriesCredentials(spec, url)) return plain
+  const auth = effectiveAuth(spec)
+  const base = HttpClientRequest.setHeaders(plain, spec.headers)
+  if (auth === undefined) return base
+  switch (auth.type) {
+    case "bearer":
+      return HttpClientRequest.bearerToken(base, auth.token)
+    case "basic":
+      return HttpClientRequest.setHeader(
+        base,
+        "Authorization",
+        `Basic ${basicCredentials(auth.username, Redacted.value(auth.password))}`
+      )
+    case "header":
+      return HttpClientRequest.setHeader(base, auth.name, Redacted.value(auth.value))
+    case "query":
+      return base
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * An in-memory database with the semantics Ferry relies on from Postgres: transactions that
+ * commit or roll back as a whole, an upsert that skips unchanged rows and never lets an older cursor
+ * overwrite a newer one, and one lock per stream. It backs the test layers of `Sink` and
+ * `CheckpointStore`, which share it the way PgSink and the postgres checkpoint store share a transaction.
+ */
+import { Context, Effect, Layer, Option } from "effect"
+import { type CheckpointKey, CheckpointStore } from "../CheckpointStore.js"
+import * as Cursor from "../domain/Cursor.js"
+import { DatabaseError, LockHeld } from "../domain/Errors.js"
+import { Sink, type Bulk, type RunRecord, type WriteResult } from "../Sink.js"
+import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
+
+export interface StoredRow {
+  readonly cursor: string | undefined
+  readonly values: Readonly<Record<string, unknown>>
+}
+
+export interface MemoryState {
+  /** table name -> key -> row */
+  tables: Map<string, Map<string, StoredRow>>
+  /** `checkpointKey` -> cursor */
+  checkpoints: Map<string, string>
+  quarantine: Array<{ stream: string; target: string; runId: string; raw: unknown; reason: string; text: string }>
+  runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" | "abandoned" }>
+  /** row versions written (inserts + updates): a no-op run must not add any */
+  rowVersions: number
+}
+
+export interface MemoryDatabaseShape {
+  readonly state: MemoryState
+  readonly locks: Set<string>
+  /** called before each `write`; returning true makes that write fail after applying (so it must roll back) */
+  failWrite: (writeNumber: number) => boolean
+  writes: number
+  /** bulk writes taken and refused (a key already stored or repeated): tests check both paths ran */
+  readonly bulk: { written: number; refused: number }
+  /**
+   * Rows this database refuses, as Postgres refuses a value out of range: the reason, or undefined.
+   * `write` hands them back in `rejected`; a bulk write holding one is refused whole (as a COPY is).
+   */
+  refuse: (row: Row) => string | undefined
+}
+
+export class MemoryDatabase extends Context.Tag("ferry/MemoryDatabase")<MemoryDatabase, MemoryDatabaseShape>() {}
+
+const emptyState = (): MemoryState => ({
+  tables: new Map(),
+  checkpoints: new Map(),
+  quarantine: [],
+  runs: new Map(),
+  rowVersions: 0
+})
+
+export const make = (): MemoryDatabaseShape => ({
+  state: emptyState(),
+  locks: new Set(),
+  failWrite: () => false,
+  writes: 0,
+  bulk: { written: 0, refused: 0 },
+  refuse: () => undefined
+})
+
+const restore = (db: MemoryDatabaseShape, snapshot: MemoryState) => {
+  Object.assign(db.state, snapshot)
+}
+
+const inTransaction = <A, E, R>(db: MemoryDatabaseShape, effect: Effect.Effect<A, E, R>, alwaysRollback: boolean) =>
+  Effect.suspend(() => {
+    const snapshot = structuredClone(db.state)
+    return effect.pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          if (alwaysRollback || exit._tag === "Failure") restore(db, snapshot)
+        })
+      )
+    )
+  })
+
+const upsert = (
+  table: Map<string, StoredRow>,
+  rows: ReadonlyArray<Row>,
+  cursorType: CursorType
+): { inserted: number; updated: number; unchanged: number } => {
+  const compare = Cursor.compare(cursorType)
+  let inserted = 0
+  let updated = 0
+  for (const row of Cursor.latestPerKey(rows, cursorType)) {
+    const stored = table.get(row.key)
+    if (stored === undefined) {
+      table.set(row.key, { cursor: row.cursor, values: row.values })
+      inserted++
+    } else if (
+      JSON.stringify(stored.values) !== JSON.stringify(row.values) &&
+      (stored.cursor === undefined || row.cursor === undefined || compare(stored.cursor, row.cursor) <= 0)
+    ) {
+      table.set(row.key, { cursor: row.cursor, values: row.values })
+      updated++
+    }
+  }
+  return { inserted, updated, unchanged: rows.length - inserted - updated }
+}
+
+/** a page in the in-memory bulk form: its rows, deduplicated by key */
+interface MemoryBulk extends Bulk {
+  readonly kept: ReadonlyArray<Row>
+}
+
+const tableName = (stream: StreamSpec): string => `${stream.target.schema}.${stream.target.table}`
+
+/** `stream@schema.table`: a stream's checkpoint and lock, as in ferry.state */
+export const checkpointKey = (key: Pick<CheckpointKey, "stream" | "target">): string => `${key.stream}@${key.target}`
+const lockKey = (stream: StreamSpec): string => checkpointKey({ stream: stream.name, target: targetName(stream.target) })
+
+/** a quarantined record's identity: its text, made as PgSink makes the text it stores */
+const recordText = (raw: unknown): string => {
+  try {
+    return JSON.stringify(raw) ?? "null"
+  } catch {
+    return JSON.stringify(String(raw))
+  }
+}
+
+export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
+  Sink,
+  Effect.map(MemoryDatabase, (db) => {
+    /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
+    const bulk = new Set<string>()
+    const refused = (rows: ReadonlyArray<Row>) =>
+      rows.flatMap((row) => {
+        const reason = db.refuse(row)
+        return reason === undefined ? [] : [{ row, reason }]
+      })
+    /** counts a write and applies the injected failure, if any (after applying: the transaction must undo it) */
+    const written = <A>(result: A): Effect.Effect<A, DatabaseError> => {
+      db.writes++
+      return db.failWrite(db.writes)
+        ? Effect.fail(new DatabaseError({ reason: `injected failure of write ${db.writes}` }))
+        : Effect.succeed(result)
+    }
+    return Sink.of({
+      prepare: (stream) =>
+        Effect.sync(() => {
+          const table = db.state.tables.get(tableName(stream))
+          if ((table?.size ?? 0) === 0) bulk.add(stream.name)
+          else bulk.delete(stream.name)
+          return table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
+        }),
+      lock: (stream) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const key = lockKey(stream)
+            if (db.locks.has(key)) {
+              return Effect.fail(new LockHeld({ stream: stream.name, target: targetName(stream.target), holder: "another in-memory run" }))
+            }
+            db.locks.add(key)
+            return Effect.void
+          }),
+          () => Effect.sync(() => db.locks.delete(lockKey(stream)))
+        ),
+      // a test takes the lock away (`locks.delete`) as a dead database session would
+      verifyLock: (stream) =>
+        db.locks.has(lockKey(stream))
+          ? Effect.void
+          : Effect.fail(new DatabaseError({ reason: `lost the lock of stream ${lockKey(stream)}` })),
+      transaction: (effect) => inTransaction(db, effect, false),
+      rollback: (effect) => inTransaction(db, effect, true),
+      write: (stream, rows) =>
+        Effect.suspend(() => {
+          const name = tableName(stream)
+          const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
+          db.state.tables.set(name, table)
+          // as PgSink: one version per key, then the refused ones set aside
+          const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
+          const rejected = refused(kept)
+          const refusedRows = new Set(rejected.map((r) => r.row))
+          const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream))
+          db.state.rowVersions += counts.inserted + counts.updated
+          const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
+          return written<WriteResult>({ ...counts, unchanged, rejected })
+        }),
+      encode: (stream, rows): MemoryBulk | undefined =>
+        bulk.has(stream.name)
+          ? { rows: rows.length, kept: Cursor.latestPerKey(rows, Cursor.typeOf(stream)) }
+          : undefined,
+      // like a COPY under a primary key: any key stored already, or repeated across pages, refuses it all
+      writeBulk: (stream, pages) =>
+        Effect.suspend(() => {
+          if (!bulk.has(stream.name)) return Effect.succeed(undefined)
+          const name = tableName(stream)
+          const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
+          const rows = (pages as ReadonlyArray<MemoryBulk>).flatMap((p) => p.kept)
+          // a value refused: these pages go to `write`, which isolates the row (the bulk path stays on)
+          if (refused(rows).length > 0) return Effect.succeed(undefined)
+          const keys = new Set(rows.map((r) => r.key))
+          if (keys.size < rows.length || rows.some((r) => table.has(r.key))) {
+            bulk.delete(stream.name)
+            db.bulk.refused++
+            return Effect.succeed(undefined)
+          }
+          db.bulk.written++
+          for (const row of rows) table.set(row.key, { cursor: row.cursor, values: row.values })
+          db.state.tables.set(name, table)
+          db.state.rowVersions += rows.length
+          const total = pages.reduce((n, p) => n + p.rows, 0)
+          return written<WriteResult | undefined>({ inserted: rows.length, updated: 0, unchanged: total - rows.length, rejected: [] })
+        }),
+      // as PgSink: a record whose text was quarantined before for the stream and target is not stored again
+      quarantine: (stream, runId, items) =>
+        Effect.sync(() => {
+          const target = targetName(stream.target)
+          let stored = 0
+          for (const item of items) {
+            const text = recordText(item.raw)
+            if (db.state.quarantine.some((q) => q.stream === stream.name && q.target === target && q.text === text)) continue
+            db.state.quarantine.push({ stream: stream.name, target, runId, raw: item.raw, reason: item.reason, text })
+            stored++
+          }
+          return { stored, already: items.length - stored }
+        }),
+      startRun: (stream, runId) =>
+        Effect.sync(() => {
+          // as PgSink: the stream's earlier runs still running are dead (this run holds the lock)
+          for (const [key, r] of db.state.runs) {
+            if (r.stream === stream.name && r.status === "running" && r.runId !== runId) {
+              db.state.runs.set(key, { ...r, status: "abandoned" })
+            }
+          }
+          db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
+        }),
+      finishRun: (run) =>
+        Effect.sync(() => {
+          db.state.runs.set(`${run.runId}/${run.stream}`, run)
+        })
+    })
+  })
+)
+
+export const layerCheckpoint: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.effect(
+  CheckpointStore,
+  Effect.map(MemoryDatabase, (db) =>
+    CheckpointStore.of({
+      kind: "memory",
+      transactional: true,
+      load: (key) =>
+        Effect.sync(() =>
+          Option.map(Option.fromNullable(db.state.checkpoints.get(checkpointKey(key))), (cursor) => ({ cursor, legacy: false }))
+        ),
+      save: (key, cursor) => Effect.sync(() => void db.state.checkpoints.set(checkpointKey(key), cursor)),
+      clear: (key) => Effect.sync(() => void db.state.checkpoints.delete(checkpointKey(key)))
+    })
+  )
+)
+
+/** Sink + CheckpointStore over one fresh in-memory database, which is also provided for assertions. */
+export const layer = (db: MemoryDatabaseShape = make()): Layer.Layer<Sink | CheckpointStore | MemoryDatabase> =>
+  Layer.mergeAll(layerSink, layerCheckpoint).pipe(Layer.provideMerge(Layer.succeed(MemoryDatabase, db)))
