@@ -2,7 +2,7 @@
  * Secrets: the values of a stream's auth, and the redactor that replaces every form a secret takes in
  * text Ferry writes (logs, errors, `ferry.runs`) with `***`.
  */
-import { Redacted } from "effect"
+import { FiberRef, Redacted } from "effect"
 import type { Auth } from "./StreamSpec.js"
 
 /**
@@ -61,3 +61,9 @@ export const secretsOf = (auth: Auth | undefined): ReadonlyArray<string> => {
 /** UTF-8, unlike `btoa` (which HttpClientRequest.basicAuth uses and which throws on non-Latin-1 text). */
 export const basicCredentials = (username: string, password: string) =>
   Buffer.from(`${username}:${password}`, "utf8").toString("base64")
+
+/**
+ * The redactor of the current run, per fiber: the CLI sets it from the config's secrets (`Effect.locally`);
+ * Sync and the logger read it. Two applications (or two runs) in one process never see each other's.
+ */
+export const CurrentRedactor: FiberRef.FiberRef<Redactor> = FiberRef.unsafeMake(new Redactor())
