@@ -592,7 +592,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "running a transaction")))
     )
 
-  const rollback = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
+  const rolledBackTransaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
     sql.withTransaction(Effect.flatMap(effect, (a) => Effect.fail(new RollbackSignal(a)))).pipe(
       Effect.catchIf(
         (e): e is RollbackSignal<A> => e instanceof RollbackSignal,
@@ -769,7 +769,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       `recording the end of run ${r.runId} of stream ${r.stream}`
     )
 
-  return { prepare, lock, verifyLock, transaction, rollback, write, encode, writeBulk, quarantine, startRun, finishRun }
+  return { prepare, lock, verifyLock, transaction, rolledBackTransaction, write, encode, writeBulk, quarantine, startRun, finishRun }
 }
 
 /**
