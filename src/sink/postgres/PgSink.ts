@@ -45,10 +45,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   return {
     prepare: (stream) =>
       Prepare.prepare(sql, stream.target).pipe(
-        Effect.map(({ copyable, state }) => {
-          bulk.prepared(stream, copyable)
-          return state
-        }),
+        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable))),
+        Effect.map(({ state }) => state),
         Locks.blockedOn(sql, stream.target)
       ),
     lock: locks.lock,
