@@ -93,7 +93,7 @@ export interface SinkShape {
   /** run `effect` in one database transaction (nested calls use savepoints) */
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** run `effect` in a transaction that is always rolled back (for --dry-run) */
-  readonly rollback: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
+  readonly rolledBackTransaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** upsert rows (call inside `transaction`) */
   readonly write: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Effect.Effect<WriteResult, DatabaseError>
   /**

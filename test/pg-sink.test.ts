@@ -475,7 +475,7 @@ describe("CopyIn.encode", () => {
 })
 
 describe("PgSink transactions", () => {
-  it.live("a failing transaction leaves nothing; rollback() always rolls back but returns the counts", () =>
+  it.live("a failing transaction leaves nothing; rolledBackTransaction() always rolls back but returns the counts", () =>
     run(Effect.gen(function*() {
       const sink = yield* Sink
       const s = spec({ table: "tx" })
@@ -487,7 +487,7 @@ describe("PgSink transactions", () => {
       expect(failed).toBe("boom")
       expect(yield* Effect.promise(() => db.query(`SELECT * FROM tx`))).toEqual([])
 
-      const counts = yield* sink.rollback(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+      const counts = yield* sink.rolledBackTransaction(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
       expect(counts).toEqual({ inserted: 1, updated: 0, unchanged: 0, rejected: [] })
       expect(yield* Effect.promise(() => db.query(`SELECT * FROM tx`))).toEqual([])
 

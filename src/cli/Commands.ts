@@ -16,7 +16,7 @@ import { DatabaseError, ExitCode, UsageError, worstExitCode, type FerryError } f
 import * as Failpoint from "../lib/Failpoint.js"
 import { redactor } from "./Logging.js"
 import { formatDuration, formatTable } from "./TextTable.js"
-import { quoteIdent } from "../sink/postgres/PgSink.js"
+import { quoteIdent } from "../sink/postgres/Sql.js"
 import * as Memory from "../testing/Memory.js"
 import * as Progress from "./Progress.js"
 import * as Services from "./Wiring.js"

@@ -7,7 +7,7 @@
  * Migrator runs only ids above the highest one recorded, so a lower-numbered migration added later
  * would be skipped without a word.
  *
- * `migrate` runs inside the caller's transaction, which must hold Ferry's prepare lock (PgSink.prepare):
+ * `migrate` runs inside the caller's transaction, which must hold Ferry's prepare lock (sink/postgres/Prepare.ts):
  * two processes never migrate at once, and a failed migration leaves nothing behind.
  */
 import * as Migrator from "@effect/sql/Migrator"
@@ -75,7 +75,7 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
   ),
   // The run summary's duration_ms (from the program's start, prepare and lock included), for `status`
   // to show the same number; and the `running` rows of a stream and target, which the next run that
-  // takes the lock marks `abandoned` (PgSink.startRun), found without a scan of every run ever made.
+  // takes the lock marks `abandoned` (sink/postgres/RunLog.ts), found without a scan of every run ever made.
   "4_run_duration_abandoned": statements(
     `ALTER TABLE ferry.runs ADD COLUMN duration_ms bigint`,
     `CREATE INDEX runs_running ON ferry.runs (stream, target) WHERE status = 'running'`

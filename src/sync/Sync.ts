@@ -332,7 +332,7 @@ export const runStream = (
 
     const body = Effect.gen(function*() {
       // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
-      const table = yield* (dryRun ? sink.rollback(sink.prepare(stream)) : sink.prepare(stream))
+      const table = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
       yield* sink.lock(stream)
       checkpoint = yield* loadCheckpoint(stream, store, table, dryRun)
       checkpointLoaded = true
@@ -386,7 +386,7 @@ export const runStream = (
           })
           // A signal lets the current transaction finish: it is never cut in half.
           const { advance, next, pageMax, quarantined, result } = yield* Effect.uninterruptible(
-            dryRun ? sink.rollback(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
+            dryRun ? sink.rolledBackTransaction(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work)
           )
           yield* Failpoint.pass("after-commit")
           if (advance && next !== undefined && !store.transactional && !dryRun) {

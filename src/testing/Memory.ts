@@ -164,7 +164,7 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           ? Effect.void
           : Effect.fail(new DatabaseError({ reason: `lost the lock of stream ${lockKey(stream)}` })),
       transaction: (effect) => inTransaction(db, effect, false),
-      rollback: (effect) => inTransaction(db, effect, true),
+      rolledBackTransaction: (effect) => inTransaction(db, effect, true),
       write: (stream, rows) =>
         Effect.suspend(() => {
           const name = tableName(stream)

@@ -1,0 +1,76 @@
+/**
+ * `ferry.runs`: one row per run and stream, written when the run starts (`running`) and when it ends.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+import type { DatabaseError } from "../../domain/Errors.js"
+import { type StreamSpec, targetName } from "../../domain/StreamSpec.js"
+import type { RunRecord } from "../../Sink.js"
+import { query } from "./Sql.js"
+
+/**
+ * The run's row, and, in the same statement, its stream's and target's earlier rows still `running`
+ * marked `abandoned`: this run holds the lock (or the embedded database's data directory), so no run
+ * that wrote them is alive; it was killed (SIGKILL, OOM) or lost its session. Their `finished_at`
+ * stays NULL (when they died is not known); `error` says how and when they were found.
+ */
+export const startRun = (sql: SqlClient, stream: StreamSpec, runId: string): Effect.Effect<void, DatabaseError> =>
+  query<{ run_id: string; started_at: string | null }>(
+    sql,
+    `WITH abandoned AS (
+       UPDATE ferry.runs SET status = 'abandoned',
+         error = 'abandoned: the run ended without recording its end (killed, out of memory, or its database ' ||
+           'session lost); found by run ' || $1 || ' at ' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+       WHERE stream = $2 AND target = $3 AND status = 'running' AND run_id <> $1
+       RETURNING run_id, started_at::text
+     ), started AS (
+       INSERT INTO ferry.runs (run_id, stream, target, status, started_at) VALUES ($1, $2, $3, 'running', clock_timestamp())
+       ON CONFLICT (run_id, stream) DO UPDATE SET target = EXCLUDED.target, status = 'running',
+         started_at = EXCLUDED.started_at, finished_at = NULL, error = NULL, exit_code = NULL, duration_ms = NULL
+     )
+     SELECT run_id, started_at FROM abandoned`,
+    [runId, stream.name, targetName(stream.target)],
+    `recording the start of run ${runId} of stream ${stream.name}`
+  ).pipe(
+    Effect.tap((rows) =>
+      Effect.forEach(rows, (r) =>
+        Effect.logWarning("run.abandoned").pipe(
+          Effect.annotateLogs({ abandoned_run_id: r.run_id, started_at: r.started_at, target: targetName(stream.target) })
+        ), { discard: true })
+    ),
+    Effect.asVoid
+  )
+
+/** the run's end: its status, counts, checkpoint, error and exit code (a row even if the start was not recorded) */
+export const finishRun = (sql: SqlClient, r: RunRecord): Effect.Effect<void, DatabaseError> =>
+  query(
+    sql,
+    `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
+       quarantined, retries, checkpoint, error, exit_code, target, already_quarantined, duration_ms)
+     VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+     ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
+       pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
+       updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
+       retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
+       exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined,
+       duration_ms = EXCLUDED.duration_ms`,
+    [
+      r.runId,
+      r.stream,
+      r.status,
+      r.counts.pages,
+      r.counts.fetched,
+      r.counts.inserted,
+      r.counts.updated,
+      r.counts.unchanged,
+      r.counts.quarantined,
+      r.counts.retries,
+      r.checkpoint ?? null,
+      r.error === undefined ? null : r.error.replace(/\u0000/g, "\\u0000"),
+      r.exitCode,
+      r.target,
+      r.counts.alreadyQuarantined,
+      r.durationMs === undefined ? null : Math.round(r.durationMs)
+    ],
+    `recording the end of run ${r.runId} of stream ${r.stream}`
+  ).pipe(Effect.asVoid)

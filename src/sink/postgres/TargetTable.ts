@@ -1,0 +1,159 @@
+/**
+ * The target table: created from the stream's columns when it does not exist, otherwise verified
+ * against information_schema. A table that does not fit is a TargetMismatch (78), never altered.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+import { type DatabaseError, TargetMismatch } from "../../domain/Errors.js"
+import { columnTypes, type TargetSpec } from "../../domain/StreamSpec.js"
+import { displayName, qualifiedName, query, quoteIdent } from "./Sql.js"
+
+/** information_schema spells types one way, users another: compare canonical names */
+const typeAliases: Readonly<Record<string, string>> = {
+  int: "integer",
+  int4: "integer",
+  integer: "integer",
+  int8: "bigint",
+  bigint: "bigint",
+  float8: "double precision",
+  "double precision": "double precision",
+  float4: "real",
+  real: "real",
+  bool: "boolean",
+  boolean: "boolean",
+  decimal: "numeric",
+  numeric: "numeric",
+  timestamptz: "timestamp with time zone",
+  "timestamp with time zone": "timestamp with time zone",
+  timestamp: "timestamp without time zone",
+  "timestamp without time zone": "timestamp without time zone",
+  date: "date",
+  text: "text",
+  jsonb: "jsonb",
+  json: "json",
+  uuid: "uuid",
+  varchar: "character varying",
+  "character varying": "character varying"
+}
+
+const canonicalType = (type: string): string => {
+  const t = type.trim().toLowerCase()
+  return typeAliases[t] ?? t
+}
+
+interface ExistingColumn {
+  readonly name: string
+  readonly type: string
+  readonly udt: string
+  readonly nullable: string
+  readonly def: string | null
+  readonly generated: string
+}
+
+/** problems that make the stream's own spec unusable, whatever the table */
+export const specProblems = (target: TargetSpec): Array<string> => {
+  const problems: Array<string> = []
+  const names = new Set(target.columns.map((c) => c.name))
+  for (const c of target.columns) {
+    if (!(columnTypes as ReadonlyArray<string>).includes(c.type)) {
+      problems.push(`column "${c.name}" has unsupported type ${JSON.stringify(c.type)}`)
+    }
+  }
+  if (target.primaryKey.length === 0) problems.push("the stream has no primary key")
+  for (const k of target.primaryKey) {
+    if (!names.has(k)) problems.push(`primary key column "${k}" is not one of the stream's columns`)
+  }
+  if (target.cursorColumn !== undefined && !names.has(target.cursorColumn)) {
+    problems.push(`cursor column "${target.cursorColumn}" is not one of the stream's columns`)
+  }
+  return problems
+}
+
+/** the schema if missing, and the table with the stream's columns and primary key */
+export const create = (sql: SqlClient, target: TargetSpec): Effect.Effect<void, DatabaseError> => {
+  const columns = target.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`)
+  const pk = target.primaryKey.map(quoteIdent).join(", ")
+  return query(sql, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`).pipe(
+    Effect.zipRight(query(
+      sql,
+      `CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${columns.join(", ")}, PRIMARY KEY (${pk}))`,
+      [],
+      `creating table ${displayName(target)}`
+    )),
+    Effect.asVoid
+  )
+}
+
+const columnProblems = (target: TargetSpec, existing: ReadonlyArray<ExistingColumn>): Array<string> => {
+  const problems: Array<string> = []
+  const byName = new Map(existing.map((c) => [c.name, c]))
+  const wanted = new Set(target.columns.map((c) => c.name))
+  for (const c of target.columns) {
+    const e = byName.get(c.name)
+    if (e === undefined) {
+      problems.push(`column "${c.name}" is missing (the stream needs ${c.type})`)
+      continue
+    }
+    const actual = e.type === "USER-DEFINED" || e.type === "ARRAY" ? e.udt : e.type
+    if (canonicalType(actual) !== canonicalType(c.type)) {
+      problems.push(`column "${c.name}" is ${actual}, the stream needs ${c.type}`)
+    }
+    if (e.generated === "ALWAYS") problems.push(`column "${c.name}" is a generated column`)
+  }
+  for (const e of existing) {
+    if (!wanted.has(e.name) && e.nullable === "NO" && e.def === null && e.generated !== "ALWAYS") {
+      problems.push(`column "${e.name}" is NOT NULL without a default, and the stream does not write it`)
+    }
+  }
+  return problems
+}
+
+const primaryKeyProblems = (target: TargetSpec, primaryKey: ReadonlyArray<string>): Array<string> => {
+  const pkWanted = [...target.primaryKey].sort()
+  const pkActual = [...primaryKey].sort()
+  const list = (cols: ReadonlyArray<string>) => `(${cols.map((c) => `"${c}"`).join(", ")})`
+  if (pkActual.length === 0) return [`the table has no primary key, the stream needs ${list(target.primaryKey)}`]
+  if (pkWanted.length !== pkActual.length || pkWanted.some((c, i) => c !== pkActual[i])) {
+    return [`the primary key is ${list(primaryKey)}, the stream needs ${list(target.primaryKey)}`]
+  }
+  return []
+}
+
+/**
+ * An existing table checked against the stream: every column there with its type, no other column
+ * that needs a value, the same primary key. Says whether the table holds a row (a checkpoint needs
+ * one; COPY needs none).
+ */
+export const verify = (
+  sql: SqlClient,
+  target: TargetSpec
+): Effect.Effect<{ readonly empty: boolean }, DatabaseError | TargetMismatch> =>
+  Effect.gen(function*() {
+    const name = displayName(target)
+    const columns = yield* query<ExistingColumn>(
+      sql,
+      `SELECT column_name::text AS name, data_type::text AS type, udt_name::text AS udt,
+              is_nullable::text AS nullable, column_default::text AS def, is_generated::text AS generated
+       FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2
+       ORDER BY ordinal_position`,
+      [target.schema, target.table],
+      `reading the columns of ${name}`
+    )
+    const [{ empty, pk }] = yield* query<{ pk: Array<string>; empty: boolean }>(
+      sql,
+      `SELECT ARRAY(
+         SELECT a.attname::text
+         FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
+         ORDER BY array_position(i.indkey::int2[], a.attnum)
+       ) AS pk, NOT EXISTS (SELECT FROM ${qualifiedName(target)}) AS empty`,
+      [target.schema, target.table],
+      `reading the primary key of ${name}`
+    )
+    const problems = [...columnProblems(target, columns), ...primaryKeyProblems(target, pk)]
+    if (problems.length > 0) return yield* new TargetMismatch({ table: name, problems })
+    return { empty }
+  })
