@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Logger, LogLevel, Option, Stream, TestClock } from "effect"
 import * as HttpSource from "../src/source/http/HttpSource.js"
 import type { Headers, Jitter } from "../src/source/http/Retry.js"
-import { backoff, classify, retryDelay, serverDelay } from "../src/source/http/Retry.js"
+import { backoff, classify, decide, RequestFailure, retryDelay, serverDelay } from "../src/source/http/Retry.js"
 import { pagesOf } from "../src/Source.js"
 import type { HttpSourceSpec, Retry, StreamSpec } from "../src/domain/StreamSpec.js"
 
@@ -159,6 +159,34 @@ describe("classify", () => {
       [304, undefined, "fatal"]
     ]
     for (const [status, headers, verdict] of cases) expect([status, classify(status, headers)]).toEqual([status, verdict])
+  })
+})
+
+describe("decide", () => {
+  const r = retry(3, 500, 60_000)
+  const failure = (kind: "transient" | "rate-limited" | "fatal", asked?: number) =>
+    new RequestFailure({
+      kind,
+      status: kind === "transient" ? 503 : kind === "rate-limited" ? 429 : 404,
+      reason: "HTTP",
+      asked: asked === undefined ? undefined : { millis: asked, by: "retry-after" }
+    })
+
+  it("a fatal failure is never retried", () => {
+    expect(decide(failure("fatal"), 1, r, 0)).toEqual({ _tag: "Fatal" })
+  })
+
+  it("retries with the backoff until `attempts` tries in all", () => {
+    expect(decide(failure("transient"), 1, r, 0)).toMatchObject({ _tag: "Retry", retry: 1, millis: 250 })
+    expect(decide(failure("transient"), 2, r, 0)).toMatchObject({ _tag: "Retry", retry: 2, millis: 500 })
+    expect(decide(failure("transient"), 3, r, 0)).toEqual({ _tag: "OutOfAttempts", attempts: 3 })
+    expect(decide(failure("transient"), 1, retry(1, 500, 60_000), 0)).toEqual({ _tag: "OutOfAttempts", attempts: 1 })
+  })
+
+  it("waits what the server asked, unless it is over max; out of attempts comes first", () => {
+    expect(decide(failure("rate-limited", 5000), 1, r, 0.9)).toMatchObject({ _tag: "Retry", millis: 5000 })
+    expect(decide(failure("rate-limited", 61_000), 1, r, 0)).toEqual({ _tag: "WaitTooLong", millis: 61_000 })
+    expect(decide(failure("rate-limited", 61_000), 3, r, 0)).toEqual({ _tag: "OutOfAttempts", attempts: 3 })
   })
 })
 

@@ -11,7 +11,7 @@ import { effectiveAuth, redactUrl, requestUrl, scrub, toHttpRequest } from "./Re
 import { classify, RequestFailure, serverDelay } from "./Retry.js"
 
 /** A 2xx response, read whole. */
-export interface Received {
+interface Received {
   readonly status: number
   readonly headers: Readonly<Record<string, string | undefined>>
   /** the body as text (UTF-8); read as text, not bytes: platform-node's `arrayBuffer` concatenates

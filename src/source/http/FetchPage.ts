@@ -1,5 +1,5 @@
 /**
- * One page of a stream: the request with its retries (`Effect.retry` on `Retry.schedule`), then the
+ * One page of a stream: the request with its retries (`Effect.retryOrElse` on `Retry.schedule`), then the
  * records out of the body. A request that gives up becomes the stream's error: `RateLimited` (75)
  * for a source that keeps rate-limiting or asks to wait past `retry.max`, else `SourceError` (69).
  */

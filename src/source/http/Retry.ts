@@ -1,14 +1,14 @@
 /**
- * When to retry a request and how long to wait. One try fails with a `RequestFailure`; `schedule` is
- * the Effect `Schedule` that `Effect.retry` follows. Its decisions are pure functions (`retryDelay`,
- * `decide`), so every branch is tested without a clock.
+ * When to retry a request and how long to wait. A failed try is a `RequestFailure`; `schedule` is the
+ * Effect `Schedule` the request is retried on (`FetchPage.ts`). Its decisions are pure functions
+ * (`retryDelay`, `decide`), so every branch is tested without a clock.
  *
  * Backoff: delay(n) = min(max, base * 2^n) with jitter, n = 0 before the first retry. A server that
  * says how long to wait (`Retry-After`, or `X-RateLimit-Reset` when `X-RateLimit-Remaining` is 0) is
  * obeyed exactly, unless it asks for more than `retry.max`: then we stop at once rather than sleep for
  * an hour inside a cron job.
  */
-import { Data, Duration, Effect, Random, Schedule, ScheduleDecision } from "effect"
+import { Data, Duration, Effect, Random, Schedule } from "effect"
 import * as Failpoint from "../../lib/Failpoint.js"
 import type { Retry } from "../../domain/StreamSpec.js"
 
@@ -17,7 +17,7 @@ export type Headers = Readonly<Record<string, string | undefined>>
 /** `full`: uniform in [0, d]; `equal`: uniform in [d/2, d] (never hammers a server with a zero wait). */
 export type Jitter = "full" | "equal"
 
-export type RetryDelay =
+type RetryDelay =
   /** wait `millis`, then try again */
   | { readonly _tag: "Wait"; readonly millis: number; readonly by: "backoff" | "retry-after" | "x-ratelimit-reset" }
   /** the server asked to wait `millis`, longer than `retry.max`: do not wait */
@@ -32,10 +32,10 @@ const header = (headers: Headers | undefined, name: string): string | undefined 
 }
 
 /** `X-RateLimit-Remaining: 0`: the budget is spent (GitHub answers 403 for this, others 429). */
-export const budgetSpent = (headers: Headers | undefined): boolean => header(headers, "x-ratelimit-remaining")?.trim() === "0"
+const budgetSpent = (headers: Headers | undefined): boolean => header(headers, "x-ratelimit-remaining")?.trim() === "0"
 
 /** What the server asked us to wait, and through which header. */
-export interface ServerDelay {
+interface ServerDelay {
   readonly millis: number
   readonly by: "retry-after" | "x-ratelimit-reset"
 }
@@ -92,7 +92,7 @@ export const retryDelay = (
 }
 
 /** What a status means for a retry. */
-export type Verdict = "ok" | "transient" | "rate-limited" | "fatal"
+type Verdict = "ok" | "transient" | "rate-limited" | "fatal"
 
 export const classify = (status: number, headers: Headers | undefined): Verdict => {
   if (status >= 200 && status < 300) return "ok"
@@ -133,28 +133,32 @@ export const decide = (failure: RequestFailure, tries: number, retry: Retry, ran
     : { _tag: "Retry", failure, retry: tries, millis: delay.millis }
 }
 
+/** The `http.retry` line, before the wait, and the failpoint that kills a run in its backoff. */
+const logRetry = (url: string, decision: Decision) =>
+  decision._tag === "Retry"
+    ? Effect.logWarning("http.retry").pipe(
+      Effect.annotateLogs({
+        url,
+        status: decision.failure.status ?? null,
+        reason: decision.failure.reason,
+        attempt: decision.retry,
+        delay_ms: decision.millis
+      }),
+      Effect.zipRight(Failpoint.pass("retry-backoff"))
+    )
+    : Effect.void
+
 /**
- * The retries of one request, for `Effect.retry`: `decide` after each failed try, sleeping its wait
- * on the Effect Clock. Each retry is logged once (`http.retry`, annotated with url, status, reason,
- * attempt, delay_ms) before its wait. The output is the last decision: why it stopped, once it has.
+ * The retries of one request, for `Effect.retry` and `Effect.retryOrElse`: `decide` after each failed try, sleeping its wait
+ * on the Effect Clock; each retry logged once (`logRetry`) before its wait. The output is the last
+ * decision: once the schedule stops, why.
  */
 export const schedule = (retry: Retry, url: string): Schedule.Schedule<Decision, RequestFailure> =>
   Schedule.intersect(Schedule.identity<RequestFailure>(), Schedule.count).pipe(
-    Schedule.mapEffect(([failure, retries]) => Effect.map(Random.next, (random) => decide(failure, retries + 1, retry, random))),
+    Schedule.mapEffect(([failure, retries]) =>
+      Effect.map(Random.next, (random) => decide(failure, retries + 1, retry, random))
+    ),
     Schedule.whileOutput((decision) => decision._tag === "Retry"),
-    Schedule.addDelay((decision) => decision._tag === "Retry" ? Duration.millis(decision.millis) : Duration.zero),
-    Schedule.onDecision((decision, next) =>
-      decision._tag === "Retry" && ScheduleDecision.isContinue(next)
-        ? Effect.logWarning("http.retry").pipe(
-          Effect.annotateLogs({
-            url,
-            status: decision.failure.status ?? null,
-            reason: decision.failure.reason,
-            attempt: decision.retry,
-            delay_ms: decision.millis
-          }),
-          Effect.zipRight(Failpoint.pass("retry-backoff"))
-        )
-        : Effect.void
-    )
+    Schedule.addDelay((decision) => Duration.millis(decision._tag === "Retry" ? decision.millis : 0)),
+    Schedule.tapOutput((decision) => logRetry(url, decision))
   )
