@@ -2,7 +2,8 @@ import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Logger, LogLevel, Option, Stream, TestClock } from "effect"
 import * as HttpSource from "../src/source/http/HttpSource.js"
-import { backoff, classify, retryDelay } from "../src/source/http/Retry.js"
+import type { Headers, Jitter } from "../src/source/http/Retry.js"
+import { backoff, classify, decide, RequestFailure, retryDelay, serverDelay } from "../src/source/http/Retry.js"
 import { pagesOf } from "../src/Source.js"
 import type { HttpSourceSpec, Retry, StreamSpec } from "../src/domain/StreamSpec.js"
 
@@ -13,6 +14,10 @@ const retry = (attempts: number, base: number, max: number): Retry => ({
 })
 
 const now = Date.UTC(2026, 0, 15, 12, 0, 0)
+
+/** The wait after a response with these headers, read at `at` (as a failed request reads them). */
+const delayFor = (attempt: number, policy: Retry, headers: Headers | undefined, at: number, random: number, jitter?: Jitter) =>
+  retryDelay(attempt, policy, serverDelay(headers, at), random, jitter)
 
 describe("retryDelay", () => {
   const r = retry(6, 500, 60_000)
@@ -34,16 +39,16 @@ describe("retryDelay", () => {
   })
 
   it("equal jitter: between half the backoff and the backoff", () => {
-    expect(retryDelay(2, r, undefined, now, 0)).toEqual({ _tag: "Wait", millis: 1000, by: "backoff" })
-    expect(retryDelay(2, r, undefined, now, 0.5)).toEqual({ _tag: "Wait", millis: 1500, by: "backoff" })
-    expect(retryDelay(2, r, undefined, now, 0.999999)).toEqual({ _tag: "Wait", millis: 1999, by: "backoff" })
-    expect(retryDelay(20, r, undefined, now, 0)).toEqual({ _tag: "Wait", millis: 30_000, by: "backoff" })
+    expect(delayFor(2, r, undefined, now, 0)).toEqual({ _tag: "Wait", millis: 1000, by: "backoff" })
+    expect(delayFor(2, r, undefined, now, 0.5)).toEqual({ _tag: "Wait", millis: 1500, by: "backoff" })
+    expect(delayFor(2, r, undefined, now, 0.999999)).toEqual({ _tag: "Wait", millis: 1999, by: "backoff" })
+    expect(delayFor(20, r, undefined, now, 0)).toEqual({ _tag: "Wait", millis: 30_000, by: "backoff" })
   })
 
   it("full jitter: between 0 and the backoff", () => {
-    expect(retryDelay(2, r, undefined, now, 0, "full")).toEqual({ _tag: "Wait", millis: 0, by: "backoff" })
-    expect(retryDelay(2, r, undefined, now, 0.25, "full")).toEqual({ _tag: "Wait", millis: 500, by: "backoff" })
-    expect(retryDelay(0, r, undefined, now, 0.5, "full")).toEqual({ _tag: "Wait", millis: 250, by: "backoff" })
+    expect(delayFor(2, r, undefined, now, 0, "full")).toEqual({ _tag: "Wait", millis: 0, by: "backoff" })
+    expect(delayFor(2, r, undefined, now, 0.25, "full")).toEqual({ _tag: "Wait", millis: 500, by: "backoff" })
+    expect(delayFor(0, r, undefined, now, 0.5, "full")).toEqual({ _tag: "Wait", millis: 250, by: "backoff" })
   })
 
   it.prop(
@@ -51,8 +56,8 @@ describe("retryDelay", () => {
     [FastCheck.nat(2000), FastCheck.nat(10_000), FastCheck.nat(600_000), FastCheck.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })],
     ([attempt, base, max, random]) => {
       const policy = retry(5, base, max)
-      const d = retryDelay(attempt, policy, undefined, now, random)
-      const full = retryDelay(attempt, policy, undefined, now, random, "full")
+      const d = delayFor(attempt, policy, undefined, now, random)
+      const full = delayFor(attempt, policy, undefined, now, random, "full")
       const cap = Math.min(max, base * 2 ** Math.min(attempt, 60))
       expect(d._tag).toBe("Wait")
       expect(Number.isFinite(d.millis)).toBe(true)
@@ -64,40 +69,40 @@ describe("retryDelay", () => {
   )
 
   it("Retry-After in seconds is obeyed exactly (no jitter)", () => {
-    expect(retryDelay(0, r, { "retry-after": "7" }, now, 0.9)).toEqual({ _tag: "Wait", millis: 7000, by: "retry-after" })
-    expect(retryDelay(5, r, { "retry-after": "0" }, now, 0.9)).toEqual({ _tag: "Wait", millis: 0, by: "retry-after" })
-    expect(retryDelay(0, r, { "retry-after": " 1.5 " }, now, 0.9)).toEqual({ _tag: "Wait", millis: 1500, by: "retry-after" })
+    expect(delayFor(0, r, { "retry-after": "7" }, now, 0.9)).toEqual({ _tag: "Wait", millis: 7000, by: "retry-after" })
+    expect(delayFor(5, r, { "retry-after": "0" }, now, 0.9)).toEqual({ _tag: "Wait", millis: 0, by: "retry-after" })
+    expect(delayFor(0, r, { "retry-after": " 1.5 " }, now, 0.9)).toEqual({ _tag: "Wait", millis: 1500, by: "retry-after" })
   })
 
   it("Retry-After as an HTTP date is relative to now", () => {
     const date = new Date(now + 12_000).toUTCString()
-    expect(retryDelay(0, r, { "retry-after": date }, now, 0.3)).toEqual({ _tag: "Wait", millis: 12_000, by: "retry-after" })
+    expect(delayFor(0, r, { "retry-after": date }, now, 0.3)).toEqual({ _tag: "Wait", millis: 12_000, by: "retry-after" })
     const past = new Date(now - 5_000).toUTCString()
-    expect(retryDelay(0, r, { "retry-after": past }, now, 0.3)).toEqual({ _tag: "Wait", millis: 0, by: "retry-after" })
+    expect(delayFor(0, r, { "retry-after": past }, now, 0.3)).toEqual({ _tag: "Wait", millis: 0, by: "retry-after" })
   })
 
   it("an unreadable Retry-After falls back to the backoff", () => {
-    expect(retryDelay(1, r, { "retry-after": "soon" }, now, 0)).toEqual({ _tag: "Wait", millis: 500, by: "backoff" })
-    expect(retryDelay(1, r, { "retry-after": "-3" }, now, 0)).toEqual({ _tag: "Wait", millis: 500, by: "backoff" })
+    expect(delayFor(1, r, { "retry-after": "soon" }, now, 0)).toEqual({ _tag: "Wait", millis: 500, by: "backoff" })
+    expect(delayFor(1, r, { "retry-after": "-3" }, now, 0)).toEqual({ _tag: "Wait", millis: 500, by: "backoff" })
   })
 
   it("X-RateLimit-Reset (epoch seconds) counts only when X-RateLimit-Remaining is 0", () => {
     const reset = String((now + 42_000) / 1000)
-    expect(retryDelay(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset }, now, 0.5)).toEqual({
+    expect(delayFor(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset }, now, 0.5)).toEqual({
       _tag: "Wait",
       millis: 42_000,
       by: "x-ratelimit-reset"
     })
-    expect(retryDelay(0, r, { "x-ratelimit-remaining": "3", "x-ratelimit-reset": reset }, now, 0)).toEqual({
+    expect(delayFor(0, r, { "x-ratelimit-remaining": "3", "x-ratelimit-reset": reset }, now, 0)).toEqual({
       _tag: "Wait",
       millis: 250,
       by: "backoff"
     })
-    expect(retryDelay(0, r, { "x-ratelimit-reset": reset }, now, 0)._tag).toBe("Wait")
-    expect(retryDelay(0, r, { "x-ratelimit-reset": reset }, now, 0)).toMatchObject({ by: "backoff" })
+    expect(delayFor(0, r, { "x-ratelimit-reset": reset }, now, 0)._tag).toBe("Wait")
+    expect(delayFor(0, r, { "x-ratelimit-reset": reset }, now, 0)).toMatchObject({ by: "backoff" })
     // a reset in the past: go now
     const past = String(Math.floor((now - 60_000) / 1000))
-    expect(retryDelay(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": past }, now, 0.5)).toEqual({
+    expect(delayFor(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": past }, now, 0.5)).toEqual({
       _tag: "Wait",
       millis: 0,
       by: "x-ratelimit-reset"
@@ -105,7 +110,7 @@ describe("retryDelay", () => {
   })
 
   it("a small X-RateLimit-Reset is read as seconds from now", () => {
-    expect(retryDelay(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": "30" }, now, 0)).toEqual({
+    expect(delayFor(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": "30" }, now, 0)).toEqual({
       _tag: "Wait",
       millis: 30_000,
       by: "x-ratelimit-reset"
@@ -114,14 +119,14 @@ describe("retryDelay", () => {
 
   it("Retry-After wins over X-RateLimit-Reset", () => {
     const headers = { "retry-after": "2", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "50" }
-    expect(retryDelay(0, r, headers, now, 0)).toEqual({ _tag: "Wait", millis: 2000, by: "retry-after" })
+    expect(delayFor(0, r, headers, now, 0)).toEqual({ _tag: "Wait", millis: 2000, by: "retry-after" })
   })
 
   it("a server wait longer than max is not waited", () => {
-    expect(retryDelay(0, r, { "retry-after": "61" }, now, 0)).toEqual({ _tag: "TooLong", millis: 61_000, by: "retry-after" })
-    expect(retryDelay(0, r, { "retry-after": "60" }, now, 0)).toEqual({ _tag: "Wait", millis: 60_000, by: "retry-after" })
+    expect(delayFor(0, r, { "retry-after": "61" }, now, 0)).toEqual({ _tag: "TooLong", millis: 61_000, by: "retry-after" })
+    expect(delayFor(0, r, { "retry-after": "60" }, now, 0)).toEqual({ _tag: "Wait", millis: 60_000, by: "retry-after" })
     const reset = String((now + 3_600_000) / 1000)
-    expect(retryDelay(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset }, now, 0)).toEqual({
+    expect(delayFor(0, r, { "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset }, now, 0)).toEqual({
       _tag: "TooLong",
       millis: 3_600_000,
       by: "x-ratelimit-reset"
@@ -129,7 +134,7 @@ describe("retryDelay", () => {
   })
 
   it("header names are matched in any case", () => {
-    expect(retryDelay(0, r, { "Retry-After": "3" }, now, 0)).toEqual({ _tag: "Wait", millis: 3000, by: "retry-after" })
+    expect(delayFor(0, r, { "Retry-After": "3" }, now, 0)).toEqual({ _tag: "Wait", millis: 3000, by: "retry-after" })
   })
 })
 
@@ -154,6 +159,34 @@ describe("classify", () => {
       [304, undefined, "fatal"]
     ]
     for (const [status, headers, verdict] of cases) expect([status, classify(status, headers)]).toEqual([status, verdict])
+  })
+})
+
+describe("decide", () => {
+  const r = retry(3, 500, 60_000)
+  const failure = (kind: "transient" | "rate-limited" | "fatal", asked?: number) =>
+    new RequestFailure({
+      kind,
+      status: kind === "transient" ? 503 : kind === "rate-limited" ? 429 : 404,
+      reason: "HTTP",
+      asked: asked === undefined ? undefined : { millis: asked, by: "retry-after" }
+    })
+
+  it("a fatal failure is never retried", () => {
+    expect(decide(failure("fatal"), 1, r, 0)).toEqual({ _tag: "Fatal" })
+  })
+
+  it("retries with the backoff until `attempts` tries in all", () => {
+    expect(decide(failure("transient"), 1, r, 0)).toMatchObject({ _tag: "Retry", retry: 1, millis: 250 })
+    expect(decide(failure("transient"), 2, r, 0)).toMatchObject({ _tag: "Retry", retry: 2, millis: 500 })
+    expect(decide(failure("transient"), 3, r, 0)).toEqual({ _tag: "OutOfAttempts", attempts: 3 })
+    expect(decide(failure("transient"), 1, retry(1, 500, 60_000), 0)).toEqual({ _tag: "OutOfAttempts", attempts: 1 })
+  })
+
+  it("waits what the server asked, unless it is over max; out of attempts comes first", () => {
+    expect(decide(failure("rate-limited", 5000), 1, r, 0.9)).toMatchObject({ _tag: "Retry", millis: 5000 })
+    expect(decide(failure("rate-limited", 61_000), 1, r, 0)).toEqual({ _tag: "WaitTooLong", millis: 61_000 })
+    expect(decide(failure("rate-limited", 61_000), 3, r, 0)).toEqual({ _tag: "OutOfAttempts", attempts: 3 })
   })
 })
 

@@ -1,13 +1,14 @@
 /**
- * When to retry a request and how long to wait. The delay is a pure function (`retryDelay`) so every
- * branch is tested without a clock; `retrying` is the loop that applies it with the Effect Clock.
+ * When to retry a request and how long to wait. A failed try is a `RequestFailure`; `schedule` is the
+ * Effect `Schedule` the request is retried on (`FetchPage.ts`). Its decisions are pure functions
+ * (`retryDelay`, `decide`), so every branch is tested without a clock.
  *
  * Backoff: delay(n) = min(max, base * 2^n) with jitter, n = 0 before the first retry. A server that
  * says how long to wait (`Retry-After`, or `X-RateLimit-Reset` when `X-RateLimit-Remaining` is 0) is
  * obeyed exactly, unless it asks for more than `retry.max`: then we stop at once rather than sleep for
  * an hour inside a cron job.
  */
-import { Clock, Duration, Effect, Random } from "effect"
+import { Data, Duration, Effect, Random, Schedule } from "effect"
 import * as Failpoint from "../../lib/Failpoint.js"
 import type { Retry } from "../../domain/StreamSpec.js"
 
@@ -16,7 +17,7 @@ export type Headers = Readonly<Record<string, string | undefined>>
 /** `full`: uniform in [0, d]; `equal`: uniform in [d/2, d] (never hammers a server with a zero wait). */
 export type Jitter = "full" | "equal"
 
-export type RetryDelay =
+type RetryDelay =
   /** wait `millis`, then try again */
   | { readonly _tag: "Wait"; readonly millis: number; readonly by: "backoff" | "retry-after" | "x-ratelimit-reset" }
   /** the server asked to wait `millis`, longer than `retry.max`: do not wait */
@@ -31,13 +32,16 @@ const header = (headers: Headers | undefined, name: string): string | undefined 
 }
 
 /** `X-RateLimit-Remaining: 0`: the budget is spent (GitHub answers 403 for this, others 429). */
-export const budgetSpent = (headers: Headers | undefined): boolean => header(headers, "x-ratelimit-remaining")?.trim() === "0"
+const budgetSpent = (headers: Headers | undefined): boolean => header(headers, "x-ratelimit-remaining")?.trim() === "0"
 
-/** Milliseconds the server asks us to wait, if it says. */
-export const serverDelay = (
-  headers: Headers | undefined,
-  nowMillis: number
-): { readonly millis: number; readonly by: "retry-after" | "x-ratelimit-reset" } | undefined => {
+/** What the server asked us to wait, and through which header. */
+interface ServerDelay {
+  readonly millis: number
+  readonly by: "retry-after" | "x-ratelimit-reset"
+}
+
+/** Milliseconds the server asks us to wait, if it says, read at `nowMillis` (an HTTP date is relative). */
+export const serverDelay = (headers: Headers | undefined, nowMillis: number): ServerDelay | undefined => {
   const retryAfter = header(headers, "retry-after")?.trim()
   if (retryAfter !== undefined && retryAfter !== "") {
     if (/^\d+(\.\d+)?$/.test(retryAfter)) return { millis: Math.ceil(Number(retryAfter) * 1000), by: "retry-after" }
@@ -65,18 +69,17 @@ export const backoff = (attempt: number, retry: Retry): number => {
 }
 
 /**
- * How long to wait before retry `attempt` (0 = the first retry), given the failed response's headers
- * (undefined after a connection error or a timeout), the Clock's now, and a random number in [0, 1).
+ * How long to wait before retry `attempt` (0 = the first retry), given what the server asked for
+ * (`serverDelay`; undefined after a connection error, a timeout, or no such header) and a random
+ * number in [0, 1).
  */
 export const retryDelay = (
   attempt: number,
   retry: Retry,
-  headers: Headers | undefined,
-  nowMillis: number,
+  asked: ServerDelay | undefined,
   random: number,
   jitter: Jitter = "equal"
 ): RetryDelay => {
-  const asked = serverDelay(headers, nowMillis)
   if (asked !== undefined) {
     return asked.millis > Duration.toMillis(retry.max)
       ? { _tag: "TooLong", millis: asked.millis, by: asked.by }
@@ -88,8 +91,8 @@ export const retryDelay = (
   return { _tag: "Wait", millis, by: "backoff" }
 }
 
-/** What a status means for the retry loop. */
-export type Verdict = "ok" | "transient" | "rate-limited" | "fatal"
+/** What a status means for a retry. */
+type Verdict = "ok" | "transient" | "rate-limited" | "fatal"
 
 export const classify = (status: number, headers: Headers | undefined): Verdict => {
   if (status >= 200 && status < 300) return "ok"
@@ -99,62 +102,63 @@ export const classify = (status: number, headers: Headers | undefined): Verdict 
   return "fatal"
 }
 
-/** A failed attempt worth retrying. */
-export interface Failure {
-  readonly kind: "transient" | "rate-limited"
+/** One try at a request that failed: why, and whether another try can help. */
+export class RequestFailure extends Data.TaggedError("RequestFailure")<{
+  /** `transient` and `rate-limited` are retried; `fatal` (a 404, a request that cannot be made) is not */
+  readonly kind: Exclude<Verdict, "ok">
   /** undefined: no response (connection error, timeout) */
   readonly status: number | undefined
-  readonly headers: Headers | undefined
   /** what went wrong, secrets removed: `HTTP 503`, `timed out after 30s`, the connection error */
   readonly reason: string
+  /** what the server asked us to wait (`serverDelay`, read when it answered) */
+  readonly asked: ServerDelay | undefined
+}> {}
+
+/** The schedule's answer to a failed try: wait and try again, or stop and say why. */
+export type Decision =
+  | { readonly _tag: "Retry"; readonly failure: RequestFailure; readonly retry: number; readonly millis: number }
+  | { readonly _tag: "Fatal" }
+  | { readonly _tag: "OutOfAttempts"; readonly attempts: number }
+  /** the server asked to wait `millis`, longer than `retry.max` */
+  | { readonly _tag: "WaitTooLong"; readonly millis: number }
+
+/** After failed try number `tries` (1-based), with a random number in [0, 1) for the jitter. */
+export const decide = (failure: RequestFailure, tries: number, retry: Retry, random: number): Decision => {
+  if (failure.kind === "fatal") return { _tag: "Fatal" }
+  const attempts = Math.max(1, Math.floor(retry.attempts))
+  if (tries >= attempts) return { _tag: "OutOfAttempts", attempts }
+  const delay = retryDelay(tries - 1, retry, failure.asked, random)
+  return delay._tag === "TooLong"
+    ? { _tag: "WaitTooLong", millis: delay.millis }
+    : { _tag: "Retry", failure, retry: tries, millis: delay.millis }
 }
 
-export type Attempt<A> =
-  | { readonly _tag: "Success"; readonly value: A }
-  | { readonly _tag: "Failure"; readonly failure: Failure }
-
-/** Why the loop gave up on a retryable failure. */
-export type GiveUp =
-  | { readonly _tag: "OutOfAttempts"; readonly attempts: number; readonly last: Failure }
-  | { readonly _tag: "WaitTooLong"; readonly millis: number; readonly last: Failure }
+/** The `http.retry` line, before the wait, and the failpoint that kills a run in its backoff. */
+const logRetry = (url: string, decision: Decision) =>
+  decision._tag === "Retry"
+    ? Effect.logWarning("http.retry").pipe(
+      Effect.annotateLogs({
+        url,
+        status: decision.failure.status ?? null,
+        reason: decision.failure.reason,
+        attempt: decision.retry,
+        delay_ms: decision.millis
+      }),
+      Effect.zipRight(Failpoint.pass("retry-backoff"))
+    )
+    : Effect.void
 
 /**
- * Run `attempt` up to `retry.attempts` times, sleeping `retryDelay` between tries and logging each
- * retry once (`http.retry`, annotated with url, status, attempt, delay_ms). Errors in `attempt`'s own
- * channel (a 404, a bad body) are not retried. Returns the value and how many retries it took.
+ * The retries of one request, for `Effect.retry` and `Effect.retryOrElse`: `decide` after each failed try, sleeping its wait
+ * on the Effect Clock; each retry logged once (`logRetry`) before its wait. The output is the last
+ * decision: once the schedule stops, why.
  */
-export const retrying = <A, E, R, E2>(options: {
-  readonly attempt: Effect.Effect<Attempt<A>, E, R>
-  readonly retry: Retry
-  /** the redacted URL, for the log line */
-  readonly url: string
-  readonly giveUp: (reason: GiveUp) => E2
-}): Effect.Effect<{ readonly value: A; readonly retries: number }, E | E2, R> =>
-  Effect.gen(function*() {
-    const attempts = Math.max(1, Math.floor(options.retry.attempts))
-    for (let n = 0;; n++) {
-      const result = yield* options.attempt
-      if (result._tag === "Success") return { value: result.value, retries: n }
-      const failure = result.failure
-      if (n + 1 >= attempts) {
-        return yield* Effect.fail(options.giveUp({ _tag: "OutOfAttempts", attempts, last: failure }))
-      }
-      const now = yield* Clock.currentTimeMillis
-      const random = yield* Random.next
-      const delay = retryDelay(n, options.retry, failure.headers, now, random)
-      if (delay._tag === "TooLong") {
-        return yield* Effect.fail(options.giveUp({ _tag: "WaitTooLong", millis: delay.millis, last: failure }))
-      }
-      yield* Effect.logWarning("http.retry").pipe(
-        Effect.annotateLogs({
-          url: options.url,
-          status: failure.status ?? null,
-          reason: failure.reason,
-          attempt: n + 1,
-          delay_ms: delay.millis
-        })
-      )
-      yield* Failpoint.pass("retry-backoff")
-      yield* Effect.sleep(Duration.millis(delay.millis))
-    }
-  })
+export const schedule = (retry: Retry, url: string): Schedule.Schedule<Decision, RequestFailure> =>
+  Schedule.intersect(Schedule.identity<RequestFailure>(), Schedule.count).pipe(
+    Schedule.mapEffect(([failure, retries]) =>
+      Effect.map(Random.next, (random) => decide(failure, retries + 1, retry, random))
+    ),
+    Schedule.whileOutput((decision) => decision._tag === "Retry"),
+    Schedule.addDelay((decision) => Duration.millis(decision._tag === "Retry" ? decision.millis : 0)),
+    Schedule.tapOutput((decision) => logRetry(url, decision))
+  )

@@ -1,0 +1,118 @@
+/**
+ * One page of a stream: the request with its retries (`Effect.retryOrElse` on `Retry.schedule`), then the
+ * records out of the body. A request that gives up becomes the stream's error: `RateLimited` (75)
+ * for a source that keeps rate-limiting or asks to wait past `retry.max`, else `SourceError` (69).
+ */
+import type { HttpClient } from "@effect/platform"
+import { Duration, Effect, Either, Schedule } from "effect"
+import { RateLimited, SourceError } from "../../domain/Errors.js"
+import * as Json from "../../domain/Json.js"
+import { valueAt } from "../../domain/JsonPath.js"
+import type { StreamSpec } from "../../domain/StreamSpec.js"
+import * as Failpoint from "../../lib/Failpoint.js"
+import type { Page } from "../../Source.js"
+import { send } from "./Client.js"
+import type * as Pagination from "./Pagination.js"
+import { effectiveAuth, redactUrl, requestUrl } from "./Request.js"
+import type { Decision, RequestFailure } from "./Retry.js"
+import { schedule } from "./Retry.js"
+
+/** The records of a body: at the dotted `records` path, or the body itself when it is an array. */
+const recordsOf = (body: unknown, path: string | undefined): Either.Either<ReadonlyArray<unknown>, string> => {
+  const value = path === undefined ? body : valueAt(body, path)
+  if (Array.isArray(value)) return Either.right(value)
+  return Either.left(
+    path === undefined
+      ? "the response is not an array (set `records` to the path of the array in the body)"
+      : `no array at "${path}" in the response`
+  )
+}
+
+/** a UTF-8 byte order mark is not JSON (TextDecoder dropped it; a text read keeps it) */
+const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+
+/**
+ * The page's records parsed again from its body (it parsed once, so it parses again to the same
+ * records): the body text is one string, far cheaper to keep than the records as objects (keeping it
+ * as a Buffer, or reading the body as chunks, measured slower). Made here, not inside fetchPage, so
+ * that the closure holds the text alone and not fetchPage's other locals.
+ */
+const reparser = (text: string, path: string | undefined) => (): ReadonlyArray<unknown> =>
+  Either.getOrThrow(recordsOf(Json.parse(withoutBom(text)), path))
+
+/** numbers a double cannot hold exactly stay exact (`Json.parse`) */
+const parseJson = (text: string): Either.Either<unknown, void> => {
+  try {
+    return Either.right(Json.parse(text))
+  } catch {
+    return Either.left(undefined)
+  }
+}
+
+/** The stream's error for a request that the schedule stopped retrying (`decision` says why). */
+const giveUp = (stream: string, url: string, last: RequestFailure, decision: Decision): SourceError | RateLimited => {
+  switch (decision._tag) {
+    case "WaitTooLong":
+      return new RateLimited({
+        stream,
+        url,
+        status: last.status ?? 429,
+        reason: `the source asked to wait ${Duration.format(Duration.millis(decision.millis))}, longer than retry.max`
+      })
+    case "OutOfAttempts": {
+      const { attempts } = decision
+      return last.kind === "rate-limited"
+        ? new RateLimited({
+          stream,
+          url,
+          status: last.status ?? 429,
+          reason: `rate limited; gave up after ${attempts} attempt(s)`,
+          retries: attempts - 1
+        })
+        : new SourceError({
+          stream,
+          url,
+          status: last.status,
+          reason: `${last.status === undefined ? last.reason : "the source kept failing"}; gave up after ${attempts} attempt(s)`,
+          retries: attempts - 1
+        })
+    }
+    case "Fatal":
+    case "Retry": // never: the schedule stops on the others
+      return new SourceError({ stream, url, status: last.status, reason: last.reason })
+  }
+}
+
+/** One page, and what the pagination reads from it. */
+export const fetchPage = (client: HttpClient.HttpClient, stream: StreamSpec, url: URL) =>
+  Effect.gen(function*() {
+    const spec = stream.source
+    const shown = redactUrl(requestUrl(spec, url), effectiveAuth(spec))
+    const fail = (reason: string, status?: number) => new SourceError({ stream: stream.name, url: shown, status, reason })
+
+    const { received, retries } = yield* send(client, spec, url).pipe(
+      // a try that succeeds knows how many retries came before it
+      Effect.zipWith(Schedule.CurrentIterationMetadata, (received, meta) => ({ received, retries: meta.recurrence })),
+      Effect.retryOrElse(
+        schedule(spec.retry, shown),
+        (last, decision) => Effect.fail(giveUp(stream.name, shown, last, decision))
+      )
+    )
+    yield* Failpoint.pass("after-fetch")
+
+    const contentType = received.headers["content-type"] ?? "no content-type"
+    const body = yield* Either.match(parseJson(withoutBom(received.text)), {
+      onLeft: () => Effect.fail(fail(`response is not JSON (${contentType})`, received.status)),
+      onRight: Effect.succeed
+    })
+    const records = yield* Either.match(recordsOf(body, spec.records), {
+      onLeft: (reason) => Effect.fail(fail(reason, received.status)),
+      onRight: Effect.succeed
+    })
+    yield* Effect.logDebug("http.page").pipe(
+      Effect.annotateLogs({ url: shown, status: received.status, records: records.length, bytes: received.bytes })
+    )
+    const page: Page = { records, url: shown, retries, bytes: received.bytes, reparse: reparser(received.text, spec.records) }
+    const exchange: Pagination.Exchange = { url, headers: received.headers, body, records }
+    return { page, exchange, status: received.status }
+  })
