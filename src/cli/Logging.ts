@@ -8,7 +8,7 @@ import { Cause, Fiber, FiberRefs, HashMap, Inspectable, Layer, List, Logger, Log
 import { CurrentRedactor } from "../domain/Secrets.js"
 import { CurrentStatusLine, type StatusLine } from "./StatusLine.js"
 
-export type LogFormat = "json" | "pretty"
+type LogFormat = "json" | "pretty"
 
 export interface LoggingOptions {
   readonly format: LogFormat
@@ -17,7 +17,7 @@ export interface LoggingOptions {
   readonly write?: ((line: string) => void) | undefined
 }
 
-export const levelFromEnv = (value: string | undefined): LogLevel.LogLevel | undefined => {
+const levelFromEnv = (value: string | undefined): LogLevel.LogLevel | undefined => {
   switch (value?.toLowerCase()) {
     case "debug":
     case "trace":
@@ -109,7 +109,7 @@ const toStderr = (line: string, statusLine: StatusLine | undefined) =>
  * The logger. What is per run it reads from the fiber that logs: the redactor (`CurrentRedactor`) and
  * the status line on screen (`CurrentStatusLine`), so two runs in one process never mix them.
  */
-export const makeLogger = (options: LoggingOptions) => {
+const makeLogger = (options: LoggingOptions) => {
   const color = options.format === "pretty" && options.write === undefined && process.stderr.isTTY === true
   return Logger.make(({ annotations, cause, context, date, logLevel, message, spans }) => {
     const fields = annotationsOf(annotations)

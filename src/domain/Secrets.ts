@@ -9,7 +9,7 @@ import type { Auth } from "./StreamSpec.js"
  * The forms a secret takes in text Ferry writes: as is, URL-encoded (as a component, as a query value,
  * as a path segment: three different encodings) and escaped inside a JSON string (a JSON log line).
  */
-export const formsOf = (value: string): ReadonlyArray<string> => {
+const formsOf = (value: string): ReadonlyArray<string> => {
   const forms = [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)]
   try {
     forms.push(new URL(`http://h/${value}`).pathname.slice(1), new URL(`http://h/?${value}`).search.slice(1))
