@@ -3,7 +3,12 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   // examples import "ferry" as an application would; tests run them against the sources
-  resolve: { alias: { ferry: fileURLToPath(new URL("./src/index.ts", import.meta.url)) } },
+  resolve: {
+    alias: [
+      { find: /^ferry$/, replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
+      { find: /^ferry\/testing$/, replacement: fileURLToPath(new URL("./src/testing/index.ts", import.meta.url)) }
+    ]
+  },
   test: {
     globalSetup: ["test/support/global-setup.ts"],
     include: ["test/**/*.test.ts"],

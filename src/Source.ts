@@ -3,7 +3,7 @@
  * Pagination, auth, rate limits, retries and timeouts live behind it (`http/HttpSource.ts`);
  * `Sync` sees only pages.
  */
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Option, Stream } from "effect"
 import type { RateLimited, SourceError } from "./domain/Errors.js"
 import type { StreamSpec } from "./domain/StreamSpec.js"
 
@@ -37,14 +37,6 @@ export interface SourceShape {
 }
 
 export class Source extends Context.Tag("ferry/Source")<Source, SourceShape>() {}
-
-/**
- * In-memory source for tests: `pages(name, from)` returns the pages a real API would serve.
- * It may fail (as a flaky API does) by returning a failing stream.
- */
-export const layerMemory = (
-  pages: (stream: string, from: Option.Option<string>) => Stream.Stream<Page, SourceError | RateLimited>
-): Layer.Layer<Source> => Layer.succeed(Source, { pages: (stream, from) => pages(stream.name, from) })
 
 export const pagesOf = (stream: StreamSpec, from: Option.Option<string>) =>
   Stream.unwrap(Effect.map(Source, (source) => source.pages(stream, from)))

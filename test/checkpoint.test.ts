@@ -13,11 +13,10 @@ import { layer as layerFile } from "../src/checkpoint/FileCheckpoints.js"
 import { layer as layerPostgres } from "../src/checkpoint/PostgresCheckpoints.js"
 import * as Database from "../src/postgres/Database.js"
 import { DatabaseError } from "../src/domain/Errors.js"
-import * as Memory from "../src/testing/Memory.js"
+import * as Memory from "../src/testing/index.js"
 import * as PgSink from "../src/sink/postgres/PgSink.js"
 import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
-import * as SourceModule from "../src/Source.js"
 import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
 import { syncStream } from "../src/sync/Sync.js"
 import { createTestDatabase, type TestDatabase } from "./support/pg.js"
@@ -280,7 +279,7 @@ describe("CheckpointStore file: never backwards, never without the lock", () => 
       const stalled = yield* Deferred.make<void>()
       const resume = yield* Deferred.make<void>()
       let requests = 0
-      const source = SourceModule.layerMemory(() =>
+      const source = Memory.MemorySource.layer(() =>
         ++requests === 1
           // run A: one page, then it stalls before the stream ends (and before its checkpoint is saved)
           ? Stream.concat(
@@ -291,7 +290,7 @@ describe("CheckpointStore file: never backwards, never without the lock", () => 
       )
       // two processes: each its own file store and sink over the one database
       const process = () =>
-        Layer.mergeAll(Memory.layerSink, layerFile(file), source).pipe(Layer.provideMerge(Layer.succeed(Memory.MemoryDatabase, db)))
+        Layer.mergeAll(Memory.MemorySink.layer, layerFile(file), source).pipe(Layer.provideMerge(Layer.succeed(Memory.MemoryDatabase, db)))
       const runA = yield* Effect.fork(Effect.either(syncStream(items, { runId: "a", batch: { records: 1 } }).pipe(Effect.provide(process()))))
       yield* Deferred.await(stalled)
       // A's database session dies: its lock is gone, and run B takes it and finishes

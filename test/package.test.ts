@@ -134,7 +134,9 @@ describe.skipIf(!usingServer)("the packed package, installed in an application",
       "dist/ferry-cli.js",
       "dist/index.js",
       "dist/index.d.ts",
-      "dist/StreamSpec.d.ts"
+      "dist/domain/StreamSpec.d.ts",
+      "dist/testing/index.js",
+      "dist/testing/index.d.ts"
     ]))
     const unexpected = tarballFiles.filter((f) =>
       !["LICENSE", "README.md", "package.json", "ferry.schema.json", "bin/ferry.mjs"].includes(f) &&
@@ -187,7 +189,7 @@ describe.skipIf(!usingServer)("the packed package, installed in an application",
     ])
   })
 
-  it("a TypeScript file importing Ferry's public API type-checks with tsc and runs a stream", async () => {
+  it("a TypeScript file importing Ferry's public API and ferry/testing type-checks with tsc and runs a stream", async () => {
     writeFileSync(join(app, "tsconfig.json"), JSON.stringify({
       compilerOptions: {
         target: "ES2022",
@@ -212,7 +214,7 @@ describe.skipIf(!usingServer)("the packed package, installed in an application",
     expect(result.stderr).toBe("")
     // the last line; before it, Ferry's log lines through Effect's default logger
     const summary = JSON.parse(result.stdout.trim().split("\n").at(-1)!)
-    expect(summary).toMatchObject({ version: pkg.version, status: "succeeded", fetched: 30, inserted: 30 })
+    expect(summary).toMatchObject({ version: pkg.version, status: "succeeded", fetched: 30, inserted: 30, inMemory: 2 })
     const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM app_items`)
     expect(n).toBe(30)
   })
@@ -222,8 +224,9 @@ describe.skipIf(!usingServer)("the packed package, installed in an application",
 const APP = `
 import { FetchHttpClient } from "@effect/platform"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Duration, Effect, Layer, Schema } from "effect"
+import { Config, Duration, Effect, Layer, Schema, Stream } from "effect"
 import { PostgresCheckpoints, HttpSource, PgSink, type StreamSummary, StreamSpec, syncStream, version } from "ferry"
+import * as Testing from "ferry/testing"
 
 const Item = Schema.Struct({ id: Schema.String, name: Schema.String, amount: Schema.Number, updated_at: Schema.Date })
 
@@ -248,7 +251,13 @@ const main = Effect.gen(function*() {
     Layer.provide(FetchHttpClient.layer)
   )
   const summary: StreamSummary = yield* syncStream(items(apiUrl), { runId: "package-test" }).pipe(Effect.provide(services))
-  console.log(JSON.stringify({ version, ...summary }))
+  // the same stream over ferry/testing's in-memory layers: the subpath resolves, with its types
+  const record = (id: string) => ({ id, name: id, amount: 1, updated_at: "2026-01-01T00:00:00Z" })
+  const page = { records: [record("a"), record("b")], url: "memory", retries: 0, bytes: 0 }
+  const inMemory = yield* syncStream(items(apiUrl), { runId: "package-test-memory" }).pipe(
+    Effect.provide(Layer.merge(Testing.layer(), Testing.MemorySource.layer(() => Stream.make(page))))
+  )
+  console.log(JSON.stringify({ version, ...summary, inMemory: inMemory.inserted }))
 })
 
 Effect.runPromise(main).catch((e) => {

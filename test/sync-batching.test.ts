@@ -6,10 +6,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
 import { type DatabaseError, SourceError } from "../src/domain/Errors.js"
-import * as Memory from "../src/testing/Memory.js"
+import * as Memory from "../src/testing/index.js"
 import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
-import * as Source from "../src/Source.js"
+import type * as Source from "../src/Source.js"
 import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
 import { batchLimits, prefetchBelowBytes, syncStream } from "../src/sync/Sync.js"
 
@@ -43,7 +43,7 @@ const spec: StreamSpec = {
 /** `count` pages of `size` records each, claiming `bytes` of body each; `pulled` counts pages handed out */
 const pagedSource = (options: { count: number; size: number; bytes: number; failAfter?: number }) => {
   const state = { pulled: 0 }
-  const layer = Source.layerMemory(() =>
+  const layer = Memory.MemorySource.layer(() =>
     Stream.unfoldEffect(0, (k) =>
       Effect.suspend(() => {
         if (options.failAfter !== undefined && k === options.failAfter) {
@@ -135,7 +135,7 @@ describe("Sync batching and read-ahead", () => {
         { records: [{ id: "c", updated: 2 }], url: "model://4", retries: 0, bytes: 10 }
       ]
       const summary = yield* syncStream({ ...spec, maxInvalid: 1 }, { runId: "r1" }).pipe(
-        Effect.provide(Layer.merge(Memory.layer(db), Source.layerMemory(() => Stream.fromIterable(pages))))
+        Effect.provide(Layer.merge(Memory.layer(db), Memory.MemorySource.layer(() => Stream.fromIterable(pages))))
       )
       expect(summary).toMatchObject({ pages: 4, fetched: 4, inserted: 3, quarantined: 1 })
       expect(db.bulk).toEqual({ written: 1, refused: 0 })

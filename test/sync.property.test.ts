@@ -1,5 +1,5 @@
 /**
- * Property tests of the sync program over in-memory layers (Memory.ts, Source.layerMemory).
+ * Property tests of the sync program over in-memory layers (src/testing: MemorySink, MemoryCheckpoints, MemorySource).
  * The source is a model API: records with a numeric cursor (`updated`, with ties), filtered by
  * `updated >= from`, sorted or shuffled, split into pages, failing where the scenario says.
  *
@@ -17,9 +17,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, FastCheck as fc, Layer, Option, Stream } from "effect"
 import * as Cursor from "../src/domain/Cursor.js"
 import { SourceError } from "../src/domain/Errors.js"
-import * as Memory from "../src/testing/Memory.js"
+import * as Memory from "../src/testing/index.js"
 import * as RowDecoder from "../src/domain/RowDecoder.js"
-import * as Source from "../src/Source.js"
+import type * as Source from "../src/Source.js"
 import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
 import { syncStream } from "../src/sync/Sync.js"
 
@@ -143,7 +143,7 @@ describe("Sync (property, in-memory layers)", () => {
 
         let failAtPage: number | null = null
         let runNumber = 0
-        const source = Source.layerMemory((_stream, from) => {
+        const source = Memory.MemorySource.layer((_stream, from) => {
           const since = Option.map(from, Number)
           const visible = [...truth.values()].filter((r) => Option.isNone(since) || r.updated >= since.value)
           const ordered = scenario.order === "asc"
@@ -270,7 +270,7 @@ describe("Sync (property, in-memory layers)", () => {
             truth.push({ id, name: r.refused ? `!${id}` : id, updated: r.updated })
           }
         }
-        const source = Source.layerMemory((_stream, from) => {
+        const source = Memory.MemorySource.layer((_stream, from) => {
           const since = Option.map(from, Number)
           const visible = truth
             .filter((r) => Option.isNone(since) || r.updated >= since.value)
@@ -295,7 +295,7 @@ describe("Sync (property, in-memory layers)", () => {
           expect([...table.keys()].sort()).toEqual(accepted().map((r) => JSON.stringify([r.id])).sort())
           const greatest = accepted().reduce<number | undefined>((m, r) => Math.max(m ?? r.updated, r.updated), undefined)
           expect(summary.checkpoint).toBe(greatest === undefined ? undefined : String(greatest))
-          expect(db.state.checkpoints.get(Memory.checkpointKey({ stream: "items", target: "public.items" }))).toBe(summary.checkpoint)
+          expect(db.state.checkpoints.get(Memory.MemorySink.checkpointKey({ stream: "items", target: "public.items" }))).toBe(summary.checkpoint)
         }
         add(scenario.first)
         expectLoaded(yield* run(1))
@@ -318,7 +318,7 @@ describe("Sync (property, in-memory layers)", () => {
       Effect.gen(function*() {
         const db = Memory.make()
         const spec = { ...specFor("unsorted"), maxInvalid: 1_000 }
-        const source = Source.layerMemory(() =>
+        const source = Memory.MemorySource.layer(() =>
           Stream.make({ records, url: "model://items", retries: 0, bytes: 0 })
         )
         const summary = yield* syncStream(spec, { runId: "r1" }).pipe(

@@ -4,24 +4,20 @@
  * override. Every line goes through the redactor, so a configured secret cannot reach the log even if
  * some message were to carry it.
  */
-import { Cause, HashMap, Inspectable, List, Logger, LogLevel } from "effect"
-import { Layer } from "effect"
-import { Redactor } from "../domain/Secrets.js"
-import { statusLine } from "./Progress.js"
+import { Cause, Fiber, FiberRefs, HashMap, Inspectable, Layer, List, Logger, LogLevel, Option } from "effect"
+import { CurrentRedactor } from "../domain/Secrets.js"
+import { CurrentStatusLine, type StatusLine } from "./StatusLine.js"
 
-export type LogFormat = "json" | "pretty"
+type LogFormat = "json" | "pretty"
 
 export interface LoggingOptions {
   readonly format: LogFormat
   readonly level: LogLevel.LogLevel
-  /** where lines go; stderr by default */
+  /** where lines go; stderr by default (above the run's status line, if one is on screen) */
   readonly write?: ((line: string) => void) | undefined
 }
 
-/** The process-wide redactor: `main` registers the config's secrets in it before anything is logged. */
-export const redactor = new Redactor()
-
-export const levelFromEnv = (value: string | undefined): LogLevel.LogLevel | undefined => {
+const levelFromEnv = (value: string | undefined): LogLevel.LogLevel | undefined => {
   switch (value?.toLowerCase()) {
     case "debug":
     case "trace":
@@ -106,11 +102,16 @@ const prettySummary = (f: Record<string, unknown>): string => {
 
 const colors: Record<string, string> = { debug: "\x1b[90m", info: "\x1b[36m", warn: "\x1b[33m", error: "\x1b[31m", fatal: "\x1b[31m" }
 
-export const makeLogger = (options: LoggingOptions) => {
-  const write = options.write ??
-    ((line: string) => statusLine ? statusLine.print(line) : void process.stderr.write(line + "\n"))
+const toStderr = (line: string, statusLine: StatusLine | undefined) =>
+  statusLine === undefined ? void process.stderr.write(line + "\n") : statusLine.print(line)
+
+/**
+ * The logger. What is per run it reads from the fiber that logs: the redactor (`CurrentRedactor`) and
+ * the status line on screen (`CurrentStatusLine`), so two runs in one process never mix them.
+ */
+const makeLogger = (options: LoggingOptions) => {
   const color = options.format === "pretty" && options.write === undefined && process.stderr.isTTY === true
-  return Logger.make(({ annotations, cause, date, logLevel, message, spans }) => {
+  return Logger.make(({ annotations, cause, context, date, logLevel, message, spans }) => {
     const fields = annotationsOf(annotations)
     const level = levelName(logLevel)
     const msg = messageText(message)
@@ -136,10 +137,21 @@ export const makeLogger = (options: LoggingOptions) => {
       const text = msg === "run.summary" ? prettySummary(rest) : `${msg}${prettyFields(rest)}`
       line = `${time} ${tag}${where} ${text}${error === undefined ? "" : "\n" + error}`
     }
-    write(redactor.redact(line))
+    const redacted = FiberRefs.getOrDefault(context, CurrentRedactor).redact(line)
+    if (options.write !== undefined) options.write(redacted)
+    else toStderr(redacted, FiberRefs.getOrDefault(context, CurrentStatusLine))
   })
 }
 
 /** Replaces Effect's default logger (so no line is printed twice) and sets the minimum level. */
 export const layer = (options: LoggingOptions): Layer.Layer<never> =>
   Layer.merge(Logger.replace(Logger.defaultLogger, makeLogger(options)), Logger.minimumLogLevel(options.level))
+
+/**
+ * TRANSITIONAL (drop when branch i12-sync lands: Sync.ts then reads `CurrentRedactor` itself). Sync.ts
+ * still imports `redactor` from here; this reads the calling fiber's `CurrentRedactor`, no global state.
+ */
+export const redactor = {
+  redact: (text: string): string =>
+    Option.match(Fiber.getCurrentFiber(), { onNone: () => text, onSome: (fiber) => fiber.getFiberRef(CurrentRedactor).redact(text) })
+}

@@ -1,41 +1,11 @@
 /**
- * Live progress of a run. On a terminal: one status line at the bottom of stderr, redrawn in place
- * with Node's own readline cursor functions, and log lines are printed above it (`StatusLine.print`),
- * so the two never garble each other. Not on a terminal: a `run.progress` log line every interval.
+ * Live progress of a run. On a terminal: one status line at the bottom of stderr (`StatusLine`), with
+ * the run's log lines printed above it. Not on a terminal: a `run.progress` log line every interval.
  */
-import * as readline from "node:readline"
 import { Duration, Effect, Schedule } from "effect"
 import type { Scope } from "effect"
+import { CurrentStatusLine, StatusLine } from "./StatusLine.js"
 import type { Progress as SyncProgress } from "../sync/Sync.js"
-
-/** The bottom line of a terminal, owned by the progress display while a run is on. */
-class StatusLine {
-  private text = ""
-  constructor(private readonly stream: NodeJS.WriteStream) {}
-  private clear() {
-    if (this.text === "") return
-    readline.clearLine(this.stream, 0)
-    readline.cursorTo(this.stream, 0)
-  }
-  /** print a line above the status line */
-  print(line: string) {
-    this.clear()
-    this.stream.write(line + "\n")
-    if (this.text !== "") this.stream.write(this.text)
-  }
-  show(text: string) {
-    this.clear()
-    this.text = text.slice(0, Math.max(10, (this.stream.columns ?? 100) - 1))
-    this.stream.write(this.text)
-  }
-  end() {
-    this.clear()
-    this.text = ""
-  }
-}
-
-/** Set while a progress line is on screen; the logger prints through it. */
-export let statusLine: StatusLine | undefined
 
 export interface Reporter {
   readonly update: (progress: SyncProgress) => void
@@ -53,8 +23,9 @@ export const render = (p: SyncProgress): string =>
   `${rate(p.fetched, p.elapsedMs).toLocaleString("en-US")} rec/s, ${clock(p.elapsedMs)}`
 
 /**
- * A reporter for the life of the scope. `tty`: redraw the status line (at most every 100 ms);
- * otherwise log `run.progress` every `interval` while there is news.
+ * A reporter for the life of the scope. `tty`: redraw the status line (at most every 100 ms), and
+ * the logger prints through it for the rest of the scope (`CurrentStatusLine`, in this fiber and
+ * those it forks after); otherwise log `run.progress` every `interval` while there is news.
  */
 export const make = (options: {
   readonly tty: boolean
@@ -68,11 +39,8 @@ export const make = (options: {
     }
     if (options.tty && process.stderr.isTTY) {
       const line = new StatusLine(process.stderr)
-      yield* Effect.acquireRelease(Effect.sync(() => (statusLine = line)), () =>
-        Effect.sync(() => {
-          line.end()
-          statusLine = undefined
-        }))
+      yield* Effect.addFinalizer(() => Effect.sync(() => line.end()))
+      yield* Effect.locallyScoped(CurrentStatusLine, line)
       yield* Effect.forkScoped(
         Effect.sync(() => {
           if (latest !== undefined && latest !== shown) line.show(render((shown = latest)))

@@ -35,7 +35,7 @@ export const describeDatabase = (config: FerryConfigShape, environment: Environm
     onNone: () => `embedded Postgres in ${dataDir(config, environment)}`
   })
 
-export const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(config.database.url)
+const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(config.database.url)
 
 /**
  * false only for an embedded database that has not been created yet: the commands that only look
@@ -88,7 +88,7 @@ export const database = (
       )
   })
 
-export const checkpointStore = (config: FerryConfigShape): Layer.Layer<CheckpointStore, never, SqlClient> =>
+const checkpointStore = (config: FerryConfigShape): Layer.Layer<CheckpointStore, never, SqlClient> =>
   config.checkpoint.store === "file" ? FileCheckpoints.layer(config.checkpoint.path) : PostgresCheckpoints.layer
 
 /** The bin's HTTP client: node:http with keep-alive (fetch costs 55–120 ms of start-up; docs/PERFORMANCE.md). */

@@ -6,15 +6,23 @@ import { Effect, Either, Exit, Fiber } from "effect"
 import * as Cli from "./Args.js"
 import * as Commands from "./Commands.js"
 import { ExitCode } from "../domain/Errors.js"
+import { Redactor } from "../domain/Secrets.js"
 import * as Logging from "./Logging.js"
 import * as StrayOutput from "./StrayOutput.js"
 import { version } from "../version.js"
+
+/**
+ * The process's own redactor, for what it writes outside the logger: libraries' stray output (captured
+ * as JSON lines) and the last-resort internal-error line. The command tells it the config's secrets;
+ * the logger uses the run's redactor (`CurrentRedactor`), set by the command.
+ */
+let processRedactor = Redactor.empty
 
 const main = async (): Promise<number> => {
   const runId = Commands.newRunId()
   const stderrIsTTY = process.stderr.isTTY === true
   const logging = Logging.optionsFromEnv(process.env, stderrIsTTY)
-  if (logging.format === "json") StrayOutput.captureAsJson({ runId, redact: (line) => Logging.redactor.redact(line) })
+  if (logging.format === "json") StrayOutput.captureAsJson({ runId, redact: (line) => processRedactor.redact(line) })
   const parsed = Cli.parse(process.argv.slice(2))
   if (Either.isLeft(parsed)) {
     // For a person (pretty): the problem, then the usage. For a log (JSON): one line, like every other
@@ -46,6 +54,9 @@ const main = async (): Promise<number> => {
     cwd: process.cwd(),
     stdout: (text) => void process.stdout.write(text + "\n"),
     stderrIsTTY,
+    onSecrets: (secrets) => {
+      processRedactor = processRedactor.with(secrets)
+    },
     interruptedExitCode: () => (signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
   }).pipe(Effect.provide(Logging.layer(logging)))
 
@@ -78,7 +89,7 @@ main().then(
   },
   (error) => {
     // outside the logger, so redacted here (the config's secrets are registered by then, if it loaded)
-    process.stderr.write(Logging.redactor.redact(`ferry: internal error: ${error instanceof Error ? error.stack : String(error)}`) + "\n")
+    process.stderr.write(processRedactor.redact(`ferry: internal error: ${error instanceof Error ? error.stack : String(error)}`) + "\n")
     process.exit(ExitCode.Software)
   }
 )

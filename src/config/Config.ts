@@ -427,8 +427,7 @@ const toShape = (file: string, config: ConfigSchema.ConfigFile, fromEnv: Readonl
 
 /** The error with no value from the environment in it (the messages avoid values; this makes sure). */
 const scrubbed = (error: ConfigError, fromEnv: ReadonlyArray<EnvValue>): ConfigError => {
-  const redactor = new Redactor()
-  redactor.add(envSecrets(fromEnv))
+  const redactor = Redactor.empty.with(envSecrets(fromEnv))
   const path = redactor.redact(error.path)
   const reason = redactor.redact(error.reason)
   return path === error.path && reason === error.reason ? error : new ConfigError({ path, reason })

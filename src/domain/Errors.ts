@@ -128,18 +128,6 @@ export class LockHeld extends Schema.TaggedError<LockHeld>()("LockHeld", {
   }
 }
 
-/** 130/143: stopped by a signal after the current transaction. */
-export class Interrupted extends Schema.TaggedError<Interrupted>()("Interrupted", {
-  signal: Schema.Literal("SIGINT", "SIGTERM")
-}) {
-  get exitCode(): ExitCode {
-    return this.signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm
-  }
-  override get message() {
-    return `stopped by ${this.signal} after the last committed transaction`
-  }
-}
-
 export type FerryError =
   | UsageError
   | ConfigError
@@ -149,7 +137,6 @@ export type FerryError =
   | InvalidRecords
   | DatabaseError
   | LockHeld
-  | Interrupted
 
 /**
  * When several streams fail differently, the process exits with the most serious code:

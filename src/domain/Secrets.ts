@@ -9,7 +9,7 @@ import type { Auth } from "./StreamSpec.js"
  * The forms a secret takes in text Ferry writes: as is, URL-encoded (as a component, as a query value,
  * as a path segment: three different encodings) and escaped inside a JSON string (a JSON log line).
  */
-export const formsOf = (value: string): ReadonlyArray<string> => {
+const formsOf = (value: string): ReadonlyArray<string> => {
   const forms = [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)]
   try {
     forms.push(new URL(`http://h/${value}`).pathname.slice(1), new URL(`http://h/?${value}`).search.slice(1))
@@ -21,20 +21,26 @@ export const formsOf = (value: string): ReadonlyArray<string> => {
   return [...new Set(forms)].filter((form) => form.length >= value.length)
 }
 
-/** Replaces every registered secret with `***`. Secrets shorter than 4 characters are ignored (too many false hits). */
+/**
+ * Replaces every secret it holds with `***`. Immutable: `with` makes a new redactor, so a run's
+ * redactor (`CurrentRedactor`) is never changed under another run. Secrets shorter than 4 characters
+ * are ignored (too many false hits).
+ */
 export class Redactor {
-  private secrets: Array<string> = []
-  add(values: Iterable<string>) {
+  static readonly empty = new Redactor([])
+  /** every form of every secret, longest first, so a secret containing another is replaced whole */
+  private constructor(private readonly forms: ReadonlyArray<string>) {}
+  with(values: Iterable<string>): Redactor {
+    const forms = new Set(this.forms)
     for (const value of values) {
       if (value.length < 4) continue
-      for (const form of formsOf(value)) if (!this.secrets.includes(form)) this.secrets.push(form)
+      for (const form of formsOf(value)) forms.add(form)
     }
-    // Longest first, so a secret containing another is replaced whole.
-    this.secrets.sort((a, b) => b.length - a.length)
+    return forms.size === this.forms.length ? this : new Redactor([...forms].sort((a, b) => b.length - a.length))
   }
   redact(text: string): string {
     let out = text
-    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join("***")
+    for (const secret of this.forms) if (out.includes(secret)) out = out.split(secret).join("***")
     return out
   }
 }
@@ -66,4 +72,4 @@ export const basicCredentials = (username: string, password: string) =>
  * The redactor of the current run, per fiber: the CLI sets it from the config's secrets (`Effect.locally`);
  * Sync and the logger read it. Two applications (or two runs) in one process never see each other's.
  */
-export const CurrentRedactor: FiberRef.FiberRef<Redactor> = FiberRef.unsafeMake(new Redactor())
+export const CurrentRedactor: FiberRef.FiberRef<Redactor> = FiberRef.unsafeMake(Redactor.empty)

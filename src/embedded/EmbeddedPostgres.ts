@@ -12,7 +12,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { PGlite } from "@electric-sql/pglite"
 import type { PGLiteSocketServer } from "@electric-sql/pglite-socket"
-import { Context, Duration, Effect, Layer, Redacted, Scope } from "effect"
+import { Duration, Effect, Redacted, Scope } from "effect"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
 import * as DataDirLock from "./DataDirLock.js"
 
@@ -22,9 +22,6 @@ export interface Embedded {
   /** the absolute data directory */
   readonly dataDir: string
 }
-
-/** The running embedded database, for the layer that builds the SqlClient from its URL. */
-export class EmbeddedPostgres extends Context.Tag("ferry/EmbeddedPostgres")<EmbeddedPostgres, Embedded>() {}
 
 /** What a `PgClient` on the embedded database must use: one connection, since PGlite has one session. */
 export const clientOptions = {
@@ -111,10 +108,3 @@ export const start = (options: {
     return { url: Redacted.make(`postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`), dataDir }
   })
 
-/** The embedded database as a service, started when the layer is built and stopped with it. */
-export const layer = (dataDir: string): Layer.Layer<EmbeddedPostgres, LockHeld | DatabaseError> =>
-  Layer.scoped(EmbeddedPostgres, start({ dataDir }))
-
-/** A stand-in that points at an existing server (tests that want the embedded wiring, not PGlite). */
-export const layerTest = (url: string, dataDir = "(test)"): Layer.Layer<EmbeddedPostgres> =>
-  Layer.succeed(EmbeddedPostgres, { url: Redacted.make(url), dataDir })

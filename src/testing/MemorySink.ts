@@ -1,11 +1,12 @@
 /**
- * An in-memory database with the semantics Ferry relies on from Postgres: transactions that
- * commit or roll back as a whole, an upsert that skips unchanged rows and never lets an older cursor
- * overwrite a newer one, and one lock per stream. It backs the test layers of `Sink` and
- * `CheckpointStore`, which share it the way PgSink and the postgres checkpoint store share a transaction.
+ * The in-memory Sink, over an in-memory database with the semantics Ferry relies on from Postgres:
+ * transactions that commit or roll back as a whole, an upsert that skips unchanged rows and never lets
+ * an older cursor overwrite a newer one, and one lock per stream. `MemoryCheckpoints` keeps its
+ * checkpoints in the same database, sharing its transactions as PgSink and the postgres checkpoint
+ * store share one.
  */
-import { Context, Effect, Layer, Option } from "effect"
-import { type CheckpointKey, CheckpointStore } from "../CheckpointStore.js"
+import { Context, Effect, Layer } from "effect"
+import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
 import { Sink, type Bulk, type RunRecord, type WriteResult } from "../Sink.js"
@@ -121,7 +122,8 @@ const recordText = (raw: unknown): string => {
   }
 }
 
-export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
+/** The Sink over the `MemoryDatabase` in context. */
+export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
   Effect.map(MemoryDatabase, (db) => {
     /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
@@ -235,23 +237,3 @@ export const layerSink: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
     })
   })
 )
-
-export const layerCheckpoint: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.effect(
-  CheckpointStore,
-  Effect.map(MemoryDatabase, (db) =>
-    CheckpointStore.of({
-      kind: "memory",
-      transactional: true,
-      load: (key) =>
-        Effect.sync(() =>
-          Option.map(Option.fromNullable(db.state.checkpoints.get(checkpointKey(key))), (cursor) => ({ cursor, legacy: false }))
-        ),
-      save: (key, cursor) => Effect.sync(() => void db.state.checkpoints.set(checkpointKey(key), cursor)),
-      clear: (key) => Effect.sync(() => void db.state.checkpoints.delete(checkpointKey(key)))
-    })
-  )
-)
-
-/** Sink + CheckpointStore over one fresh in-memory database, which is also provided for assertions. */
-export const layer = (db: MemoryDatabaseShape = make()): Layer.Layer<Sink | CheckpointStore | MemoryDatabase> =>
-  Layer.mergeAll(layerSink, layerCheckpoint).pipe(Layer.provideMerge(Layer.succeed(MemoryDatabase, db)))

@@ -1,0 +1,20 @@
+/** The in-memory CheckpointStore: checkpoints in the `MemoryDatabase`, inside its transactions (as `ferry.state`). */
+import { Effect, Layer, Option } from "effect"
+import { CheckpointStore } from "../CheckpointStore.js"
+import { checkpointKey, MemoryDatabase } from "./MemorySink.js"
+
+export const layer: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.effect(
+  CheckpointStore,
+  Effect.map(MemoryDatabase, (db) =>
+    CheckpointStore.of({
+      kind: "memory",
+      transactional: true,
+      load: (key) =>
+        Effect.sync(() =>
+          Option.map(Option.fromNullable(db.state.checkpoints.get(checkpointKey(key))), (cursor) => ({ cursor, legacy: false }))
+        ),
+      save: (key, cursor) => Effect.sync(() => void db.state.checkpoints.set(checkpointKey(key), cursor)),
+      clear: (key) => Effect.sync(() => void db.state.checkpoints.delete(checkpointKey(key)))
+    })
+  )
+)
