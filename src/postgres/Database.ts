@@ -42,7 +42,7 @@ export interface Timeouts {
  * holds the table longer is not Ferry's to wait out). A statement: 15 minutes, far beyond any of Ferry's
  * own (one batch's upsert or COPY takes seconds), so only a statement that would never end is cut.
  */
-export const defaultTimeouts: Timeouts = { lockTimeout: Duration.minutes(1), statementTimeout: Duration.minutes(15) }
+const defaultTimeouts: Timeouts = { lockTimeout: Duration.minutes(1), statementTimeout: Duration.minutes(15) }
 
 /** the settings a URL's own `options=` names (`-c lock_timeout=5s` or `--lock_timeout=5s`) */
 const urlSettings = (url: string): ReadonlySet<string> => {
@@ -73,10 +73,10 @@ export const timeoutOptions = (url: string, explicit: Partial<Timeouts>): string
 }
 
 /** the startup option every session Ferry opens has: timestamps without an offset are UTC */
-export const utcSession = "-c TimeZone=UTC"
+const utcSession = "-c TimeZone=UTC"
 
 /** A URL's own `options=` would replace Ferry's startup options (pg lets the URL win): Ferry's go after them. */
-export const withSessionOptions = (url: string, startup: string): string => {
+const withSessionOptions = (url: string, startup: string): string => {
   try {
     const u = new URL(url)
     const own = u.searchParams.get("options")

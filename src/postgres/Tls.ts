@@ -24,7 +24,7 @@ import { join } from "node:path"
 import type { ConnectionOptions } from "node:tls"
 import { ConfigError } from "../domain/Errors.js"
 
-export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
+type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
 
 const modes: ReadonlyArray<SslMode> = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
