@@ -9,7 +9,7 @@ import { Context, Effect, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
-import { Sink, type Bulk, type RunRecord, type WriteResult } from "../Sink.js"
+import { Sink, type Bulk, type QuarantineItem, type RunRecord, type WriteResult } from "../Sink.js"
 import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
 
 export interface StoredRow {
@@ -122,24 +122,110 @@ const recordText = (raw: unknown): string => {
   }
 }
 
+/** Rows this database refuses (`db.refuse`), with the reason: what PgSink's upsert hands back as rejected. */
+const refusedOf = (db: MemoryDatabaseShape, rows: ReadonlyArray<Row>) =>
+  rows.flatMap((row) => {
+    const reason = db.refuse(row)
+    return reason === undefined ? [] : [{ row, reason }]
+  })
+
+/** counts a write and applies the injected failure, if any (after applying: the transaction must undo it) */
+const written = <A>(db: MemoryDatabaseShape, result: A): Effect.Effect<A, DatabaseError> => {
+  db.writes++
+  return db.failWrite(db.writes)
+    ? Effect.fail(new DatabaseError({ reason: `injected failure of write ${db.writes}` }))
+    : Effect.succeed(result)
+}
+
+const tableOf = (db: MemoryDatabaseShape, stream: StreamSpec): Map<string, StoredRow> => {
+  const name = tableName(stream)
+  const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
+  db.state.tables.set(name, table)
+  return table
+}
+
+const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<Row>) =>
+  Effect.suspend(() => {
+    const table = tableOf(db, stream)
+    // as PgSink: one version per key, then the refused ones set aside
+    const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
+    const rejected = refusedOf(db, kept)
+    const refusedRows = new Set(rejected.map((r) => r.row))
+    const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream))
+    db.state.rowVersions += counts.inserted + counts.updated
+    const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
+    return written<WriteResult>(db, { ...counts, unchanged, rejected })
+  })
+
+/**
+ * Like a COPY under a primary key: any key stored already, or repeated across pages, refuses it all and
+ * turns the bulk path off for the stream (`bulk`: the streams that have it).
+ */
+const writeBulk = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec, pages: ReadonlyArray<Bulk>) =>
+  Effect.suspend(() => {
+    if (!bulk.has(stream.name)) return Effect.succeed(undefined)
+    const table = db.state.tables.get(tableName(stream)) ?? new Map<string, StoredRow>()
+    const rows = (pages as ReadonlyArray<MemoryBulk>).flatMap((p) => p.kept)
+    // a value refused: these pages go to `write`, which isolates the row (the bulk path stays on)
+    if (refusedOf(db, rows).length > 0) return Effect.succeed(undefined)
+    const keys = new Set(rows.map((r) => r.key))
+    if (keys.size < rows.length || rows.some((r) => table.has(r.key))) {
+      bulk.delete(stream.name)
+      db.bulk.refused++
+      return Effect.succeed(undefined)
+    }
+    db.bulk.written++
+    for (const row of rows) table.set(row.key, { cursor: row.cursor, values: row.values })
+    db.state.tables.set(tableName(stream), table)
+    db.state.rowVersions += rows.length
+    const total = pages.reduce((n, p) => n + p.rows, 0)
+    return written<WriteResult | undefined>(db, { inserted: rows.length, updated: 0, unchanged: total - rows.length, rejected: [] })
+  })
+
+const lock = (db: MemoryDatabaseShape, stream: StreamSpec) =>
+  Effect.acquireRelease(
+    Effect.suspend(() => {
+      const key = lockKey(stream)
+      if (db.locks.has(key)) {
+        return Effect.fail(new LockHeld({ stream: stream.name, target: targetName(stream.target), holder: "another in-memory run" }))
+      }
+      db.locks.add(key)
+      return Effect.void
+    }),
+    () => Effect.sync(() => db.locks.delete(lockKey(stream)))
+  )
+
+/** as PgSink: a record whose text was quarantined before for the stream and target is not stored again */
+const quarantine = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string, items: ReadonlyArray<QuarantineItem>) =>
+  Effect.sync(() => {
+    const target = targetName(stream.target)
+    let stored = 0
+    for (const item of items) {
+      const text = recordText(item.raw)
+      if (db.state.quarantine.some((q) => q.stream === stream.name && q.target === target && q.text === text)) continue
+      db.state.quarantine.push({ stream: stream.name, target, runId, raw: item.raw, reason: item.reason, text })
+      stored++
+    }
+    return { stored, already: items.length - stored }
+  })
+
+/** as PgSink: the stream's earlier runs still running are dead (this run holds the lock) */
+const startRun = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string) =>
+  Effect.sync(() => {
+    for (const [key, r] of db.state.runs) {
+      if (r.stream === stream.name && r.status === "running" && r.runId !== runId) {
+        db.state.runs.set(key, { ...r, status: "abandoned" })
+      }
+    }
+    db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
+  })
+
 /** The Sink over the `MemoryDatabase` in context. */
 export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
   Effect.map(MemoryDatabase, (db) => {
     /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
     const bulk = new Set<string>()
-    const refused = (rows: ReadonlyArray<Row>) =>
-      rows.flatMap((row) => {
-        const reason = db.refuse(row)
-        return reason === undefined ? [] : [{ row, reason }]
-      })
-    /** counts a write and applies the injected failure, if any (after applying: the transaction must undo it) */
-    const written = <A>(result: A): Effect.Effect<A, DatabaseError> => {
-      db.writes++
-      return db.failWrite(db.writes)
-        ? Effect.fail(new DatabaseError({ reason: `injected failure of write ${db.writes}` }))
-        : Effect.succeed(result)
-    }
     return Sink.of({
       prepare: (stream) =>
         Effect.sync(() => {
@@ -148,18 +234,7 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           else bulk.delete(stream.name)
           return table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
         }),
-      lock: (stream) =>
-        Effect.acquireRelease(
-          Effect.suspend(() => {
-            const key = lockKey(stream)
-            if (db.locks.has(key)) {
-              return Effect.fail(new LockHeld({ stream: stream.name, target: targetName(stream.target), holder: "another in-memory run" }))
-            }
-            db.locks.add(key)
-            return Effect.void
-          }),
-          () => Effect.sync(() => db.locks.delete(lockKey(stream)))
-        ),
+      lock: (stream) => lock(db, stream),
       // a test takes the lock away (`locks.delete`) as a dead database session would
       verifyLock: (stream) =>
         db.locks.has(lockKey(stream))
@@ -167,69 +242,14 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           : Effect.fail(new DatabaseError({ reason: `lost the lock of stream ${lockKey(stream)}` })),
       transaction: (effect) => inTransaction(db, effect, false),
       rolledBackTransaction: (effect) => inTransaction(db, effect, true),
-      write: (stream, rows) =>
-        Effect.suspend(() => {
-          const name = tableName(stream)
-          const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
-          db.state.tables.set(name, table)
-          // as PgSink: one version per key, then the refused ones set aside
-          const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
-          const rejected = refused(kept)
-          const refusedRows = new Set(rejected.map((r) => r.row))
-          const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream))
-          db.state.rowVersions += counts.inserted + counts.updated
-          const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
-          return written<WriteResult>({ ...counts, unchanged, rejected })
-        }),
+      write: (stream, rows) => write(db, stream, rows),
       encode: (stream, rows): MemoryBulk | undefined =>
         bulk.has(stream.name)
           ? { rows: rows.length, kept: Cursor.latestPerKey(rows, Cursor.typeOf(stream)) }
           : undefined,
-      // like a COPY under a primary key: any key stored already, or repeated across pages, refuses it all
-      writeBulk: (stream, pages) =>
-        Effect.suspend(() => {
-          if (!bulk.has(stream.name)) return Effect.succeed(undefined)
-          const name = tableName(stream)
-          const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
-          const rows = (pages as ReadonlyArray<MemoryBulk>).flatMap((p) => p.kept)
-          // a value refused: these pages go to `write`, which isolates the row (the bulk path stays on)
-          if (refused(rows).length > 0) return Effect.succeed(undefined)
-          const keys = new Set(rows.map((r) => r.key))
-          if (keys.size < rows.length || rows.some((r) => table.has(r.key))) {
-            bulk.delete(stream.name)
-            db.bulk.refused++
-            return Effect.succeed(undefined)
-          }
-          db.bulk.written++
-          for (const row of rows) table.set(row.key, { cursor: row.cursor, values: row.values })
-          db.state.tables.set(name, table)
-          db.state.rowVersions += rows.length
-          const total = pages.reduce((n, p) => n + p.rows, 0)
-          return written<WriteResult | undefined>({ inserted: rows.length, updated: 0, unchanged: total - rows.length, rejected: [] })
-        }),
-      // as PgSink: a record whose text was quarantined before for the stream and target is not stored again
-      quarantine: (stream, runId, items) =>
-        Effect.sync(() => {
-          const target = targetName(stream.target)
-          let stored = 0
-          for (const item of items) {
-            const text = recordText(item.raw)
-            if (db.state.quarantine.some((q) => q.stream === stream.name && q.target === target && q.text === text)) continue
-            db.state.quarantine.push({ stream: stream.name, target, runId, raw: item.raw, reason: item.reason, text })
-            stored++
-          }
-          return { stored, already: items.length - stored }
-        }),
-      startRun: (stream, runId) =>
-        Effect.sync(() => {
-          // as PgSink: the stream's earlier runs still running are dead (this run holds the lock)
-          for (const [key, r] of db.state.runs) {
-            if (r.stream === stream.name && r.status === "running" && r.runId !== runId) {
-              db.state.runs.set(key, { ...r, status: "abandoned" })
-            }
-          }
-          db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
-        }),
+      writeBulk: (stream, pages) => writeBulk(db, bulk, stream, pages),
+      quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
+      startRun: (stream, runId) => startRun(db, stream, runId),
       finishRun: (run) =>
         Effect.sync(() => {
           db.state.runs.set(`${run.runId}/${run.stream}`, run)
