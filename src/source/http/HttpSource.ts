@@ -139,9 +139,9 @@ const parseJson = (text: string): Either.Either<unknown, void> => {
 
 /** What a `source.more_pages` warning advises, by the pagination that stopped. */
 const morePagesHint = (pagination: StreamSpec["source"]["pagination"]): string =>
-  pagination.type === "none"
+  pagination._tag === "None"
     ? "the source says it has more pages, which pagination: none does not read; set source.pagination"
-    : `the page was shorter than the ${pagination.type === "offset" ? "limit" : "size"} asked for, but the source ` +
+    : `the page was shorter than the ${pagination._tag === "Offset" ? "limit" : "size"} asked for, but the source ` +
       "says it has more: it may cap the page size; set it to the API's maximum"
 
 export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Effect.gen(function*() {
