@@ -154,10 +154,15 @@ const columnsOf = <A, I>(options: MakeOptions<A, I>): ReadonlyArray<Column> => {
   })
 }
 
-/** The source as given, with the defaults of the schemas filled in (`make` checks the whole stream after). */
+/**
+ * A schema's `make` fills in its defaults; what code gives is taken as given, unchecked (as `make` always
+ * did), but for the pagination, which is decoded to its style.
+ */
+const unchecked = { disableValidation: true }
+
+/** The source as given, with the defaults of the schemas filled in. */
 const sourceOf = <A, I>(options: MakeOptions<A, I>, incremental: Incremental | undefined): HttpSourceSpec => {
   const { auth, pagination, retry, timeout } = options.source
-  const unchecked = { disableValidation: true }
   return HttpSourceSpec.make({
     ...options.source,
     auth: auth && { ...auth, origins: origins(options.name, "source.auth.origins", auth.origins) },
@@ -180,22 +185,19 @@ export const make = <A, I>(options: MakeOptions<A, I>): StreamSpec => {
     ...inc,
     cursorType: inc.cursorType ?? inferCursorType(inc.initial, columns.find((c) => c.name === inc.cursorField)?.type),
     lookback: durationOf(inc.lookback)
-  }, { disableValidation: true })
-  const stream = orThrow(
-    options.name,
-    Schema.validateEither(Stream)(Stream.make({
-      name: options.name,
-      source: sourceOf(options, incremental),
-      target: TargetSpec.make({
-        schema: options.target.schema,
-        table: options.target.table,
-        primaryKey: options.target.primaryKey,
-        columns,
-        cursorColumn: inc?.cursorField
-      }, { disableValidation: true }),
-      maxInvalid: options.maxInvalid
-    }, { disableValidation: true }))
-  )
+  }, unchecked)
+  const stream = Stream.make({
+    name: options.name,
+    source: sourceOf(options, incremental),
+    target: TargetSpec.make({
+      schema: options.target.schema,
+      table: options.target.table,
+      primaryKey: options.target.primaryKey,
+      columns,
+      cursorColumn: inc?.cursorField
+    }, unchecked),
+    maxInvalid: options.maxInvalid
+  }, unchecked)
   const decodeRecord = Schema.decodeUnknownEither(options.schema, { errors: "first", onExcessProperty: "ignore" })
   return {
     ...stream,
