@@ -13,7 +13,7 @@ import { HttpSourceSpec } from "../domain/HttpSource.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
 import { Stream } from "../domain/StreamSpec.js"
-import { type ColumnType, columnTypes, defaultSchema } from "../domain/Target.js"
+import { ColumnType, columnTypes, defaultSchema } from "../domain/Target.js"
 
 // --- columns ------------------------------------------------------------------------------------------
 
@@ -36,7 +36,7 @@ const columnTypeRule = `expected a column type: one of ${columnTypes.join(", ")}
 })`
 
 /** Case-insensitive, with the common aliases; always decodes to one of `columnTypes`. */
-const ColumnTypeField = Schema.transformOrFail(Schema.String, Schema.Literal(...columnTypes), {
+const ColumnTypeField = Schema.transformOrFail(Schema.String, ColumnType, {
   strict: true,
   decode: (input, _, ast) => {
     const name = input.trim().toLowerCase().replace(/\s+/g, " ")

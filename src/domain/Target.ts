@@ -19,7 +19,7 @@ export const columnTypes = [
 export const ColumnType = Schema.Literal(...columnTypes)
 export type ColumnType = typeof ColumnType.Type
 
-export const Column = Schema.Struct({
+const Column = Schema.Struct({
   name: Schema.String,
   type: ColumnType,
   /** dotted path in the decoded record; "" is the whole record */
