@@ -12,7 +12,7 @@ import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, wi
 import { HttpSourceSpec } from "../domain/HttpSource.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
-import { Stream } from "../domain/StreamSpec.js"
+import { StreamSettings } from "../domain/StreamSpec.js"
 import { ColumnType, columnTypes, defaultSchema } from "../domain/Target.js"
 
 // --- columns ------------------------------------------------------------------------------------------
@@ -122,8 +122,8 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
   return issues
 }
 
-/** A stream as written: the model's `Stream`, with a plain name, the source above and the file's target. */
-const StreamFields = Schema.Struct({ ...Stream.fields, name: Identifier, source: SourceField, target: TargetField })
+/** A stream as written: the model's settings, with a plain name, the source above and the file's target. */
+const StreamFields = Schema.Struct({ ...StreamSettings.fields, name: Identifier, source: SourceField, target: TargetField })
 const StreamField = StreamFields.pipe(Schema.filter(streamProblems))
 
 const DatabaseUrl = Schema.String.pipe(

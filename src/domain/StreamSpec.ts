@@ -25,7 +25,7 @@ export type { Row } from "./RowDecoder.js"
 export { type Column, type ColumnType, columnTypes, type TargetSpec, targetName } from "./Target.js"
 
 /** A stream's settings, everything but its `decode`. */
-export const Stream = Schema.Struct({
+export const StreamSettings = Schema.Struct({
   name: Schema.String,
   source: HttpSourceSpec,
   target: TargetSpec,
@@ -33,7 +33,7 @@ export const Stream = Schema.Struct({
   maxInvalid: withDefault(integerAtLeast(0), () => 0)
 })
 
-export interface StreamSpec extends Schema.Schema.Type<typeof Stream> {
+export interface StreamSpec extends Schema.Schema.Type<typeof StreamSettings> {
   /** raw JSON record -> row, or the reason it is invalid (it goes to ferry.quarantine) */
   readonly decode: (raw: unknown) => Either.Either<Row, string>
 }
@@ -111,11 +111,11 @@ export interface MakeOptions<A, I> {
   readonly source: {
     readonly url: string
     readonly auth?: Auth | undefined
-    readonly headers?: Readonly<Record<string, string>> | undefined
-    readonly params?: Readonly<Record<string, string>> | undefined
+    readonly headers?: HttpSourceSpec["headers"] | undefined
+    readonly params?: HttpSourceSpec["params"] | undefined
     /** other origins a next page may be on (`https://cdn.example.com`); see `HttpSourceSpec.allowOrigins` */
     readonly allowOrigins?: ReadonlyArray<string> | undefined
-    readonly records?: string | undefined
+    readonly records?: HttpSourceSpec["records"]
     /** as in the config file: `{ type: "cursor", param: "after", nextPath: "meta.next" }` */
     readonly pagination?: typeof Pagination.Encoded | undefined
     readonly timeout?: Duration.DurationInput | undefined
@@ -125,11 +125,11 @@ export interface MakeOptions<A, I> {
     /** a field of the decoded record */
     readonly cursorField: keyof A & string
     readonly cursorType?: CursorType | undefined
-    readonly param?: string | undefined
-    readonly params?: Readonly<Record<string, string>> | undefined
-    readonly initial?: string | undefined
+    readonly param?: Incremental["param"]
+    readonly params?: Incremental["params"]
+    readonly initial?: Incremental["initial"]
     readonly lookback?: Duration.DurationInput | undefined
-    readonly order?: "asc" | "unsorted" | undefined
+    readonly order?: Incremental["order"] | undefined
   } | undefined
   readonly target: {
     readonly table: string
@@ -186,7 +186,7 @@ export const make = <A, I>(options: MakeOptions<A, I>): StreamSpec => {
     cursorType: inc.cursorType ?? inferCursorType(inc.initial, columns.find((c) => c.name === inc.cursorField)?.type),
     lookback: durationOf(inc.lookback)
   }, unchecked)
-  const stream = Stream.make({
+  const stream = StreamSettings.make({
     name: options.name,
     source: sourceOf(options, incremental),
     target: TargetSpec.make({
