@@ -52,7 +52,7 @@ const spec: StreamSpec = {
     url: "http://127.0.0.1:9/unused",
     headers: {},
     params: {},
-    pagination: { type: "none" },
+    pagination: { _tag: "None" },
     timeout: Duration.seconds(1),
     retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }
   },

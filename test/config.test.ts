@@ -129,7 +129,7 @@ describe("Config.parse: a valid config", () => {
       expect(source.headers).toEqual({ "X-Tenant": "acme-s3cr3t-header" })
       expect(source.params).toEqual({ status: "any", note: "${literal}" })
       expect(source.records).toBe("data")
-      expect(source.pagination).toEqual({ type: "link" })
+      expect(source.pagination).toEqual({ _tag: "Link" })
       expect(Duration.toMillis(source.timeout)).toBe(10_000)
       expect(source.retry.attempts).toBe(3)
       expect(Duration.toMillis(source.retry.base)).toBe(20)
@@ -164,7 +164,7 @@ describe("Config.parse: a valid config", () => {
       expect(Either.map(row, (r) => r.values.customer_email)).toEqual(Either.right("a@example.com"))
 
       expect(customers!.source.auth?.type === "basic" && customers!.source.auth.username).toBe("ferry")
-      expect(customers!.source.pagination).toEqual({ type: "cursor", nextPath: "meta.next", param: "cursor" })
+      expect(customers!.source.pagination).toEqual({ _tag: "CursorToken", nextPath: "meta.next", param: "cursor" })
       expect(customers!.source.incremental?.params).toEqual({ seq: "gt.{cursor}" })
       // `${INITIAL}` stays the string "1000"; a numeric initial makes a number cursor
       expect(customers!.source.incremental?.initial).toBe("1000")
@@ -176,7 +176,7 @@ describe("Config.parse: a valid config", () => {
       expect(customers!.target.cursorColumn).toBe("seq")
 
       // `${LIMIT}` is the string "500": the schema makes it the integer
-      expect(invoices!.source.pagination).toEqual({ type: "offset", offsetParam: "offset", limitParam: "limit", limit: 500 })
+      expect(invoices!.source.pagination).toEqual({ _tag: "Offset", offsetParam: "offset", limitParam: "limit", limit: 500 })
       expect(invoices!.source.incremental?.cursorType).toBe("string")
       expect(invoices!.target.columns).toEqual([{ name: "id", type: "bigint", from: "id" }, {
         name: "updated",
@@ -185,14 +185,14 @@ describe("Config.parse: a valid config", () => {
       }])
       expect(invoices!.target.cursorColumn).toBe("updated")
       expect(payments!.source.pagination).toEqual({
-        type: "page",
+        _tag: "Page",
         pageParam: "page",
         sizeParam: "per_page",
         size: 50,
         firstPage: 1
       })
       expect(charges!.source.pagination).toEqual({
-        type: "cursor",
+        _tag: "CursorFromRecord",
         fromRecord: "id",
         param: "starting_after",
         hasMorePath: "has_more"
@@ -229,7 +229,7 @@ describe("Config.parse: a valid config", () => {
       expect(items!.source.params).toEqual({})
       expect(items!.source.auth).toBeUndefined()
       expect(items!.source.incremental).toBeUndefined()
-      expect(items!.source.pagination).toEqual({ type: "none" })
+      expect(items!.source.pagination).toEqual({ _tag: "None" })
       expect(Duration.toMillis(items!.source.timeout)).toBe(30_000)
       expect(items!.source.retry.attempts).toBe(6)
       expect(Duration.toMillis(items!.source.retry.base)).toBe(500)

@@ -7,28 +7,24 @@ import { nextLink, parseLinkHeader } from "../src/source/http/Pagination.js"
 import { redactUrl } from "../src/source/http/Request.js"
 import type { Page } from "../src/Source.js"
 import { pagesOf } from "../src/Source.js"
-import type { HttpSourceSpec, StreamSpec } from "../src/domain/StreamSpec.js"
+import type { StreamSpec } from "../src/domain/StreamSpec.js"
 import type { TestServer } from "./support/http.js"
 import { json, startServer } from "./support/http.js"
+import * as streams from "./support/streams.js"
 
 const TOKEN = "s3cr3t-T0KEN-value"
 
 /** A stream over `url` with test defaults: no pagination, fast retries. */
-const streamOf = (url: string, source: Partial<HttpSourceSpec> = {}): StreamSpec => ({
-  name: "items",
-  source: {
-    url,
-    headers: {},
-    params: {},
-    pagination: { type: "none" },
-    timeout: Duration.seconds(5),
-    retry: { attempts: 3, base: Duration.millis(2), max: Duration.seconds(2) },
-    ...source
-  },
-  target: { schema: "public", table: "items", primaryKey: ["id"], columns: [] },
-  decode: () => Either.right({ key: "", cursor: undefined, values: {} }),
-  maxInvalid: 0
-})
+const streamOf = (url: string, source: streams.SourceOverrides = {}): StreamSpec =>
+  streams.streamSpec({
+    source: {
+      url,
+      timeout: Duration.seconds(5),
+      retry: { attempts: 3, base: Duration.millis(2), max: Duration.seconds(2) },
+      ...source
+    },
+    decode: () => Either.right({ key: "", cursor: undefined, values: {} })
+  })
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void | Promise<void>
 

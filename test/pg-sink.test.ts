@@ -40,7 +40,7 @@ const spec = (target: Partial<TargetSpec> & { table: string }, cursorType: Curso
     url: "http://127.0.0.1:9/unused",
     headers: {},
     params: {},
-    pagination: { type: "none" },
+    pagination: { _tag: "None" },
     incremental: { cursorField: "updated_at", cursorType, lookback: Duration.zero, order: "unsorted" },
     timeout: Duration.seconds(1),
     retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }

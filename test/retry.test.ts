@@ -223,7 +223,7 @@ const streamSpec = (policy: Retry): StreamSpec => {
     url: "https://api.example.com/items",
     headers: {},
     params: {},
-    pagination: { type: "none" },
+    pagination: { _tag: "None" },
     timeout: Duration.seconds(30),
     retry: policy
   }

@@ -4,41 +4,25 @@
  * never fetched ahead (memory stays at one large page, whatever the number of pages).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, Option, Stream } from "effect"
+import { Effect, Either, Layer, Option, Stream } from "effect"
 import { type DatabaseError, SourceError } from "../src/domain/Errors.js"
 import * as Memory from "../src/testing/index.js"
-import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
 import type * as Source from "../src/Source.js"
-import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
+import type { StreamSpec } from "../src/domain/StreamSpec.js"
 import { batchLimits, prefetchBelowBytes, syncStream } from "../src/sync/Sync.js"
+import * as streams from "./support/streams.js"
 
-const target: TargetSpec = {
-  schema: "public",
-  table: "items",
-  primaryKey: ["id"],
-  columns: [
-    { name: "id", type: "text", from: "id" },
-    { name: "updated", type: "numeric", from: "updated" }
-  ],
-  cursorColumn: "updated"
-}
-
-const spec: StreamSpec = {
-  name: "items",
+const spec: StreamSpec = streams.streamSpec({
   source: {
     url: "http://model.invalid/items",
-    headers: {},
-    params: {},
-    pagination: { type: "none" },
-    incremental: { cursorField: "updated", cursorType: "number", param: "since", lookback: Duration.zero, order: "asc" },
-    timeout: Duration.seconds(1),
-    retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }
+    incremental: streams.incremental({ cursorField: "updated", param: "since", order: "asc" })
   },
-  target,
-  decode: RowDecoder.fromColumns(target, undefined),
-  maxInvalid: 0
-}
+  target: streams.target({
+    columns: [streams.column("id", "text"), streams.column("updated", "numeric")],
+    cursorColumn: "updated"
+  })
+})
 
 /** `count` pages of `size` records each, claiming `bytes` of body each; `pulled` counts pages handed out */
 const pagedSource = (options: { count: number; size: number; bytes: number; failAfter?: number }) => {

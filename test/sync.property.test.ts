@@ -14,14 +14,14 @@
  * guarantees hold through the bulk path, its refusals and the re-decoded rows alike.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, FastCheck as fc, Layer, Option, Stream } from "effect"
+import { Effect, Either, FastCheck as fc, Layer, Option, Stream } from "effect"
 import * as Cursor from "../src/domain/Cursor.js"
 import { SourceError } from "../src/domain/Errors.js"
 import * as Memory from "../src/testing/index.js"
-import * as RowDecoder from "../src/domain/RowDecoder.js"
 import type * as Source from "../src/Source.js"
-import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
+import type { StreamSpec } from "../src/domain/StreamSpec.js"
 import { syncStream } from "../src/sync/Sync.js"
+import * as streams from "./support/streams.js"
 
 interface SourceRecord {
   readonly id: string
@@ -29,39 +29,19 @@ interface SourceRecord {
   readonly updated: number
 }
 
-const target: TargetSpec = {
-  schema: "public",
-  table: "items",
-  primaryKey: ["id"],
-  columns: [
-    { name: "id", type: "text", from: "id" },
-    { name: "name", type: "text", from: "name" },
-    { name: "updated", type: "numeric", from: "updated" }
-  ],
+const target = streams.target({
+  columns: [streams.column("id", "text"), streams.column("name", "text"), streams.column("updated", "numeric")],
   cursorColumn: "updated"
-}
-
-const specFor = (order: "asc" | "unsorted"): StreamSpec => ({
-  name: "items",
-  source: {
-    url: "http://model.invalid/items",
-    headers: {},
-    params: {},
-    pagination: { type: "none" },
-    incremental: {
-      cursorField: "updated",
-      cursorType: "number",
-      param: "since",
-      lookback: Duration.zero,
-      order
-    },
-    timeout: Duration.seconds(1),
-    retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }
-  },
-  target,
-  decode: RowDecoder.fromColumns(target, undefined),
-  maxInvalid: 0
 })
+
+const specFor = (order: "asc" | "unsorted"): StreamSpec =>
+  streams.streamSpec({
+    source: {
+      url: "http://model.invalid/items",
+      incremental: streams.incremental({ cursorField: "updated", param: "since", order })
+    },
+    target
+  })
 
 type Step =
   | {

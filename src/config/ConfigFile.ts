@@ -1,110 +1,21 @@
 /**
- * The configuration file's format as one Effect Schema: it validates the file (after `${VAR}`
- * interpolation, see `Config.ts`) and generates the JSON Schema shipped for editors. Every error
- * becomes ONE line naming the field path (`streams[0].source.pagination.type: expected one of ...`)
- * and never the offending value, which may be a secret.
+ * The configuration file's format: the model's schemas (`domain/`) plus what only the file has (the
+ * `columns` map and its type aliases, `database`, `checkpoint`, the rules that span fields). It
+ * validates the file (after `${VAR}` interpolation, see `Interpolation.ts`) and generates the JSON
+ * Schema shipped for editors. Every error becomes ONE line naming the field path
+ * (`streams[0].source.pagination.type: expected one of ...`) and never the offending value, which may
+ * be a secret.
  */
-import { Duration, Either, JSONSchema, Option, ParseResult, Schema } from "effect"
+import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
-import { originRule, parseOrigin } from "../domain/Origin.js"
+import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
+import { HttpSourceSpec } from "../domain/HttpSource.js"
+import { CursorType, Incremental } from "../domain/Incremental.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
-import { type ColumnType, columnTypes } from "../domain/StreamSpec.js"
+import { StreamSettings } from "../domain/StreamSpec.js"
+import { ColumnType, columnTypes, defaultSchema } from "../domain/Target.js"
 
-// --- leaves -------------------------------------------------------------------------------------------
-
-/**
- * Editors check the file before `${VAR}` is read, so a JSON Schema pattern also lets a value with a
- * reference through (the real check runs after interpolation).
- */
-const orReference = (pattern: string) => `${pattern}|\\$\\{`
-
-/** A leaf's own message replaces whatever its inner parts said (`override`: unions would list every member). */
-const says = (message: string) => ({ message: () => ({ message, override: true }) })
-
-const identifierRule = "letters, digits and _, not starting with a digit, at most 63 characters"
-const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]*$/
-const isIdentifier = (name: string) => name.length <= 63 && identifierPattern.test(name)
-/** Table, schema and column names: they reach SQL (quoted), so only plain names are allowed. */
-export const Identifier = Schema.String.pipe(
-  Schema.filter(isIdentifier, {
-    message: () => `not a valid identifier (${identifierRule})`,
-    jsonSchema: { pattern: orReference(identifierPattern.source), maxLength: 63 }
-  })
-).annotations({ title: "a PostgreSQL identifier", description: `a PostgreSQL identifier: ${identifierRule}` })
-
-const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
-  .annotations({ title: "a non-empty string" })
-
-const DottedPath = Schema.String.pipe(
-  Schema.pattern(/^[^.]+(?:\.[^.]+)*$/, { message: () => `expected a dotted path like "customer.email"` })
-).annotations({ description: "a dotted path into the JSON body or record, e.g. customer.email" })
-
-const HeaderName = Schema.String.pipe(
-  Schema.pattern(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: () => "not a valid HTTP header name" })
-).annotations({ title: "an HTTP header name", description: "an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)" })
-
-/** A few fixed words; Effect would report each alternative separately. */
-const oneOf = <const Values extends ReadonlyArray<string>>(...values: Values) =>
-  Schema.Literal(...values).annotations(says(`expected one of ${values.join(", ")}`))
-
-const HttpUrl = Schema.String.pipe(
-  Schema.filter((s) => /^https?:\/\//i.test(s) && URL.canParse(s), {
-    message: () => "expected an http:// or https:// URL",
-    jsonSchema: { pattern: orReference("^[hH][tT][tT][pP][sS]?://") }
-  })
-)
-
-/** Query and header values: YAML reads `limit: 100` as a number, the request wants text. */
-const ScalarText = Schema.transform(Schema.Union(Schema.String, Schema.Number, Schema.Boolean), Schema.String, {
-  strict: true,
-  decode: (value) => String(value),
-  encode: (text) => text
-}).annotations(says("expected a string, number or boolean"))
-
-const durationRule = `expected a duration like "30 seconds", "500 millis", "5 minutes", or a number of milliseconds`
-const durationPattern = /^\d+(?:\.\d+)?\s+(?:nanos?|micros?|millis?|seconds?|minutes?|hours?|days?|weeks?)$/
-
-/** "30 seconds" (the units of `Duration.decode`) or milliseconds; never negative or infinite. */
-export const DurationField = Schema.transformOrFail(Schema.Union(Schema.Number, Schema.String), Schema.DurationFromSelf, {
-  strict: true,
-  decode: (input, _, ast) => {
-    const duration = typeof input === "number"
-      ? (input >= 0 ? Duration.decodeUnknown(input) : Option.none())
-      : (durationPattern.test(input.trim()) ? Duration.decodeUnknown(input.trim()) : Option.none())
-    return Option.match(Option.filter(duration, Duration.isFinite), {
-      onNone: () => ParseResult.fail(new ParseResult.Type(ast, input, durationRule)),
-      onSome: ParseResult.succeed
-    })
-  },
-  encode: (duration) => ParseResult.succeed(Duration.toMillis(duration))
-}).annotations({
-  ...says(durationRule),
-  jsonSchema: {
-    anyOf: [
-      { type: "string", pattern: orReference(durationPattern.source) },
-      { type: "number", minimum: 0, description: "milliseconds" }
-    ]
-  },
-  description: durationRule.replace("expected ", "")
-})
-
-/** Whole numbers; strings of digits too, since `${LIMIT}` always yields a string. */
-const integerAtLeast = (min: number) => {
-  const rule = `expected a whole number >= ${min}`
-  return Schema.transformOrFail(Schema.Union(Schema.Number, Schema.String), Schema.Number, {
-    strict: true,
-    decode: (input, _, ast) => {
-      const n = typeof input === "number" ? input : /^\s*-?\d+\s*$/.test(input) ? Number(input) : Number.NaN
-      return Number.isSafeInteger(n) && n >= min
-        ? ParseResult.succeed(n)
-        : ParseResult.fail(new ParseResult.Type(ast, input, rule))
-    },
-    encode: ParseResult.succeed
-  }).annotations({
-    ...says(rule),
-    jsonSchema: { anyOf: [{ type: "integer", minimum: min }, { type: "string", pattern: orReference("^\\d+$") }] }
-  })
-}
+// --- columns ------------------------------------------------------------------------------------------
 
 const columnTypeAliases: Readonly<Record<string, ColumnType>> = {
   int: "integer",
@@ -125,7 +36,7 @@ const columnTypeRule = `expected a column type: one of ${columnTypes.join(", ")}
 })`
 
 /** Case-insensitive, with the common aliases; always decodes to one of `columnTypes`. */
-export const ColumnTypeField = Schema.transformOrFail(Schema.String, Schema.Literal(...columnTypes), {
+const ColumnTypeField = Schema.transformOrFail(Schema.String, ColumnType, {
   strict: true,
   decode: (input, _, ast) => {
     const name = input.trim().toLowerCase().replace(/\s+/g, " ")
@@ -143,115 +54,14 @@ const ColumnField = Schema.Union(
   Schema.Struct({ type: ColumnTypeField, from: Schema.optional(DottedPath) })
 )
 
-/** `https://cdn.example.com[:port]`, normalised to the form `URL.origin` gives (lower-case host, no default port). */
-const Origin = Schema.transformOrFail(Schema.String, Schema.String, {
-  strict: true,
-  decode: (input, _, ast) =>
-    Either.match(parseOrigin(input), {
-      onLeft: (rule) => ParseResult.fail(new ParseResult.Type(ast, input, rule)),
-      onRight: ParseResult.succeed
-    }),
-  encode: ParseResult.succeed
-}).annotations({
-  ...says(originRule),
-  jsonSchema: {
-    type: "string",
-    pattern: orReference("^[hH][tT][tT][pP][sS]?://[^/?#]+/?$"),
-    description: "an origin: http(s)://host[:port], without a path"
-  }
-})
-
-const Origins = Schema.Array(Origin)
-
 // --- a stream -----------------------------------------------------------------------------------------
 
-/** `origins`: where else the auth (and the fixed headers) may go; see http/Origin.ts */
-const Auth = Schema.Union(
-  Schema.Struct({ type: Schema.Literal("bearer"), token: Schema.Redacted(Schema.String), origins: Schema.optional(Origins) }),
-  Schema.Struct({
-    type: Schema.Literal("basic"),
-    username: Schema.String,
-    password: Schema.Redacted(Schema.String),
-    origins: Schema.optional(Origins)
-  }),
-  Schema.Struct({
-    type: Schema.Literal("header"),
-    name: HeaderName,
-    value: Schema.Redacted(Schema.String),
-    origins: Schema.optional(Origins)
-  }),
-  Schema.Struct({
-    type: Schema.Literal("query"),
-    name: NonEmpty,
-    value: Schema.Redacted(Schema.String),
-    origins: Schema.optional(Origins)
-  })
-)
+/** The cursor's type may be left out: it is inferred from `initial` and the cursor column's type (`Config.ts`). */
+const IncrementalField = Schema.Struct({ ...Incremental.fields, cursorType: Schema.optional(CursorType) })
 
-const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
-  Schema.optionalWith(schema, { default: value })
+const SourceField = Schema.Struct({ ...HttpSourceSpec.fields, incremental: Schema.optional(IncrementalField) })
 
-const PaginationField = Schema.Union(
-  Schema.Struct({ type: Schema.Literal("none") }),
-  Schema.Struct({ type: Schema.Literal("link") }),
-  // exactly one of nextPath / fromRecord: checked with the stream, where the error can name the field
-  Schema.Struct({
-    type: Schema.Literal("cursor"),
-    param: NonEmpty,
-    nextPath: Schema.optional(DottedPath),
-    fromRecord: Schema.optional(DottedPath),
-    hasMorePath: Schema.optional(DottedPath)
-  }),
-  Schema.Struct({
-    type: Schema.Literal("offset"),
-    offsetParam: withDefault(NonEmpty, () => "offset"),
-    limitParam: withDefault(NonEmpty, () => "limit"),
-    limit: withDefault(integerAtLeast(1), () => 100)
-  }),
-  Schema.Struct({
-    type: Schema.Literal("page"),
-    pageParam: withDefault(NonEmpty, () => "page"),
-    sizeParam: withDefault(NonEmpty, () => "per_page"),
-    size: withDefault(integerAtLeast(1), () => 100),
-    firstPage: withDefault(integerAtLeast(0), () => 1)
-  })
-)
-
-const CursorTemplate = Schema.String.pipe(
-  Schema.filter((s) => s.includes("{cursor}"), { message: () => "template must contain {cursor}" })
-)
-
-const IncrementalField = Schema.Struct({
-  cursorField: DottedPath,
-  /** how cursors compare; inferred from `initial` and the cursor column's type when absent */
-  cursorType: Schema.optional(oneOf("timestamp", "number", "string")),
-  param: Schema.optional(NonEmpty),
-  params: Schema.optional(Schema.Record({ key: NonEmpty, value: CursorTemplate })),
-  initial: Schema.optional(ScalarText),
-  lookback: withDefault(DurationField, () => Duration.zero),
-  order: withDefault(oneOf("asc", "unsorted"), () => "unsorted" as const)
-})
-
-const RetryField = Schema.Struct({
-  attempts: withDefault(integerAtLeast(1), () => 6),
-  base: withDefault(DurationField, () => Duration.millis(500)),
-  max: withDefault(DurationField, () => Duration.seconds(60))
-})
-
-const SourceField = Schema.Struct({
-  url: HttpUrl,
-  auth: Schema.optional(Auth),
-  headers: withDefault(Schema.Record({ key: HeaderName, value: ScalarText }), () => ({})),
-  params: withDefault(Schema.Record({ key: NonEmpty, value: ScalarText }), () => ({})),
-  /** other origins a next page may be on (fetched without credentials unless auth.origins lists them) */
-  allowOrigins: Schema.optional(Origins),
-  records: Schema.optional(DottedPath),
-  pagination: withDefault(PaginationField, () => ({ type: "none" as const })),
-  incremental: Schema.optional(IncrementalField),
-  timeout: withDefault(DurationField, () => Duration.seconds(30)),
-  retry: withDefault(RetryField, () => RetryField.make({}))
-})
-
+/** The target's schema is `database.schema`; its columns a map, or the default shape. */
 const TargetField = Schema.Struct({
   table: Identifier,
   primaryKey: Schema.Array(Identifier).pipe(Schema.minItems(1, { message: () => "must name at least one column" })),
@@ -263,17 +73,9 @@ type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: stri
 
 /** The rules that span fields of one stream; each names the field to fix. */
 const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> => {
-  const { pagination, incremental } = stream.source
+  const { incremental } = stream.source
   const { primaryKey, columns } = stream.target
   const issues: Array<Issue> = []
-  if (pagination.type === "cursor") {
-    const at = ["source", "pagination"]
-    if ((pagination.nextPath === undefined) === (pagination.fromRecord === undefined)) {
-      issues.push({ path: at, message: "cursor pagination needs exactly one of nextPath (token in the body) or fromRecord (field of the last record)" })
-    } else if (pagination.hasMorePath !== undefined && pagination.fromRecord === undefined) {
-      issues.push({ path: [...at, "hasMorePath"], message: "hasMorePath is only used with fromRecord" })
-    }
-  }
   const home = URL.canParse(stream.source.url) ? new URL(stream.source.url).origin : undefined
   stream.source.auth?.origins?.forEach((origin, i) => {
     if (origin !== home && !(stream.source.allowOrigins ?? []).includes(origin)) {
@@ -320,12 +122,8 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
   return issues
 }
 
-const StreamFields = Schema.Struct({
-  name: Identifier,
-  source: SourceField,
-  target: TargetField,
-  maxInvalid: withDefault(integerAtLeast(0), () => 0)
-})
+/** A stream as written: the model's settings, with a plain name, the source above and the file's target. */
+const StreamFields = Schema.Struct({ ...StreamSettings.fields, name: Identifier, source: SourceField, target: TargetField })
 const StreamField = StreamFields.pipe(Schema.filter(streamProblems))
 
 const DatabaseUrl = Schema.String.pipe(
@@ -334,17 +132,17 @@ const DatabaseUrl = Schema.String.pipe(
   })
 )
 
-/** The whole file. Defaults are filled in here; `Config.ts` maps the result to runtime shapes. */
+/** The whole file, defaults filled in; `Config.ts` maps the result to runtime shapes. */
 export const ConfigFile = Schema.Struct({
   database: withDefault(
     Schema.Struct({
       url: Schema.optional(DatabaseUrl),
-      schema: withDefault(Identifier, () => "public"),
+      schema: withDefault(Identifier, () => defaultSchema),
       // absent: Database.defaultTimeouts (unless the URL's `options=` sets them); 0: without bound
       lockTimeout: Schema.optional(DurationField),
       statementTimeout: Schema.optional(DurationField)
     }),
-    () => ({ schema: "public" })
+    () => ({ schema: defaultSchema })
   ),
   checkpoint: withDefault(
     Schema.Union(
@@ -424,6 +222,20 @@ export const decode = (raw: unknown): Either.Either<ConfigFile, ConfigError> =>
     })
   )
 
-/** The JSON Schema of the file format, for editors (yaml-language-server, VS Code `json.schemas`). */
-export const jsonSchema = (): object => JSONSchema.make(ConfigFile)
+/**
+ * Editors check the file before `${VAR}` is read, so each value pattern also lets a reference through
+ * (the real check runs after interpolation). Keys are never interpolated: their patterns stay.
+ */
+const allowReferences = (node: unknown, key?: string): unknown => {
+  if (Array.isArray(node)) return node.map((item) => allowReferences(item))
+  if (typeof node !== "object" || node === null) return node
+  return Object.fromEntries(Object.entries(node).map(([name, value]) => [
+    name,
+    name === "pattern" && typeof value === "string" && key !== "propertyNames"
+      ? `${value}|\\$\\{`
+      : allowReferences(value, name)
+  ]))
+}
 
+/** The JSON Schema of the file format, for editors (yaml-language-server, VS Code `json.schemas`). */
+export const jsonSchema = (): object => allowReferences(JSONSchema.make(ConfigFile)) as object

@@ -4,7 +4,9 @@
  * the rest as text.
  */
 import { Duration } from "effect"
-import type { CursorType, Row, StreamSpec } from "./StreamSpec.js"
+import type { CursorType } from "./Incremental.js"
+import type { Row } from "./RowDecoder.js"
+import type { StreamSpec } from "./StreamSpec.js"
 
 const integer = /^-?\d+$/
 const decimal = /^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?\d+))?$/

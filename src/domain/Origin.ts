@@ -4,8 +4,8 @@
  * lists, nowhere else; a next page on any other origin is fetched only when `source.allowOrigins` lists
  * it, and never from https down to http.
  */
-import { Either } from "effect"
-import type { HttpSourceSpec } from "./StreamSpec.js"
+import { Either, ParseResult, Schema } from "effect"
+import { says } from "./Fields.js"
 
 export const originRule = "expected an origin: http(s)://host[:port], without a path, query or fragment"
 
@@ -19,25 +19,50 @@ export const parseOrigin = (text: string): Either.Either<string, string> => {
   return plain ? Either.right(url.origin) : Either.left(originRule)
 }
 
+/** `https://cdn.example.com[:port]`, normalised to the form `URL.origin` gives (lower-case host, no default port). */
+export const Origin = Schema.transformOrFail(Schema.String, Schema.String, {
+  strict: true,
+  decode: (input, _, ast) =>
+    Either.match(parseOrigin(input), {
+      onLeft: (rule) => ParseResult.fail(new ParseResult.Type(ast, input, rule)),
+      onRight: ParseResult.succeed
+    }),
+  encode: ParseResult.succeed
+}).annotations({
+  ...says(originRule),
+  jsonSchema: {
+    type: "string",
+    pattern: "^[hH][tT][tT][pP][sS]?://[^/?#]+/?$",
+    description: "an origin: http(s)://host[:port], without a path"
+  }
+})
+
+/** What the rules read of a source (`HttpSourceSpec`): its URL and the origins it names. */
+interface Reach {
+  readonly url: string
+  readonly auth?: { readonly origins?: ReadonlyArray<string> | undefined } | undefined
+  readonly allowOrigins?: ReadonlyArray<string> | undefined
+}
+
 /** The origin of a URL for a message: `null` origins (file:, data:) still name their scheme. */
 export const describeOrigin = (url: URL): string => (url.origin !== "null" ? url.origin : `${url.protocol}//${url.host}`)
 
-const homeOf = (spec: HttpSourceSpec): URL | undefined => (URL.canParse(spec.url) ? new URL(spec.url) : undefined)
+const homeOf = (spec: Reach): URL | undefined => (URL.canParse(spec.url) ? new URL(spec.url) : undefined)
 
 /** The origins that receive the credentials: the configured URL's, and those `auth.origins` adds. */
-export const credentialOrigins = (spec: HttpSourceSpec): ReadonlySet<string> => {
+export const credentialOrigins = (spec: Reach): ReadonlySet<string> => {
   const home = homeOf(spec)
   return new Set([...(home === undefined ? [] : [home.origin]), ...(spec.auth?.origins ?? [])])
 }
 
 /** Whether a request to `url` carries the auth and the fixed headers. */
-export const carriesCredentials = (spec: HttpSourceSpec, url: URL): boolean => credentialOrigins(spec).has(url.origin)
+export const carriesCredentials = (spec: Reach, url: URL): boolean => credentialOrigins(spec).has(url.origin)
 
 /**
  * Why the page at `to`, which the page at `from` points to, is not fetched; `undefined`: fetch it.
  * Names both origins, never a URL's path or query (they may hold a secret).
  */
-export const nextPageRefusal = (spec: HttpSourceSpec, from: URL, to: URL): string | undefined => {
+export const nextPageRefusal = (spec: Reach, from: URL, to: URL): string | undefined => {
   const home = homeOf(spec)
   if (home === undefined) return undefined
   const source = home.origin

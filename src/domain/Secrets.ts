@@ -3,7 +3,7 @@
  * text Ferry writes (logs, errors, `ferry.runs`) with `***`.
  */
 import { FiberRef, Redacted } from "effect"
-import type { Auth } from "./StreamSpec.js"
+import type { Auth } from "./Auth.js"
 
 /**
  * The forms a secret takes in text Ferry writes: as is, URL-encoded (as a component, as a query value,

@@ -35,9 +35,9 @@ const fingerprintOf = (records: ReadonlyArray<unknown>): string | undefined => {
 
 /** What a `source.more_pages` warning advises, by the pagination that stopped. */
 const morePagesHint = (pagination: StreamSpec["source"]["pagination"]): string =>
-  pagination.type === "none"
+  pagination._tag === "None"
     ? "the source says it has more pages, which pagination: none does not read; set source.pagination"
-    : `the page was shorter than the ${pagination.type === "offset" ? "limit" : "size"} asked for, but the source ` +
+    : `the page was shorter than the ${pagination._tag === "Offset" ? "limit" : "size"} asked for, but the source ` +
       "says it has more: it may cap the page size; set it to the API's maximum"
 
 /** The same words for a repeated URL and a repeated page: to the user it is the same fault. */

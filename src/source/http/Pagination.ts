@@ -7,7 +7,7 @@
  * `HttpSource`, once for every style.
  */
 import { Either, Option } from "effect"
-import type { Pagination } from "../../domain/StreamSpec.js"
+import type { Pagination } from "../../domain/Pagination.js"
 import * as Json from "../../domain/Json.js"
 import { valueAt, valueAtKeys } from "../../domain/JsonPath.js"
 
@@ -258,14 +258,15 @@ const envelopes = (body: unknown, records: string | undefined): ReadonlyArray<{ 
  * and `cursor` follow their own sign. Names the sign, never a value (a next URL may carry a token).
  */
 export const moreSign = (pagination: Pagination, records: string | undefined, last: Exchange): string | undefined => {
-  if (pagination.type === "link" || pagination.type === "cursor") return undefined
+  const tag = pagination._tag
+  if (tag === "Link" || tag === "CursorToken" || tag === "CursorFromRecord") return undefined
   const header = last.headers["link"]
   if (header !== undefined && Option.isSome(nextLink(header, last.url))) return "a Link header with rel=\"next\""
   for (const { at, value } of envelopes(last.body, records)) {
     for (const path of nextFields) if (isNextValue(valueAtKeys(value, path))) return `"${at}${path.join(".")}" in the body`
     for (const path of moreFields) if (valueAtKeys(value, path) === true) return `"${at}${path.join(".")}": true in the body`
   }
-  if (pagination.type !== "none" || last.records.length === 0) return undefined
+  if (tag !== "None" || last.records.length === 0) return undefined
   for (const [name, value] of last.url.searchParams) {
     if (!limitNames.has(name.toLowerCase().replace(/[_\-$]/g, ""))) continue
     if (/^\d+$/.test(value) && Number(value) === last.records.length) {
@@ -277,18 +278,18 @@ export const moreSign = (pagination: Pagination, records: string | undefined, la
 
 /** The paginator of a spec's `pagination`. */
 export const fromSpec = (pagination: Pagination): Paginator => {
-  switch (pagination.type) {
-    case "none":
+  switch (pagination._tag) {
+    case "None":
       return none
-    case "link":
+    case "Link":
       return link
-    case "cursor":
-      return "nextPath" in pagination
-        ? cursorToken(pagination.param, pagination.nextPath)
-        : cursorFromRecord(pagination.param, pagination.fromRecord, pagination.hasMorePath)
-    case "offset":
+    case "CursorToken":
+      return cursorToken(pagination.param, pagination.nextPath)
+    case "CursorFromRecord":
+      return cursorFromRecord(pagination.param, pagination.fromRecord, pagination.hasMorePath)
+    case "Offset":
       return offset(pagination.offsetParam, pagination.limitParam, pagination.limit)
-    case "page":
+    case "Page":
       return page(pagination.pageParam, pagination.sizeParam, pagination.size, pagination.firstPage)
   }
 }

@@ -1,0 +1,84 @@
+/**
+ * Pagination styles, one tagged member each; `source/http/Pagination.ts` gives each its two duties
+ * (what is the next request, and is there one). A style is written `type: <style>` with its fields
+ * (`type: cursor` covers two styles, told apart by `nextPath` or `fromRecord`) and decodes to its member.
+ */
+import { ParseResult, Schema } from "effect"
+import { DottedPath, integerAtLeast, NonEmpty, withDefault } from "./Fields.js"
+
+/** A style written `type: <type>` with `fields`, decoded to its member: the same fields tagged `tag`. */
+const style = <const Type extends string, const Tag extends string, Fields extends Schema.Struct.Fields>(
+  type: Type,
+  tag: Tag,
+  fields: Fields
+) =>
+  Schema.transform(Schema.Struct({ type: Schema.Literal(type), ...fields }), Schema.typeSchema(Schema.TaggedStruct(tag, fields)), {
+    strict: false,
+    decode: (written) => {
+      const { type: _, ...rest } = written as Record<string, unknown>
+      return { _tag: tag, ...rest }
+    },
+    encode: (member) => {
+      const { _tag: _, ...rest } = member as Record<string, unknown>
+      return { type, ...rest }
+    }
+  })
+
+/** a token in the body at `nextPath`, sent back as `param` */
+const CursorToken = Schema.TaggedStruct("CursorToken", { param: NonEmpty, nextPath: DottedPath })
+
+/** the last record's `fromRecord` field sent as `param` (Stripe's `starting_after`), while `hasMorePath` is true */
+const CursorFromRecord = Schema.TaggedStruct("CursorFromRecord", {
+  param: NonEmpty,
+  fromRecord: DottedPath,
+  hasMorePath: Schema.optional(DottedPath)
+})
+
+const cursorRule = "cursor pagination needs exactly one of nextPath (token in the body) or fromRecord (field of the last record)"
+
+/** `type: cursor`: one shape for the two styles, so that a mistake gets one message naming the field to fix. */
+const WrittenCursor = Schema.transformOrFail(
+  Schema.Struct({
+    type: Schema.Literal("cursor"),
+    param: NonEmpty,
+    nextPath: Schema.optional(DottedPath),
+    fromRecord: Schema.optional(DottedPath),
+    hasMorePath: Schema.optional(DottedPath)
+  }),
+  Schema.Union(Schema.typeSchema(CursorToken), Schema.typeSchema(CursorFromRecord)),
+  {
+    strict: true,
+    decode: ({ fromRecord, hasMorePath, nextPath, param }, _, ast, input) => {
+      if ((nextPath === undefined) === (fromRecord === undefined)) {
+        return ParseResult.fail(new ParseResult.Type(ast, input, cursorRule))
+      }
+      if (fromRecord !== undefined) return ParseResult.succeed(CursorFromRecord.make({ param, fromRecord, hasMorePath }))
+      if (hasMorePath !== undefined) {
+        const issue = new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with fromRecord")
+        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, issue))
+      }
+      return ParseResult.succeed(CursorToken.make({ param, nextPath: nextPath! }))
+    },
+    encode: ({ _tag, ...fields }) => ParseResult.succeed({ type: "cursor" as const, ...fields })
+  }
+)
+
+/** A pagination as written (`{ type: offset, limit: 50 }`), decoded to its style (defaults filled in). */
+export const Pagination = Schema.Union(
+  style("none", "None", {}),
+  /** RFC 8288 `Link: <...>; rel="next"` */
+  style("link", "Link", {}),
+  WrittenCursor,
+  style("offset", "Offset", {
+    offsetParam: withDefault(NonEmpty, () => "offset"),
+    limitParam: withDefault(NonEmpty, () => "limit"),
+    limit: withDefault(integerAtLeast(1), () => 100)
+  }),
+  style("page", "Page", {
+    pageParam: withDefault(NonEmpty, () => "page"),
+    sizeParam: withDefault(NonEmpty, () => "per_page"),
+    size: withDefault(integerAtLeast(1), () => 100),
+    firstPage: withDefault(integerAtLeast(0), () => 1)
+  })
+)
+export type Pagination = typeof Pagination.Type

@@ -1,0 +1,52 @@
+/** Where a stream's rows go: a PostgreSQL table, its columns and their types. */
+import { Schema } from "effect"
+import { withDefault } from "./Fields.js"
+
+export const columnTypes = [
+  "text",
+  "integer",
+  "bigint",
+  "numeric",
+  "double precision",
+  "real",
+  "boolean",
+  "timestamptz",
+  "timestamp",
+  "date",
+  "jsonb",
+  "uuid"
+] as const
+export const ColumnType = Schema.Literal(...columnTypes)
+export type ColumnType = typeof ColumnType.Type
+
+const Column = Schema.Struct({
+  name: Schema.String,
+  type: ColumnType,
+  /** dotted path in the decoded record; "" is the whole record */
+  from: Schema.String
+})
+export type Column = typeof Column.Type
+
+/** The Postgres schema of a target table, and of Ferry's own tables, when the config names none. */
+export const defaultSchema = "public"
+
+export const TargetSpec = Schema.Struct({
+  /** Postgres schema of the target table */
+  schema: withDefault(Schema.String, () => defaultSchema),
+  table: Schema.String,
+  primaryKey: Schema.Array(Schema.String),
+  columns: Schema.Array(Column),
+  /** the column holding the incremental cursor; the upsert never replaces a row with an older cursor */
+  cursorColumn: Schema.optional(Schema.String)
+})
+export type TargetSpec = typeof TargetSpec.Type
+
+/**
+ * `schema.table`, each part double-quoted unless it is plain lower-case letters, digits and `_`: the
+ * name that says which table a checkpoint, a lock, a run and a quarantined record belong to. Two
+ * different tables never have the same name (`"A.b".c` is not `a."b.c"`).
+ */
+export const targetName = (target: Pick<TargetSpec, "schema" | "table">): string => {
+  const part = (name: string) => (/^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, "\"\"")}"`)
+  return `${part(target.schema)}.${part(target.table)}`
+}
