@@ -179,8 +179,5 @@ export const load = (options: LoadOptions = {}): Effect.Effect<FerryConfigShape,
 export const layer = (options: LoadOptions = {}): Layer.Layer<FerryConfig, ConfigError> =>
   Layer.effect(FerryConfig, load(options))
 
-/** A ready config, for tests and for applications that build StreamSpecs in code. */
-export const layerTest = (config: FerryConfigShape): Layer.Layer<FerryConfig> => Layer.succeed(FerryConfig, config)
-
 /** The JSON Schema of the file format, for editors; generated from the schema that validates. */
 export const jsonSchema = (): object => ConfigFile.jsonSchema()

@@ -73,7 +73,7 @@ const tokens = /"[^"\\]*(?:\\[\s\S][^"\\]*)*"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?
 const minNormal = 2.2250738585072014e-308
 
 /** Whether a double cannot stand for this number token exactly (its shortest decimal form aside). */
-export const needsExact = (token: string): boolean => {
+const needsExact = (token: string): boolean => {
   let digits = 0
   let i = token.charCodeAt(0) === 45 ? 1 : 0
   for (; i < token.length; i++) {

@@ -7,7 +7,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { says } from "./Fields.js"
 
-export const originRule = "expected an origin: http(s)://host[:port], without a path, query or fragment"
+const originRule = "expected an origin: http(s)://host[:port], without a path, query or fragment"
 
 /** An origin as written in a config (`https://CDN.example.com:443/`), normalised (`https://cdn.example.com`). */
 export const parseOrigin = (text: string): Either.Either<string, string> => {
@@ -45,12 +45,12 @@ interface Reach {
 }
 
 /** The origin of a URL for a message: `null` origins (file:, data:) still name their scheme. */
-export const describeOrigin = (url: URL): string => (url.origin !== "null" ? url.origin : `${url.protocol}//${url.host}`)
+const describeOrigin = (url: URL): string => (url.origin !== "null" ? url.origin : `${url.protocol}//${url.host}`)
 
 const homeOf = (spec: Reach): URL | undefined => (URL.canParse(spec.url) ? new URL(spec.url) : undefined)
 
 /** The origins that receive the credentials: the configured URL's, and those `auth.origins` adds. */
-export const credentialOrigins = (spec: Reach): ReadonlySet<string> => {
+const credentialOrigins = (spec: Reach): ReadonlySet<string> => {
   const home = homeOf(spec)
   return new Set([...(home === undefined ? [] : [home.origin]), ...(spec.auth?.origins ?? [])])
 }

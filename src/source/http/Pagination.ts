@@ -128,7 +128,7 @@ export const nextLink = (header: string, base: URL): Option.Option<URL> => {
   return Option.none()
 }
 
-export const link: Paginator = {
+const link: Paginator = {
   first: (url) => url,
   next: ({ headers, url }) => {
     const header = headers["link"]
@@ -139,7 +139,7 @@ export const link: Paginator = {
 // --- cursor -----------------------------------------------------------------------------------------
 
 /** A token in the body at `nextPath`, sent back as `param`; null, "" or missing ends. */
-export const cursorToken = (param: string, nextPath: string): Paginator => ({
+const cursorToken = (param: string, nextPath: string): Paginator => ({
   first: (url) => url,
   next: ({ body, url }) => {
     const token = valueAt(body, nextPath)
@@ -155,7 +155,7 @@ export const cursorToken = (param: string, nextPath: string): Paginator => ({
  * The last record's `fromRecord` field sent as `param` (Stripe's `starting_after`). With `hasMorePath`,
  * continue while that body path is `true`; without it, while the page is not empty.
  */
-export const cursorFromRecord = (param: string, fromRecord: string, hasMorePath: string | undefined): Paginator => ({
+const cursorFromRecord = (param: string, fromRecord: string, hasMorePath: string | undefined): Paginator => ({
   first: (url) => url,
   next: ({ body, records, url }) => {
     if (hasMorePath !== undefined && valueAt(body, hasMorePath) !== true) return end
@@ -178,7 +178,7 @@ const currentInt = (url: URL, param: string, fallback: number): number => {
 }
 
 /** `offsetParam`/`limitParam`; a page shorter than `limit` (or empty) is the last. */
-export const offset = (offsetParam: string, limitParam: string, limit: number): Paginator => ({
+const offset = (offsetParam: string, limitParam: string, limit: number): Paginator => ({
   first: (url) => withParams(url, { [offsetParam]: "0", [limitParam]: String(limit) }),
   next: ({ records, url }) => {
     if (records.length === 0 || records.length < limit) return end
@@ -188,7 +188,7 @@ export const offset = (offsetParam: string, limitParam: string, limit: number): 
 })
 
 /** `pageParam`/`sizeParam`, counting from `firstPage`; a page shorter than `size` (or empty) is the last. */
-export const page = (pageParam: string, sizeParam: string, size: number, firstPage: number): Paginator => ({
+const page = (pageParam: string, sizeParam: string, size: number, firstPage: number): Paginator => ({
   first: (url) => withParams(url, { [pageParam]: String(firstPage), [sizeParam]: String(size) }),
   next: ({ records, url }) => {
     if (records.length === 0 || records.length < size) return end
@@ -197,7 +197,7 @@ export const page = (pageParam: string, sizeParam: string, size: number, firstPa
   }
 })
 
-export const none: Paginator = { first: (url) => url, next: () => end }
+const none: Paginator = { first: (url) => url, next: () => end }
 
 /**
  * `paginator` with every next URL checked by `refusal` (`Origin.nextPageRefusal`): a refused one is the
