@@ -11,7 +11,8 @@ import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
 import * as Source from "../src/Source.js"
 import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
-import { batchLimits, prefetchBelowBytes, syncStream } from "../src/sync/Sync.js"
+import { batchLimits, prefetchBelowBytes } from "../src/sync/Batches.js"
+import { syncStream } from "../src/sync/Sync.js"
 
 const target: TargetSpec = {
   schema: "public",
