@@ -19,7 +19,7 @@ import type { TargetState } from "../Sink.js"
 export const adoptsLegacy = (table: TargetState, dryRun: boolean): boolean => table === "filled" && !dryRun
 
 /** What a run does with the checkpoint it found stored. */
-export type StoredVerdict =
+type StoredVerdict =
   | { readonly _tag: "Applies"; readonly cursor: string; readonly adopted: boolean }
   | {
     readonly _tag: "Ignored"

@@ -87,7 +87,7 @@ const messageOf = (cause: Cause.Cause<FerryError>, redactor: Redactor): string =
   )
 
 /** What a run knows of itself when it ends, whatever the outcome. */
-export interface Ended {
+interface Ended {
   readonly stream: string
   readonly runId: string
   readonly counts: RunCounts
