@@ -128,10 +128,14 @@ export const syncAll = (streams: ReadonlyArray<StreamSpec>, options: SyncOptions
     return summaries
   })
 
-/** `effect`, then `update` of the state with its result, with no interruption in between. */
+/**
+ * `effect`, then the state updated with its result, with no interruption in between: the end of the
+ * run reads the state, and must not miss what was done (a run started, a checkpoint loaded or saved).
+ */
 const recording = <A, E, R>(run: Run, effect: Effect.Effect<A, E, R>, update: (state: RunState, a: A) => RunState) =>
   Effect.uninterruptibleMask((restore) => Effect.tap(restore(effect), (a) => Ref.update(run.state, (s) => update(s, a))))
 
+/** The run: the target prepared and locked, the checkpoint loaded, every batch committed, the final checkpoint. */
 const sync = (run: Run) =>
   Effect.gen(function*() {
     const { dryRun, options, sink, stream } = run
