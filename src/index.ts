@@ -35,8 +35,12 @@ export * as PostgresCheckpoints from "./checkpoint/PostgresCheckpoints.js"
 export * as FileCheckpoints from "./checkpoint/FileCheckpoints.js"
 
 // --- the program ------------------------------------------------------------------------------------
-/** Sync one stream, or several in order: a summary each, failures typed. */
-export { type Progress, type StreamSummary, syncAll, syncStream, type SyncOptions } from "./sync/Sync.js"
+/**
+ * Sync one stream (its summary, or its typed failure after the run is recorded), the same with the
+ * summary beside the Exit (`syncStreamExit`: a failed run's counts too), or several streams in order.
+ */
+export { type Progress, syncAll, syncStream, syncStreamExit, type SyncOptions } from "./sync/Sync.js"
+export type { StreamSummary } from "./sync/Summary.js"
 /**
  * The run's redactor: `Effect.locally(CurrentRedactor, Redactor.empty.with(secrets))` keeps the secrets
  * out of `ferry.runs.error` (and out of the application's log lines, if its logger uses it).

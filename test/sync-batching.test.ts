@@ -10,7 +10,8 @@ import * as Memory from "../src/testing/index.js"
 import { Sink } from "../src/Sink.js"
 import type * as Source from "../src/Source.js"
 import type { StreamSpec } from "../src/domain/StreamSpec.js"
-import { batchLimits, prefetchBelowBytes, syncStream } from "../src/sync/Sync.js"
+import { batchLimits, prefetchBelowBytes } from "../src/sync/Batches.js"
+import { syncStream } from "../src/sync/Sync.js"
 import * as streams from "./support/streams.js"
 
 const spec: StreamSpec = streams.streamSpec({
