@@ -4,7 +4,7 @@
  * override. Every line goes through the redactor, so a configured secret cannot reach the log even if
  * some message were to carry it.
  */
-import { Cause, Fiber, FiberRefs, HashMap, Inspectable, Layer, List, Logger, LogLevel, Option } from "effect"
+import { Cause, FiberRefs, HashMap, Inspectable, Layer, List, Logger, LogLevel } from "effect"
 import { CurrentRedactor } from "../domain/Secrets.js"
 import { CurrentStatusLine, type StatusLine } from "./StatusLine.js"
 
@@ -147,11 +147,3 @@ const makeLogger = (options: LoggingOptions) => {
 export const layer = (options: LoggingOptions): Layer.Layer<never> =>
   Layer.merge(Logger.replace(Logger.defaultLogger, makeLogger(options)), Logger.minimumLogLevel(options.level))
 
-/**
- * TRANSITIONAL (drop when branch i12-sync lands: Sync.ts then reads `CurrentRedactor` itself). Sync.ts
- * still imports `redactor` from here; this reads the calling fiber's `CurrentRedactor`, no global state.
- */
-export const redactor = {
-  redact: (text: string): string =>
-    Option.match(Fiber.getCurrentFiber(), { onNone: () => text, onSome: (fiber) => fiber.getFiberRef(CurrentRedactor).redact(text) })
-}
