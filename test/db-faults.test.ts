@@ -15,7 +15,7 @@ const DB_PASSWORD = "dbfault-pw-Tq92xL"
 const TOTAL = 84
 /**
  * Per page, for the runs that must be caught in the middle: Sync commits a batch of pages about once a
- * second (src/Sync.ts batchLimits), so 12 pages at this pace commit a few times.
+ * second (src/sync/Batches.ts batchLimits), so 12 pages at this pace commit a few times.
  */
 const SLOW_PAGE_MS = 250
 

@@ -1,5 +1,5 @@
 /**
- * Named failpoints (src/Failpoint.ts, FERRY_FAILPOINT=<point>:<n>[:signal]), through the bin: each
+ * Named failpoints (src/lib/Failpoint.ts, FERRY_FAILPOINT=<point>:<n>[:signal]), through the bin: each
  * point where a crash is most dangerous, with SIGKILL and with SIGTERM, against a source whose truth
  * is known (test/support/truth-api.ts: 3,000 records, Link pages of 100, cursor ties, a record changed
  * at every page request, 100 ms per page so that a run is three 1-second transactions).

@@ -1,5 +1,5 @@
 /**
- * sslmode as libpq documents it (src/PgTls.ts), against a cluster the test starts with TLS on and a
+ * sslmode as libpq documents it (src/postgres/Tls.ts), against a cluster the test starts with TLS on and a
  * CA of its own (test/support/tls-cluster.ts), and against the local server, which has no TLS.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
