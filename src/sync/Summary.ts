@@ -131,17 +131,13 @@ const countsOf = (summary: StreamSummary): RunCounts => ({
   retries: summary.retries
 })
 
+/** `alreadyQuarantined` -> `already_quarantined`: the log's field names */
+const snakeCase = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
 export const log = (summary: StreamSummary) => {
   const fields = {
     status: summary.status,
-    pages: summary.pages,
-    fetched: summary.fetched,
-    inserted: summary.inserted,
-    updated: summary.updated,
-    unchanged: summary.unchanged,
-    quarantined: summary.quarantined,
-    already_quarantined: summary.alreadyQuarantined,
-    retries: summary.retries,
+    ...Object.fromEntries(Object.entries(countsOf(summary)).map(([name, n]) => [snakeCase(name), n])),
     duration_ms: summary.durationMs,
     checkpoint: summary.checkpoint ?? null,
     dry_run: summary.dryRun,
