@@ -9,7 +9,7 @@
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
-import { HttpSourceSpec } from "../domain/HttpSource.js"
+import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
 import { StreamSettings } from "../domain/StreamSpec.js"

@@ -7,7 +7,7 @@
 import { Duration, Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import type { Auth } from "./Auth.js"
 import { integerAtLeast, withDefault } from "./Fields.js"
-import { HttpSourceSpec } from "./HttpSource.js"
+import { HttpSourceSpec } from "./HttpSourceSpec.js"
 import { type CursorType, Incremental } from "./Incremental.js"
 import { parseOrigin } from "./Origin.js"
 import { Pagination } from "./Pagination.js"
@@ -17,7 +17,7 @@ import { type Column, type ColumnType, TargetSpec } from "./Target.js"
 
 // the parts, under the names the rest of Ferry (and `ferry`'s `StreamSpec` namespace) knows them by
 export type { Auth } from "./Auth.js"
-export type { HttpSourceSpec } from "./HttpSource.js"
+export type { HttpSourceSpec } from "./HttpSourceSpec.js"
 export type { CursorType, Incremental } from "./Incremental.js"
 export type { Pagination } from "./Pagination.js"
 export type { Retry } from "./Retry.js"

@@ -3,7 +3,7 @@
  * whatever a test overrides. Pagination is written as in the config file (`{ type: "link" }`).
  */
 import { Duration, Either, Schema } from "effect"
-import { HttpSourceSpec } from "../../src/domain/HttpSource.js"
+import { HttpSourceSpec } from "../../src/domain/HttpSourceSpec.js"
 import { Incremental } from "../../src/domain/Incremental.js"
 import { Pagination } from "../../src/domain/Pagination.js"
 import * as RowDecoder from "../../src/domain/RowDecoder.js"

@@ -8,7 +8,7 @@ import type { HttpClientError } from "@effect/platform"
 import { Clock, Duration, Effect } from "effect"
 import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
 import { effectiveAuth, redactUrl, requestUrl, scrub, toHttpRequest } from "./Request.js"
-import { classify, RequestFailure, serverDelay } from "./Retry.js"
+import { classify, RequestFailure, serverDelay } from "./RetrySchedule.js"
 
 /** A 2xx response, read whole. */
 interface Received {

@@ -12,10 +12,10 @@ import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Failpoint from "../../lib/Failpoint.js"
 import type { Page } from "../../Source.js"
 import { send } from "./Client.js"
-import type * as Pagination from "./Pagination.js"
+import type * as Pagination from "./Paginators.js"
 import { effectiveAuth, redactUrl, requestUrl } from "./Request.js"
-import type { Decision, RequestFailure } from "./Retry.js"
-import { schedule } from "./Retry.js"
+import type { Decision, RequestFailure } from "./RetrySchedule.js"
+import { schedule } from "./RetrySchedule.js"
 
 /** The records of a body: at the dotted `records` path, or the body itself when it is an array. */
 const recordsOf = (body: unknown, path: string | undefined): Either.Either<ReadonlyArray<unknown>, string> => {
