@@ -19,12 +19,18 @@ export interface WriteResult {
 }
 
 /**
- * A page's rows in a sink's bulk form (PgSink: COPY text), made while the next page is fetched so that
- * the rows themselves need not be kept. Opaque to Sync, which only counts.
+ * A page's rows made ready to write as the page is decoded, while the next one is fetched: in the form
+ * the sink writes fastest for the stream right now (PgSink: COPY text, on a first load), or just
+ * counted. Opaque to the program, which only counts and asks whether it may drop the rows.
  */
-export interface Bulk {
+export interface Staged {
   /** rows the page had (duplicates of a key within the page included) */
   readonly rows: number
+  /**
+   * the staged form holds what the write needs: the caller may drop the rows, and give them back (parsed
+   * again) only when `writeStaged` asks for them
+   */
+  readonly holdsRows: boolean
 }
 
 export interface QuarantineItem {
@@ -96,20 +102,18 @@ export interface SinkShape {
   readonly rolledBackTransaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** upsert rows (call inside `transaction`) */
   readonly write: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Effect.Effect<WriteResult, DatabaseError>
+  /** one page's rows, staged for `writeStaged` (call as the page is decoded) */
+  readonly stage: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Staged
   /**
-   * The rows of one page in bulk form, when the sink has a bulk path for the stream right now (PgSink:
-   * its table was empty when prepared); `undefined`: `write` them.
+   * Writes staged pages (call inside `transaction`): in their staged form when the sink can, else as
+   * `write` writes the rows `rows()` gives back (asked for only then; `rejected` names rows of it). The
+   * outcome is `write`'s either way.
    */
-  readonly encode: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Bulk | undefined
-  /**
-   * Writes pages made by `encode` (call inside `transaction`), all or nothing: `undefined` when they
-   * could not go in that way (a key already stored, a value refused), with nothing written: then
-   * `write` their rows. Same outcome as `write`, never a different one.
-   */
-  readonly writeBulk: (
+  readonly writeStaged: (
     stream: StreamSpec,
-    pages: ReadonlyArray<Bulk>
-  ) => Effect.Effect<WriteResult | undefined, DatabaseError>
+    pages: ReadonlyArray<Staged>,
+    rows: () => ReadonlyArray<Row>
+  ) => Effect.Effect<WriteResult, DatabaseError>
   /** stores the records not quarantined before for the stream and its target (same text) */
   readonly quarantine: (
     stream: StreamSpec,

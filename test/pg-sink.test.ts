@@ -277,6 +277,15 @@ describe("PgSink.write", () => {
     })))
 })
 
+/** `rows` as `writeStaged` asks for them, counting how often it asks */
+const asked = (rows: ReadonlyArray<Row>) => {
+  const give = Object.assign(() => {
+    give.times++
+    return rows
+  }, { times: 0 })
+  return give
+}
+
 // COPY needs a server: PGlite's socket server has no COPY FROM STDIN (the embedded pass checks it is off)
 describe("PgSink bulk path (COPY into a table that was empty when prepared)", () => {
   it.live.skipIf(usingServer)("is off on the embedded database, which cannot COPY over its socket", () =>
@@ -284,8 +293,16 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       const sink = yield* Sink
       const s = spec({ table: "bulk_embedded" })
       yield* sink.prepare(s)
-      expect(sink.encode(s, [row("a", "x", "2024-01-01T00:00:00Z")])).toBeUndefined()
-      expect(yield* sink.transaction(sink.writeBulk(s, []))).toBeUndefined()
+      const rows = [row("a", "x", "2024-01-01T00:00:00Z")]
+      const staged = sink.stage(s, rows)
+      // not COPY text: the rows stay with the caller, and writeStaged upserts them
+      expect(staged.holdsRows).toBe(false)
+      expect(yield* sink.transaction(sink.writeStaged(s, [staged], () => rows))).toEqual({
+        inserted: 1,
+        updated: 0,
+        unchanged: 0,
+        rejected: []
+      })
     })))
 
   /** one column of every type the bulk path encodes */
@@ -367,14 +384,17 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       const viaCopy = everyType("bulk_equal_copy")
       const viaUpsert = everyType("bulk_equal_upsert")
       yield* sink.prepare(viaCopy)
-      const bulk = sink.encode(viaCopy, rows)
-      expect(bulk).toBeDefined()
-      expect(yield* sink.transaction(sink.writeBulk(viaCopy, [bulk!]))).toEqual({
+      const staged = sink.stage(viaCopy, rows)
+      expect(staged.holdsRows).toBe(true)
+      const given = asked(rows)
+      expect(yield* sink.transaction(sink.writeStaged(viaCopy, [staged], given))).toEqual({
         inserted: rows.length,
         updated: 0,
         unchanged: 0,
         rejected: []
       })
+      // COPYed: the rows were never asked for
+      expect(given.times).toBe(0)
       yield* sink.prepare(viaUpsert)
       expect(yield* sink.transaction(sink.write(viaUpsert, rows))).toMatchObject({ inserted: rows.length, rejected: [] })
       const copied = yield* contents("bulk_equal_copy")
@@ -387,12 +407,19 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       const sink = yield* Sink
       const s = spec({ table: "bulk_dupes" })
       yield* sink.prepare(s)
-      const bulk = sink.encode(s, [
+      const rows = [
         row("a", "old", "2024-01-01T00:00:00Z"),
         row("a", "new", "2024-01-02T00:00:00Z"),
         row("b", "only", "2024-01-01T00:00:00Z")
-      ])
-      expect(yield* sink.transaction(sink.writeBulk(s, [bulk!]))).toEqual({ inserted: 2, updated: 0, unchanged: 1, rejected: [] })
+      ]
+      const given = asked(rows)
+      expect(yield* sink.transaction(sink.writeStaged(s, [sink.stage(s, rows)], given))).toEqual({
+        inserted: 2,
+        updated: 0,
+        unchanged: 1,
+        rejected: []
+      })
+      expect(given.times).toBe(0)
       expect(yield* Effect.promise(() => db.query(`SELECT id, status FROM bulk_dupes ORDER BY id`))).toEqual([
         { id: "a", status: "new" },
         { id: "b", status: "only" }
@@ -406,7 +433,7 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       yield* sink.prepare(s)
       yield* sink.transaction(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
       yield* sink.prepare(s)
-      expect(sink.encode(s, [row("b", "x", "2024-01-01T00:00:00Z")])).toBeUndefined()
+      expect(sink.stage(s, [row("b", "x", "2024-01-01T00:00:00Z")]).holdsRows).toBe(false)
     })))
 
   it.live.skipIf(serverOnly)("a key stored already refuses the whole bulk write, writes nothing, and turns the bulk path off", () =>
@@ -414,20 +441,25 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       const sink = yield* Sink
       const s = spec({ table: "bulk_conflict" })
       yield* sink.prepare(s)
-      const first = sink.encode(s, [row("a", "first", "2024-01-01T00:00:00Z")])!
-      const second = sink.encode(s, [row("b", "b", "2024-01-01T00:00:00Z"), row("a", "again", "2024-01-02T00:00:00Z")])!
+      const firstRows = asked([row("a", "first", "2024-01-01T00:00:00Z")])
+      const secondRows = asked([row("b", "b", "2024-01-01T00:00:00Z"), row("a", "again", "2024-01-02T00:00:00Z")])
+      const first = sink.stage(s, firstRows())
+      const second = sink.stage(s, secondRows())
+      firstRows.times = secondRows.times = 0
       const result = yield* sink.transaction(Effect.gen(function*() {
-        expect(yield* sink.writeBulk(s, [first])).toMatchObject({ inserted: 1 })
-        expect(yield* sink.writeBulk(s, [second])).toBeUndefined()
-        // the transaction is still usable: the caller writes the same rows the slow way
-        return yield* sink.write(s, [row("b", "b", "2024-01-01T00:00:00Z"), row("a", "again", "2024-01-02T00:00:00Z")])
+        expect(yield* sink.writeStaged(s, [first], firstRows)).toMatchObject({ inserted: 1 })
+        // the COPY is refused (key a is stored) and rolled back to its savepoint: the transaction is still
+        // usable, and the sink asks for the rows to write them the slow way
+        return yield* sink.writeStaged(s, [second], secondRows)
       }))
+      expect(firstRows.times).toBe(0)
+      expect(secondRows.times).toBe(1)
       expect(result).toEqual({ inserted: 1, updated: 1, unchanged: 0, rejected: [] })
       expect(yield* Effect.promise(() => db.query(`SELECT id, status FROM bulk_conflict ORDER BY id`))).toEqual([
         { id: "a", status: "again" },
         { id: "b", status: "b" }
       ])
-      expect(sink.encode(s, [row("c", "c", "2024-01-01T00:00:00Z")])).toBeUndefined()
+      expect(sink.stage(s, [row("c", "c", "2024-01-01T00:00:00Z")]).holdsRows).toBe(false)
     })))
 
   it.live.skipIf(serverOnly)("a value Postgres refuses sends the pages back with nothing written; the bulk path stays on", () =>
@@ -437,11 +469,16 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       yield* sink.prepare(s)
       const good = valuesRow({ id: "a", d: "2024-02-28", updated_at: "2024-01-01T00:00:00Z" })
       const bad = valuesRow({ id: "b", d: "2024-02-30", updated_at: "2024-01-01T00:00:00Z" })
-      expect(yield* sink.transaction(sink.writeBulk(s, [sink.encode(s, [good, bad])!]))).toBeUndefined()
-      expect(yield* Effect.promise(() => db.query(`SELECT id FROM bulk_refused`))).toEqual([])
-      const written = yield* sink.transaction(sink.write(s, [good, bad]))
-      expect(written).toMatchObject({ inserted: 1, rejected: [{ row: bad }] })
-      expect(sink.encode(s, [valuesRow({ id: "c", d: "2024-03-01", updated_at: "2024-01-01T00:00:00Z" })])).toBeDefined()
+      const given = asked([good, bad])
+      const staged = sink.stage(s, given())
+      given.times = 0
+      // the COPY is refused whole (nothing of it stays: `a` is inserted once, by the upsert), the sink
+      // asks for the rows, and the upsert isolates the refused one
+      const written = yield* sink.transaction(sink.writeStaged(s, [staged], given))
+      expect(given.times).toBe(1)
+      expect(written).toMatchObject({ inserted: 1, unchanged: 0, rejected: [{ row: bad }] })
+      expect(yield* Effect.promise(() => db.query(`SELECT id FROM bulk_refused`))).toEqual([{ id: "a" }])
+      expect(sink.stage(s, [valuesRow({ id: "c", d: "2024-03-01", updated_at: "2024-01-01T00:00:00Z" })]).holdsRows).toBe(true)
     })))
 
   it.live.skipIf(serverOnly)("a row with no exact COPY text (a lone surrogate, a non-JSON value) is left to write", () =>
@@ -449,10 +486,10 @@ describe("PgSink bulk path (COPY into a table that was empty when prepared)", ()
       const sink = yield* Sink
       const s = spec({ table: "bulk_unencodable" })
       yield* sink.prepare(s)
-      expect(sink.encode(s, [row("a", "lone \ud800 surrogate", "2024-01-01T00:00:00Z")])).toBeUndefined()
-      expect(sink.encode(s, [row("a", "x", "2024-01-01T00:00:00Z", 10n)])).toBeUndefined()
-      expect(sink.encode(s, [row("a", "x", "2024-01-01T00:00:00Z", Number.NaN)])).toBeUndefined()
-      expect(sink.encode(s, [row("a", "fine", "2024-01-01T00:00:00Z")])).toBeDefined()
+      expect(sink.stage(s, [row("a", "lone \ud800 surrogate", "2024-01-01T00:00:00Z")]).holdsRows).toBe(false)
+      expect(sink.stage(s, [row("a", "x", "2024-01-01T00:00:00Z", 10n)]).holdsRows).toBe(false)
+      expect(sink.stage(s, [row("a", "x", "2024-01-01T00:00:00Z", Number.NaN)]).holdsRows).toBe(false)
+      expect(sink.stage(s, [row("a", "fine", "2024-01-01T00:00:00Z")]).holdsRows).toBe(true)
     })))
 })
 

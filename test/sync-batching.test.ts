@@ -9,7 +9,7 @@ import { type DatabaseError, SourceError } from "../src/domain/Errors.js"
 import * as Memory from "../src/testing/index.js"
 import { Sink } from "../src/Sink.js"
 import type * as Source from "../src/Source.js"
-import type { StreamSpec } from "../src/domain/StreamSpec.js"
+import type { Row, StreamSpec } from "../src/domain/StreamSpec.js"
 import { batchLimits, prefetchBelowBytes } from "../src/sync/Batches.js"
 import { syncStream } from "../src/sync/Sync.js"
 import * as streams from "./support/streams.js"
@@ -47,7 +47,7 @@ const slowSink = (pulledAtWrite: Array<number>, state: { pulled: number }) =>
   Layer.effect(
     Sink,
     Effect.map(Sink, (sink) => {
-      // a write, by rows or in bulk form, takes 10 ms and notes how many pages were pulled by then
+      // a batch's write takes 10 ms and notes how many pages were pulled by then
       const slow = <A>(write: () => Effect.Effect<A, DatabaseError>) =>
         Effect.zipRight(
           Effect.sleep("10 millis"),
@@ -58,9 +58,8 @@ const slowSink = (pulledAtWrite: Array<number>, state: { pulled: number }) =>
         )
       return {
         ...sink,
-        write: (stream: StreamSpec, rows: Parameters<typeof sink.write>[1]) => slow(() => sink.write(stream, rows)),
-        writeBulk: (stream: StreamSpec, pages: Parameters<typeof sink.writeBulk>[1]) =>
-          slow(() => sink.writeBulk(stream, pages))
+        writeStaged: (stream: StreamSpec, pages: Parameters<typeof sink.writeStaged>[1], rows: () => ReadonlyArray<Row>) =>
+          slow(() => sink.writeStaged(stream, pages, rows))
       }
     })
   )

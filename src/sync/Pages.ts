@@ -1,12 +1,12 @@
 /**
  * A page decoded: its records turned into rows by the stream's decoder (the invalid ones kept to be
- * quarantined), with what the program needs of it (counts, greatest cursor, signature) and, when the
- * sink has a bulk form for the stream, that form instead of the rows.
+ * quarantined), with what the program needs of it (counts, greatest cursor, signature) and its rows
+ * staged for the sink (`Sink.stage`).
  */
 import { Either } from "effect"
 import * as Cursor from "../domain/Cursor.js"
 import type { Row, StreamSpec } from "../domain/StreamSpec.js"
-import type { Bulk, QuarantineItem, SinkShape } from "../Sink.js"
+import type { QuarantineItem, SinkShape, Staged } from "../Sink.js"
 import type { Page } from "../Source.js"
 import type { Measured } from "./Batches.js"
 import * as PageRepeats from "./PageRepeats.js"
@@ -20,9 +20,9 @@ interface Decoded {
 }
 
 /**
- * A page ready to write. Its rows are kept as they are, or, when the sink took them in bulk form and
- * the source can parse the page again, only as that form: the records themselves are dropped (they
- * are most of the memory in flight) and `rows()` rebuilds them in the rare case the bulk write is refused.
+ * A page ready to write. Its rows are kept as they are, or, when their staged form holds them (a COPY
+ * text) and the source can parse the page again, only as that form: the records themselves are dropped
+ * (they are most of the memory in flight) and `rows()` rebuilds them in the rare case the sink asks.
  */
 export interface DecodedPage extends Measured {
   readonly url: string
@@ -34,7 +34,8 @@ export interface DecodedPage extends Measured {
   readonly cursor: string | undefined
   /** what the page holds, to catch a source that repeats pages under new tokens (PageRepeats.ts) */
   readonly signature: number | undefined
-  readonly bulk: Bulk | undefined
+  /** its rows staged for the sink; `undefined` when none decoded */
+  readonly staged: Staged | undefined
   /** the page's rows: kept, or parsed and decoded again */
   readonly rows: () => Rows
 }
@@ -53,10 +54,10 @@ const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Dec
 export const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPage => {
   const { invalid, rows } = decodeRecords(stream, page.records)
   const cursor = Cursor.greatest(Cursor.typeOf(stream), undefined, rows.map((r) => r.row.cursor))
-  const bulk = rows.length === 0 ? undefined : sink.encode(stream, rows.map((r) => r.row))
+  const staged = rows.length === 0 ? undefined : sink.stage(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
-  const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), bulk }
-  if (bulk !== undefined && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
+  const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), staged }
+  if (staged?.holdsRows === true && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
   return { ...common, rows: () => rows }
 }
 

@@ -1,9 +1,10 @@
 /**
  * The program: pages from the Source -> rows by the stream's decoder -> one transaction per batch of
  * pages (rows, quarantined records and, when allowed, the checkpoint) -> a summary. The next batch is
- * fetched and decoded while the last one is written (Batches.ts). When the sink has a bulk form for the
- * stream (a first load on a server: COPY text), each page is encoded as it is decoded and only that form
- * is kept; a refused bulk write falls back to the rows, parsed again from the page's body (Pages.ts).
+ * fetched and decoded while the last one is written (Batches.ts). Each page's rows are staged for the
+ * sink as they are decoded; when the staged form holds them (a first load's COPY text) only it is kept,
+ * and the sink asks for the rows, parsed again from the page's body, only if it cannot write that form
+ * (Pages.ts).
  * It knows no HTTP and no SQL, only the services. The checkpoint rules are CheckpointPolicy.ts; where
  * the checkpoint is saved is `checkpointSaves` below.
  */
@@ -252,19 +253,19 @@ const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage
   })
 
 /**
- * The batch's rows, in bulk form when every page with rows has one; if the sink refuses it (nothing
- * written), the rows themselves (`rows`: those written row by row, empty after a bulk write).
+ * The batch's rows, as the sink staged them; `rows`: those the sink asked for (to write them row by
+ * row: `rejected` names rows of these), empty when it wrote the staged form.
  */
 const writeRows = (run: Run, batch: ReadonlyArray<DecodedPage>) =>
   Effect.gen(function*() {
     const withRows = batch.filter((p) => p.valid > 0)
-    const bulks = withRows.length > 0 && withRows.every((p) => p.bulk !== undefined)
-      ? withRows.map((p) => p.bulk!)
-      : undefined
-    const bulk = bulks === undefined ? undefined : yield* run.sink.writeBulk(run.stream, bulks)
-    if (bulk !== undefined) return { rows: [] as Rows, written: bulk }
-    const rows = withRows.length === 1 ? withRows[0].rows() : withRows.flatMap((p) => p.rows())
-    return { rows, written: yield* run.sink.write(run.stream, rows.map((r) => r.row)) }
+    let rows: Rows = []
+    const given = () => {
+      rows = withRows.length === 1 ? withRows[0].rows() : withRows.flatMap((p) => p.rows())
+      return rows.map((r) => r.row)
+    }
+    const written = yield* run.sink.writeStaged(run.stream, withRows.map((p) => p.staged!), given)
+    return { rows, written }
   })
 
 /** The records that did not decode and the rows Postgres refused (as the records they came from). */

@@ -9,7 +9,7 @@ import { Context, Effect, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
-import { Sink, type Bulk, type QuarantineItem, type RunRecord, type WriteResult } from "../Sink.js"
+import { Sink, type QuarantineItem, type RunRecord, type Staged, type WriteResult } from "../Sink.js"
 import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
 
 export interface StoredRow {
@@ -102,10 +102,13 @@ const upsert = (
   return { inserted, updated, unchanged: rows.length - inserted - updated }
 }
 
-/** a page in the in-memory bulk form: its rows, deduplicated by key */
-interface MemoryBulk extends Bulk {
+/** a page in the in-memory bulk form (PgSink's COPY text): its rows, deduplicated by key */
+interface BulkPage extends Staged {
+  readonly _tag: "BulkPage"
   readonly kept: ReadonlyArray<Row>
 }
+
+const isBulkPage = (page: Staged): page is BulkPage => "_tag" in page && page._tag === "BulkPage"
 
 const tableName = (stream: StreamSpec): string => `${stream.target.schema}.${stream.target.table}`
 
@@ -161,11 +164,11 @@ const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<
  * Like a COPY under a primary key: any key stored already, or repeated across pages, refuses it all and
  * turns the bulk path off for the stream (`bulk`: the streams that have it).
  */
-const writeBulk = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec, pages: ReadonlyArray<Bulk>) =>
+const writeBulk = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec, pages: ReadonlyArray<Staged>) =>
   Effect.suspend(() => {
-    if (!bulk.has(stream.name)) return Effect.succeed(undefined)
+    if (!bulk.has(stream.name) || pages.length === 0 || !pages.every(isBulkPage)) return Effect.succeed(undefined)
     const table = db.state.tables.get(tableName(stream)) ?? new Map<string, StoredRow>()
-    const rows = (pages as ReadonlyArray<MemoryBulk>).flatMap((p) => p.kept)
+    const rows = (pages as ReadonlyArray<BulkPage>).flatMap((p) => p.kept)
     // a value refused: these pages go to `write`, which isolates the row (the bulk path stays on)
     if (refusedOf(db, rows).length > 0) return Effect.succeed(undefined)
     const keys = new Set(rows.map((r) => r.key))
@@ -243,11 +246,16 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
       transaction: (effect) => inTransaction(db, effect, false),
       rolledBackTransaction: (effect) => inTransaction(db, effect, true),
       write: (stream, rows) => write(db, stream, rows),
-      encode: (stream, rows): MemoryBulk | undefined =>
+      stage: (stream, rows): BulkPage | Staged =>
         bulk.has(stream.name)
-          ? { rows: rows.length, kept: Cursor.latestPerKey(rows, Cursor.typeOf(stream)) }
-          : undefined,
-      writeBulk: (stream, pages) => writeBulk(db, bulk, stream, pages),
+          ? { _tag: "BulkPage", rows: rows.length, holdsRows: true, kept: Cursor.latestPerKey(rows, Cursor.typeOf(stream)) }
+          : { rows: rows.length, holdsRows: false },
+      // as PgSink: the bulk form when every page has it and it goes in, else the rows
+      writeStaged: (stream, pages, rows) =>
+        Effect.flatMap(
+          writeBulk(db, bulk, stream, pages),
+          (result) => result === undefined ? write(db, stream, rows()) : Effect.succeed(result)
+        ),
       quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
       startRun: (stream, runId) => startRun(db, stream, runId),
       finishRun: (run) =>

@@ -10,7 +10,7 @@ import * as Cursor from "../../domain/Cursor.js"
 import type { DatabaseError } from "../../domain/Errors.js"
 import type { Row, StreamSpec, TargetSpec } from "../../domain/StreamSpec.js"
 import { fromSqlError, sqlState } from "../../postgres/Database.js"
-import type { Bulk, WriteResult } from "../../Sink.js"
+import type { Staged, WriteResult } from "../../Sink.js"
 import * as CopyIn from "./CopyIn.js"
 import { displayName, isDataError, qualifiedName, quoteIdent } from "./Sql.js"
 
@@ -22,16 +22,21 @@ const copySql = (target: TargetSpec): string =>
 const uniqueViolation = "23505"
 
 /** a page as COPY text (UTF-8), its rows deduplicated by key */
-interface CopyBulk extends Bulk {
+interface CopyPage extends Staged {
+  readonly _tag: "CopyPage"
   readonly kept: number
   readonly payload: Buffer
 }
 
+const isCopyPage = (page: Staged): page is CopyPage => "_tag" in page && page._tag === "CopyPage"
+
 interface BulkLoad {
   /** after `prepare`: the stream takes the bulk path if its table can be COPYed into, else not */
   readonly prepared: (stream: StreamSpec, copyable: boolean) => void
-  readonly encode: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Bulk | undefined
-  readonly write: (stream: StreamSpec, pages: ReadonlyArray<Bulk>) => Effect.Effect<WriteResult | undefined, DatabaseError>
+  /** a page as COPY text while the stream is on the bulk path; else `undefined` */
+  readonly encode: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Staged | undefined
+  /** the pages COPYed, all or nothing; `undefined` (nothing written) when they cannot go in that way */
+  readonly write: (stream: StreamSpec, pages: ReadonlyArray<Staged>) => Effect.Effect<WriteResult | undefined, DatabaseError>
 }
 
 /** `copy`: false never COPYs (the option `PgSinkOptions.copy`) */
@@ -42,23 +47,25 @@ export const make = (sql: SqlClient, copy: boolean): BulkLoad => {
    */
   const bulk = new Set<string>()
 
-  const encode = (stream: StreamSpec, rows: ReadonlyArray<Row>): CopyBulk | undefined => {
+  const encode = (stream: StreamSpec, rows: ReadonlyArray<Row>): CopyPage | undefined => {
     if (!bulk.has(stream.name)) return undefined
     const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
     const text = CopyIn.encode(stream.target, kept)
     // a Buffer lives outside the JS heap: a batch in flight costs the garbage collector nothing
-    return text === undefined ? undefined : { rows: rows.length, kept: kept.length, payload: Buffer.from(text) }
+    return text === undefined
+      ? undefined
+      : { _tag: "CopyPage", rows: rows.length, holdsRows: true, kept: kept.length, payload: Buffer.from(text) }
   }
 
   /**
-   * One COPY in a savepoint. A key the table has already (another writer, or a key repeated across
+   * One COPY in a savepoint, when every page is COPY text. A key the table has already (another writer, or a key repeated across
    * pages) ends the bulk path for the stream; a value Postgres refuses just sends these pages to
    * `write`, which isolates the row. Either way the savepoint is rolled back: nothing half-written.
    */
-  const write = (stream: StreamSpec, pages: ReadonlyArray<Bulk>): Effect.Effect<WriteResult | undefined, DatabaseError> =>
+  const write = (stream: StreamSpec, pages: ReadonlyArray<Staged>): Effect.Effect<WriteResult | undefined, DatabaseError> =>
     Effect.suspend(() => {
-      if (!bulk.has(stream.name)) return Effect.succeed(undefined)
-      const copies = pages as ReadonlyArray<CopyBulk>
+      if (!bulk.has(stream.name) || pages.length === 0 || !pages.every(isCopyPage)) return Effect.succeed(undefined)
+      const copies = pages as ReadonlyArray<CopyPage>
       const name = displayName(stream.target)
       const total = copies.reduce((n, p) => n + p.rows, 0)
       const kept = copies.reduce((n, p) => n + p.kept, 0)

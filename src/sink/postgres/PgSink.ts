@@ -4,7 +4,8 @@
  * - prepare (Prepare.ts): Ferry's own tables (postgres/Migrations.ts), then the target table
  *   (TargetTable.ts: created, or verified; never altered);
  * - write (Upsert.ts): INSERT ... ON CONFLICT, never older over newer, refused rows isolated;
- * - encode/writeBulk (BulkLoad.ts, CopyIn.ts): COPY into a table that was empty when prepared;
+ * - stage/writeStaged (BulkLoad.ts, CopyIn.ts): COPY into a table that was empty when prepared, the
+ *   upsert when a COPY cannot take the rows;
  * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
  * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts).
  *
@@ -54,8 +55,12 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     transaction: Transactions.transaction(sql, locks.verifyAll),
     rolledBackTransaction: Transactions.rolledBackTransaction(sql),
     write: (stream, rows) => upsert(stream, rows).pipe(Locks.blockedOn(sql, stream.target)),
-    encode: bulk.encode,
-    writeBulk: (stream, pages) => bulk.write(stream, pages).pipe(Locks.blockedOn(sql, stream.target)),
+    stage: (stream, rows) => bulk.encode(stream, rows) ?? { rows: rows.length, holdsRows: false },
+    writeStaged: (stream, pages, rows) =>
+      bulk.write(stream, pages).pipe(
+        Effect.flatMap((copied) => copied === undefined ? upsert(stream, rows()) : Effect.succeed(copied)),
+        Locks.blockedOn(sql, stream.target)
+      ),
     quarantine: (stream, runId, items) => Quarantine.quarantine(sql, stream, runId, items),
     startRun: (stream, runId) => RunLog.startRun(sql, stream, runId),
     finishRun: (run) => RunLog.finishRun(sql, run)
