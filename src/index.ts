@@ -13,11 +13,13 @@ export * as StreamSpec from "./domain/StreamSpec.js"
 export { type Page, Source, type SourceShape } from "./Source.js"
 /** Where rows, quarantined records and run records go. */
 export {
+  type QuarantineItem,
   type QuarantineResult,
   type RunCounts,
   type RunRecord,
   Sink,
   type SinkShape,
+  type Staged,
   type TargetState,
   type WriteResult
 } from "./Sink.js"
