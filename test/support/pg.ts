@@ -16,7 +16,7 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
-import { inject } from "vitest"
+import { afterAll, beforeAll, inject } from "vitest"
 import * as Database from "../../src/postgres/Database.js"
 
 export const serverUrl = (): string | undefined => process.env.FERRY_TEST_DATABASE_URL || process.env.DATABASE_URL || undefined
@@ -96,6 +96,21 @@ export const createTestDatabase = async (prefix = "ferry_test"): Promise<TestDat
   const url = withDatabase(server, name)
   const drop = () => admin(server, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined)
   return { name, url, embedded: false, query: queryOn(url), drop }
+}
+
+/**
+ * A fresh database for the calling test file (or describe): created before its first test, dropped
+ * after its last. The object is filled in by then: read it in tests and hooks, not at load time.
+ */
+export const fileDatabase = (prefix?: string): TestDatabase => {
+  const db = {} as TestDatabase
+  beforeAll(async () => {
+    Object.assign(db, await createTestDatabase(prefix))
+  })
+  afterAll(async () => {
+    await db.drop?.()
+  })
+  return db
 }
 
 declare module "vitest" {
