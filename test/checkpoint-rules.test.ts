@@ -13,26 +13,18 @@
  */
 import { appendFileSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Either, Redacted } from "effect"
 import * as Database from "../src/postgres/Database.js"
 import * as Cursor from "../src/domain/Cursor.js"
 import { convert } from "../src/domain/RowDecoder.js"
-import { configDir, ferry, summaries } from "./support/cli.js"
-import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, embeddedDataDir, serverOnly, type TestDatabase } from "./support/pg.js"
+import { ferry, streamConfig, summaries } from "./support/cli.js"
+import { closedAfterAll, json, startServer, type TestServer } from "./support/http.js"
+import { embeddedDataDir, fileDatabase, serverOnly } from "./support/pg.js"
 
-let db: TestDatabase
-const servers: Array<TestServer> = []
-
-beforeAll(async () => {
-  db = await createTestDatabase()
-})
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()))
-  await db?.drop()
-})
+const db = fileDatabase()
+const servers = closedAfterAll<TestServer>()
 
 interface Item {
   id: string
@@ -61,32 +53,6 @@ const startItems = async (items: Array<Item>) => {
   servers.push(server)
   return { ...server, items, sinces }
 }
-
-const config = (o: {
-  table: string
-  url: string
-  columns: string
-  incremental: string
-  checkpoint?: string
-  maxInvalid?: number
-}) =>
-  configDir(`
-database: { url: "\${DATABASE_URL}" }
-${o.checkpoint === undefined ? "" : `checkpoint: ${o.checkpoint}`}
-streams:
-  - name: ${o.table}
-    source:
-      url: ${o.url}/items
-      records: data
-      pagination: { type: link }
-      incremental: ${o.incremental}
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${o.table}
-      primaryKey: [id]
-      columns: ${o.columns}
-    maxInvalid: ${o.maxInvalid ?? 0}
-`)
 
 const stateCursor = async (stream: string) =>
   (await db.query<{ cursor: string }>(`SELECT cursor FROM ferry.state WHERE stream = $1`, [stream]))[0]?.cursor
@@ -139,9 +105,9 @@ describe("a timestamp (without time zone) cursor column", () => {
   it("across a DST change the newer version wins, though its wall clock is earlier, and is reported updated", async () => {
     // Europe/Berlin, 2024-10-27: 02:30+02:00 (00:30 UTC) comes before 02:10+01:00 (01:10 UTC)
     const api = await startItems([{ id: "a", name: "v1", updated_at: "2024-10-27T02:30:00+02:00" }])
-    const dir = config({
-      table: "dst_wall",
-      url: api.url,
+    const dir = streamConfig({
+      name: "dst_wall",
+      url: `${api.url}/items`,
       columns: "{ id: text, name: text, updated_at: timestamp }",
       incremental: `{ cursorField: updated_at, param: since, initial: "2024-01-01T00:00:00Z", order: asc }`
     })
@@ -202,9 +168,9 @@ describe("timestamps without an offset mean UTC, whatever the process's TZ and t
         { id: "a", name: "v1", updated_at: "2024-03-31T02:30:00" },
         { id: "b", name: "v1", updated_at: "2024-03-31T02:40:00" }
       ])
-      const dir = config({
-        table,
-        url: api.url,
+      const dir = streamConfig({
+        name: table,
+        url: `${api.url}/items`,
         columns: "{ id: text, name: text, updated_at: timestamptz, wall: { type: timestamp, from: updated_at } }",
         incremental: `{ cursorField: updated_at, param: since, initial: "2024-03-01T00:00:00", lookback: 5 minutes, order: unsorted }`
       })
@@ -256,9 +222,9 @@ describe("a record Postgres refuses at write time does not move the checkpoint",
           ...Array.from({ length: 8 }, (_, i) => good(i)),
           { id: "bad1", name: "refused", updated_at: "9999-02-30T00:00:00Z" }
         ])
-        const dir = config({
-          table,
-          url: api.url,
+        const dir = streamConfig({
+          name: table,
+          url: `${api.url}/items`,
           columns: "{ id: text, name: text, updated_at: timestamptz }",
           incremental: `{ cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: ${order} }`,
           checkpoint: store === "file" ? "{ store: file, path: ./checkpoints.json }" : undefined,

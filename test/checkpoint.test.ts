@@ -3,41 +3,32 @@
  * file), joining the sink's transaction. file: one JSON file replaced atomically under a lock file.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
+import { Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type CheckpointKey, CheckpointStore } from "../src/CheckpointStore.js"
 import { layer as layerFile } from "../src/checkpoint/FileCheckpoints.js"
 import { layer as layerPostgres } from "../src/checkpoint/PostgresCheckpoints.js"
-import * as Database from "../src/postgres/Database.js"
 import { DatabaseError } from "../src/domain/Errors.js"
 import * as Memory from "../src/testing/index.js"
 import * as PgSink from "../src/sink/postgres/PgSink.js"
-import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { Sink } from "../src/Sink.js"
-import type { StreamSpec, TargetSpec } from "../src/domain/StreamSpec.js"
 import { syncStream } from "../src/sync/Sync.js"
-import { createTestDatabase, type TestDatabase } from "./support/pg.js"
+import { TestDb } from "./support/pg.js"
+import { column, incremental, streamSpec } from "./support/streams.js"
 
-let db: TestDatabase
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-checkpoint-"))
-beforeAll(async () => {
-  db = await createTestDatabase("ferry_checkpoint")
-})
-afterAll(async () => {
+afterAll(() => {
   fs.rmSync(root, { recursive: true, force: true })
-  await db?.drop()
 })
 
-const pgLayer = () =>
-  Layer.mergeAll(layerPostgres, PgSink.layer()).pipe(
-    Layer.provideMerge(Layer.suspend(() => Database.layer({ url: Redacted.make(db.url) })))
-  )
-
-const onPostgres = <A, E>(effect: Effect.Effect<A, E, CheckpointStore | Sink | SqlClient>) =>
-  Effect.provide(effect, pgLayer())
+/** the store and the sink over one pool, on a fresh database for this file */
+const onPostgres = Layer.mergeAll(layerPostgres, PgSink.layer()).pipe(
+  Layer.provideMerge(TestDb.sqlClient()),
+  Layer.provideMerge(TestDb.layer("ferry_checkpoint"))
+)
 
 /** the checkpoint of stream `stream` into table public.orders */
 const key = (stream: string, cursorType: CheckpointKey["cursorType"] = "string"): CheckpointKey => ({
@@ -46,30 +37,16 @@ const key = (stream: string, cursorType: CheckpointKey["cursorType"] = "string")
   cursorType
 })
 
-const spec: StreamSpec = {
+const spec = streamSpec({
   name: "orders",
-  source: {
-    url: "http://127.0.0.1:9/unused",
-    headers: {},
-    params: {},
-    pagination: { _tag: "None" },
-    timeout: Duration.seconds(1),
-    retry: { attempts: 1, base: Duration.millis(1), max: Duration.millis(1) }
-  },
-  target: {
-    schema: "public",
-    table: "orders",
-    primaryKey: ["id"],
-    columns: [{ name: "id", type: "text", from: "id" }]
-  },
-  decode: () => Either.left("unused"),
-  maxInvalid: 0
-}
+  target: { table: "orders", columns: [column("id", "text")] },
+  decode: () => Either.left("unused")
+})
 
-describe("CheckpointStore postgres", () => {
+layer(onPostgres, { excludeTestServices: true })("CheckpointStore postgres", (it) => {
   // first in the file: the database has no schema `ferry` yet
-  it.live("before any prepare: load is None and clear is a no-op, even inside a transaction", () =>
-    onPostgres(Effect.gen(function*() {
+  it.effect("before any prepare: load is None and clear is a no-op, even inside a transaction", () =>
+    Effect.gen(function*() {
       const store = yield* CheckpointStore
       const sink = yield* Sink
       expect(store.kind).toBe("postgres")
@@ -83,11 +60,11 @@ describe("CheckpointStore postgres", () => {
         return a
       }))
       expect(loaded).toEqual(Option.none())
-      expect(yield* Effect.promise(() => db.query(`SELECT to_regclass('ferry.state') AS t`))).toEqual([{ t: null }])
-    })))
+      expect(yield* TestDb.query(`SELECT to_regclass('ferry.state') AS t`)).toEqual([{ t: null }])
+    }))
 
-  it.live("save, load, overwrite and clear", () =>
-    onPostgres(Effect.gen(function*() {
+  it.effect("save, load, overwrite and clear", () =>
+    Effect.gen(function*() {
       const store = yield* CheckpointStore
       yield* (yield* Sink).prepare(spec)
       yield* store.save(key("orders"), "2024-01-01T00:00:00Z")
@@ -98,13 +75,13 @@ describe("CheckpointStore postgres", () => {
       yield* store.clear(key("orders"))
       expect(yield* store.load(key("orders"))).toEqual(Option.none())
       expect(yield* store.load(key("customers"))).toEqual(Option.some({ cursor: "42", legacy: false }))
-      expect(yield* Effect.promise(() => db.query(`SELECT stream, cursor FROM ferry.state`))).toEqual([
+      expect(yield* TestDb.query(`SELECT stream, cursor FROM ferry.state`)).toEqual([
         { stream: "customers", cursor: "42" }
       ])
-    })))
+    }))
 
-  it.live("a checkpoint saved inside a transaction that fails is not saved, nor are its rows", () =>
-    onPostgres(Effect.gen(function*() {
+  it.effect("a checkpoint saved inside a transaction that fails is not saved, nor are its rows", () =>
+    Effect.gen(function*() {
       const store = yield* CheckpointStore
       const sink = yield* Sink
       yield* sink.prepare(spec)
@@ -116,12 +93,31 @@ describe("CheckpointStore postgres", () => {
       })))
       expect(failed).toBe("boom")
       expect(yield* store.load(key("tx-stream"))).toEqual(Option.none())
-      expect(yield* Effect.promise(() => db.query(`SELECT id FROM orders`))).toEqual([])
+      expect(yield* TestDb.query(`SELECT id FROM orders`)).toEqual([])
 
       yield* sink.transaction(Effect.zipRight(sink.write(spec, [row]), store.save(key("tx-stream"), "kept")))
       expect(yield* store.load(key("tx-stream"))).toEqual(Option.some({ cursor: "kept", legacy: false }))
-      expect(yield* Effect.promise(() => db.query(`SELECT id FROM orders`))).toEqual([{ id: "a" }])
-    })))
+      expect(yield* TestDb.query(`SELECT id FROM orders`)).toEqual([{ id: "a" }])
+    }))
+
+  describe("legacy rows", () => {
+    it.effect("a row from before checkpoints had targets is adopted by one target only; clear forgets it too", () =>
+      Effect.gen(function*() {
+        const store = yield* CheckpointStore
+        yield* (yield* Sink).prepare(spec)
+        yield* TestDb.query(`INSERT INTO ferry.state (stream, target, cursor) VALUES ('legacy', '', '5')`)
+        const a = { ...key("legacy"), target: "public.a" }
+        const b = { ...key("legacy"), target: "public.b" }
+        expect(yield* store.load(b)).toEqual(Option.some({ cursor: "5", legacy: true }))
+        expect(yield* store.load(a, { adopt: true })).toEqual(Option.some({ cursor: "5", legacy: true }))
+        expect(yield* store.load(a)).toEqual(Option.some({ cursor: "5", legacy: false }))
+        expect(yield* store.load(b, { adopt: true })).toEqual(Option.none())
+        yield* TestDb.query(`INSERT INTO ferry.state (stream, target, cursor) VALUES ('legacy', '', '6')`)
+        yield* store.clear(a)
+        expect(yield* store.load(a)).toEqual(Option.none())
+        expect(yield* TestDb.query(`SELECT count(*)::int AS n FROM ferry.state WHERE stream = 'legacy'`)).toEqual([{ n: 0 }])
+      }))
+  })
 })
 
 const readJson = (file: string) => JSON.parse(fs.readFileSync(file, "utf8"))
@@ -253,23 +249,10 @@ describe("CheckpointStore file: never backwards, never without the lock", () => 
     Effect.gen(function*() {
       const file = path.join(root, "stalled-run", "checkpoints.json")
       const db = Memory.make()
-      const target: TargetSpec = {
-        schema: "public",
-        table: "items",
-        primaryKey: ["id"],
-        columns: [{ name: "id", type: "text", from: "id" }, { name: "updated", type: "numeric", from: "updated" }],
-        cursorColumn: "updated"
-      }
-      const items: StreamSpec = {
-        ...spec,
-        name: "items",
-        source: {
-          ...spec.source,
-          incremental: { cursorField: "updated", cursorType: "number", param: "since", lookback: Duration.zero, order: "unsorted" }
-        },
-        target,
-        decode: RowDecoder.fromColumns(target, undefined)
-      }
+      const items = streamSpec({
+        source: { incremental: incremental({ cursorField: "updated", param: "since" }) },
+        target: { columns: [column("id", "text"), column("updated", "numeric")], cursorColumn: "updated" }
+      })
       const page = (ids: ReadonlyArray<number>) => ({
         records: ids.map((i) => ({ id: `r${i}`, updated: i })),
         url: "model://items",
@@ -322,23 +305,4 @@ describe("CheckpointStore file: never backwards, never without the lock", () => 
       expect(content.streams.orders["public.orders"].cursor).toBe("7")
       expect(Object.keys(content.legacy)).toEqual(["__proto__"])
     }))
-})
-
-describe("CheckpointStore postgres: legacy rows", () => {
-  it.live("a row from before checkpoints had targets is adopted by one target only; clear forgets it too", () =>
-    onPostgres(Effect.gen(function*() {
-      const store = yield* CheckpointStore
-      yield* (yield* Sink).prepare(spec)
-      yield* Effect.promise(() => db.query(`INSERT INTO ferry.state (stream, target, cursor) VALUES ('legacy', '', '5')`))
-      const a = { ...key("legacy"), target: "public.a" }
-      const b = { ...key("legacy"), target: "public.b" }
-      expect(yield* store.load(b)).toEqual(Option.some({ cursor: "5", legacy: true }))
-      expect(yield* store.load(a, { adopt: true })).toEqual(Option.some({ cursor: "5", legacy: true }))
-      expect(yield* store.load(a)).toEqual(Option.some({ cursor: "5", legacy: false }))
-      expect(yield* store.load(b, { adopt: true })).toEqual(Option.none())
-      yield* Effect.promise(() => db.query(`INSERT INTO ferry.state (stream, target, cursor) VALUES ('legacy', '', '6')`))
-      yield* store.clear(a)
-      expect(yield* store.load(a)).toEqual(Option.none())
-      expect(yield* Effect.promise(() => db.query(`SELECT count(*)::int AS n FROM ferry.state WHERE stream = 'legacy'`))).toEqual([{ n: 0 }])
-    })))
 })

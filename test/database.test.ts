@@ -2,20 +2,14 @@
  * Database.layer's start (a real PostgreSQL server: the sessions are counted in pg_stat_activity):
  * `connections` are open when the layer is built, and a start that fails half-way leaves none open.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import * as Database from "../src/postgres/Database.js"
 import { DatabaseError } from "../src/domain/Errors.js"
-import { createTestDatabase, serverOnly, type TestDatabase } from "./support/pg.js"
+import { fileDatabase, serverOnly } from "./support/pg.js"
 
-let db: TestDatabase
-beforeAll(async () => {
-  db = await createTestDatabase("ferry_database")
-})
-afterAll(async () => {
-  await db?.drop()
-})
+const db = fileDatabase("ferry_database")
 
 const sessions = async (where: string, value: string): Promise<number> => {
   const [row] = await db.query<{ n: number }>(

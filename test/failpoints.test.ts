@@ -19,11 +19,11 @@
  * Then, after a few more changes, a run to completion converges to the source exactly: 0 missing,
  * 0 extra, 0 stale, the checkpoint at the source's greatest cursor.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { join } from "node:path"
-import { configDir, ferry, start, summaries } from "./support/cli.js"
+import { ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { checkpointViolations, diff, readCheckpoint, readTarget, runRowViolations } from "./support/consistency.js"
-import { createTestDatabase, type TestDatabase, usingServer } from "./support/pg.js"
+import { createTestDatabase, fileDatabase, usingServer } from "./support/pg.js"
 import { startTruthApi, type TruthApi } from "./support/truth-api.js"
 import * as Failpoint from "../src/lib/Failpoint.js"
 
@@ -36,22 +36,13 @@ type Point = Failpoint.Point
 
 /** One stream, Link pages of the truth source, with retries enough for a source that answers 503 to 20 % of pages. */
 const configFor = (api: TruthApi, table: string, store: Store) =>
-  configDir(`
-database: { url: "\${DATABASE_URL}" }
-checkpoint: ${store === "file" ? "{ store: file, path: ./checkpoints.json }" : "{ store: postgres }"}
-streams:
-  - name: ${table}
-    source:
-      url: ${api.url}/records
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
-      retry: { attempts: 6, base: 200 millis, max: 1 second }
-    target:
-      table: ${table}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
-`)
+  streamConfig({
+    name: table,
+    url: `${api.url}/records`,
+    checkpoint: store === "file" ? "{ store: file, path: ./checkpoints.json }" : "{ store: postgres }",
+    retry: "{ attempts: 6, base: 200 millis, max: 1 second }",
+    columns: "{ id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }"
+  })
 
 /** The pass at which each point fires: the 2nd transaction; a page of it; the first retry. */
 const passOf: Record<Point, number> = {
@@ -181,13 +172,7 @@ describe.concurrent("failpoints: a kill at each dangerous point, then a run to c
 })
 
 describe("FERRY_FAILPOINT", () => {
-  let db: TestDatabase
-  beforeAll(async () => {
-    db = await createTestDatabase()
-  })
-  afterAll(async () => {
-    await db?.drop()
-  })
+  const db = fileDatabase()
 
   it("parses points, passes and signals; refuses anything else with a reason", () => {
     expect(Failpoint.parse("after-upsert:3")).toEqual({ armed: [{ point: "after-upsert", n: 3, signal: "SIGKILL" }] })

@@ -6,27 +6,20 @@
  * a log that says what happened, and a next run (fault gone) that converges.
  * Exact wait lengths under a TestClock are in test/retry.test.ts; here the waits are real and short.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { makeRecords } from "./support/api.js"
-import { type CliResult, configDir, ferry, summaries } from "./support/cli.js"
+import { type CliResult, ferry, streamConfig, summaries } from "./support/cli.js"
 import { type Fault, type FaultServer, startFaultServer } from "./support/fault-server.js"
-import { createTestDatabase, type TestDatabase } from "./support/pg.js"
+import { fileDatabase } from "./support/pg.js"
+import { closedAfterAll } from "./support/http.js"
 import { expectNoSecrets, ferryTablesText, withPassword } from "./support/secrets.js"
 
 const TOKEN = "fault-bearer-Zq81xW"
 const DB_PASSWORD = "fault-dbpw-Kq27mP"
 const ATTEMPTS = 4
 
-let db: TestDatabase
-const servers: Array<FaultServer> = []
-
-beforeAll(async () => {
-  db = await createTestDatabase()
-})
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()))
-  await db?.drop()
-})
+const db = fileDatabase()
+const servers = closedAfterAll<FaultServer>()
 
 /** 30 records (ties on updated_at every three), 7 per page: pages at 0, 7, 14, 21, 28. */
 const server = async (fault: FaultServer["fault"]) => {
@@ -36,25 +29,14 @@ const server = async (fault: FaultServer["fault"]) => {
   return s
 }
 
-const setup = (table: string, s: FaultServer, extra = "") => {
-  const dir = configDir(`
-database: { url: "\${DATABASE_URL}" }
-streams:
-  - name: ${table}
-    source:
-      url: ${s.url}/items
-      auth: { type: bearer, token: "\${API_TOKEN}" }
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }
-      timeout: 500 millis
-      retry: { attempts: ${ATTEMPTS}, base: 10 millis, max: 3 seconds }
-${extra}
-    target:
-      table: ${table}
-      primaryKey: [id]
-      columns: { id: text, name: text, amount: numeric, updated_at: timestamptz }
-`)
+const setup = (table: string, s: FaultServer) => {
+  const dir = streamConfig({
+    name: table,
+    url: `${s.url}/items`,
+    auth: `{ type: bearer, token: "\${API_TOKEN}" }`,
+    timeout: "500 millis",
+    retry: `{ attempts: ${ATTEMPTS}, base: 10 millis, max: 3 seconds }`
+  })
   const env = { DATABASE_URL: withPassword(db.url, DB_PASSWORD), API_TOKEN: TOKEN }
   return { run: () => ferry(["run"], { cwd: dir, env }) }
 }

@@ -4,21 +4,13 @@
  * fetched is written; a page that only overlaps an earlier one (offset pagination while records are
  * inserted) is not a repeat.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { configDir, ferry, summaries } from "./support/cli.js"
-import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, type TestDatabase } from "./support/pg.js"
+import { describe, expect, it } from "@effect/vitest"
+import { ferry, streamConfig, summaries } from "./support/cli.js"
+import { closedAfterAll, json, startServer, type TestServer } from "./support/http.js"
+import { fileDatabase } from "./support/pg.js"
 
-let db: TestDatabase
-const servers: Array<TestServer> = []
-
-beforeAll(async () => {
-  db = await createTestDatabase()
-})
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()))
-  await db?.drop()
-})
+const db = fileDatabase()
+const servers = closedAfterAll<TestServer>()
 
 const item = (i: number) => ({ id: `r${i}`, name: `record ${i}`, updated_at: new Date(Date.UTC(2024, 0, 1, 0, i)).toISOString() })
 
@@ -40,22 +32,13 @@ const startPages = async (pageAt: (n: number) => ReadonlyArray<unknown> | undefi
 }
 
 const setup = (table: string, url: string, order: "asc" | "unsorted" = "asc") => {
-  const dir = configDir(`
-database: { url: "\${DATABASE_URL}" }
-streams:
-  - name: ${table}
-    source:
-      url: ${url}/items
-      records: data
-      pagination: { type: link }
-      incremental: { cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: ${order} }
-      retry: { attempts: 2, base: 10 millis, max: 1 second }
-    target:
-      table: ${table}
-      primaryKey: [id]
-      columns: { id: text, name: text, updated_at: timestamptz }
+  const dir = streamConfig({
+    name: table,
+    url: `${url}/items`,
+    incremental: `{ cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: ${order} }`,
+    columns: "{ id: text, name: text, updated_at: timestamptz }",
     maxInvalid: 100
-`)
+  })
   return () => ferry(["run"], { cwd: dir, env: { DATABASE_URL: db.url } })
 }
 

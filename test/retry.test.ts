@@ -1,11 +1,12 @@
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Logger, LogLevel, Option, Stream, TestClock } from "effect"
+import { Cause, Chunk, Duration, Effect, Exit, FastCheck, Fiber, Layer, Logger, LogLevel, Option, Stream, TestClock } from "effect"
 import * as HttpSource from "../src/source/http/HttpSource.js"
 import type { Headers, Jitter } from "../src/source/http/RetrySchedule.js"
 import { backoff, classify, decide, RequestFailure, retryDelay, serverDelay } from "../src/source/http/RetrySchedule.js"
 import { pagesOf } from "../src/Source.js"
-import type { HttpSourceSpec, Retry, StreamSpec } from "../src/domain/StreamSpec.js"
+import type { Retry } from "../src/domain/StreamSpec.js"
+import { streamSpec } from "./support/streams.js"
 
 const retry = (attempts: number, base: number, max: number): Retry => ({
   attempts,
@@ -218,27 +219,13 @@ const stub = (replies: ReadonlyArray<Reply>) => {
   return { seen, layer }
 }
 
-const streamSpec = (policy: Retry): StreamSpec => {
-  const source: HttpSourceSpec = {
-    url: "https://api.example.com/items",
-    headers: {},
-    params: {},
-    pagination: { _tag: "None" },
-    timeout: Duration.seconds(30),
-    retry: policy
-  }
-  return {
-    name: "items",
-    source,
-    target: { schema: "public", table: "items", primaryKey: ["id"], columns: [] },
-    decode: () => Either.left("unused"),
-    maxInvalid: 0
-  }
-}
+/** a stream on a stubbed client with this retry policy */
+const streamOf = (policy: Retry) =>
+  streamSpec({ source: { url: "https://api.example.com/items", timeout: Duration.seconds(30), retry: policy } })
 
 const run = (policy: Retry, replies: ReadonlyArray<Reply>) => {
   const { layer, seen } = stub(replies)
-  const effect = Stream.runCollect(pagesOf(streamSpec(policy), Option.none())).pipe(
+  const effect = Stream.runCollect(pagesOf(streamOf(policy), Option.none())).pipe(
     Effect.map(Chunk.toArray),
     Effect.provide(layer),
     Logger.withMinimumLogLevel(LogLevel.Error)

@@ -9,6 +9,7 @@ import { LosslessNumber } from "../src/domain/Json.js"
 import { valueAt } from "../src/domain/JsonPath.js"
 import * as RowDecoder from "../src/domain/RowDecoder.js"
 import { type Column, type ColumnType, columnTypes, type Row, type TargetSpec } from "../src/domain/StreamSpec.js"
+import { column, target } from "./support/streams.js"
 
 // ---- the reference: the decoder as first written (one path split and one Either per value), with
 // issue 10's changes: integers, bigints and uuids as Postgres writes them, keys by typed value ----
@@ -334,7 +335,7 @@ describe("long numbers: Json.parse keeps them exact, each column type takes them
 
 describe("row keys compare as Postgres compares the typed values", () => {
   const keyOf = (type: ColumnType, value: unknown) => {
-    const t: TargetSpec = { schema: "public", table: "t", primaryKey: ["k"], columns: [{ name: "k", type, from: "k" }] }
+    const t = target({ table: "t", primaryKey: ["k"], columns: [column("k", type)] })
     return Either.getOrThrow(RowDecoder.rowFrom(t, { k: value })).key
   }
   const same: ReadonlyArray<readonly [ColumnType, ReadonlyArray<unknown>]> = [
@@ -375,21 +376,19 @@ describe("row keys compare as Postgres compares the typed values", () => {
 
 // ---- rows ----
 
-const target: TargetSpec = {
-  schema: "public",
+const orders = target({
   table: "orders",
-  primaryKey: ["id"],
   columns: [
-    { name: "id", type: "bigint", from: "id" },
-    { name: "name", type: "text", from: "name" },
-    { name: "amount", type: "numeric", from: "amount" },
+    column("id", "bigint"),
+    column("name", "text"),
+    column("amount", "numeric"),
     { name: "customer_email", type: "text", from: "customer.email" },
     { name: "first_tag", type: "text", from: "tags.0" },
-    { name: "updated_at", type: "timestamptz", from: "updated_at" },
+    column("updated_at", "timestamptz"),
     { name: "record", type: "jsonb", from: "" }
   ],
   cursorColumn: "updated_at"
-}
+})
 
 const record = {
   id: 7,
@@ -401,7 +400,7 @@ const record = {
 }
 
 describe("RowDecoder rows", () => {
-  const decode = RowDecoder.fromColumns(target, undefined)
+  const decode = RowDecoder.fromColumns(orders, undefined)
 
   it("decodes a record into key, cursor and values", () => {
     expect(plain(decode(record))).toEqual({
@@ -419,7 +418,7 @@ describe("RowDecoder rows", () => {
         }
       }
     })
-    expect(plain(RowDecoder.rowFrom(target, record))).toEqual(plain(decode(record)))
+    expect(plain(RowDecoder.rowFrom(orders, record))).toEqual(plain(decode(record)))
   })
 
   it("refuses a missing primary key, a missing cursor and a record that is not an object", () => {
@@ -444,29 +443,28 @@ describe("RowDecoder rows", () => {
   })
 
   it("a missing cursor is reported by the column's source path", () => {
-    const renamed: TargetSpec = {
-      ...target,
-      columns: target.columns.map((c) => c.name === "updated_at" ? { ...c, from: "meta.updated" } : c)
-    }
+    const renamed = target({
+      ...orders,
+      columns: orders.columns.map((c) => c.name === "updated_at" ? { ...c, from: "meta.updated" } : c)
+    })
     expect(plain(RowDecoder.fromColumns(renamed, undefined)(record))).toEqual({ left: "missing cursor field meta.updated" })
     expect(plain(RowDecoder.rowFrom(renamed, record))).toEqual({ left: "missing cursor field meta.updated" })
   })
 
   it("a composite key keeps the key's order; a key that is not a column encodes as null", () => {
-    const composite: TargetSpec = { ...target, primaryKey: ["name", "id"], cursorColumn: undefined }
+    const composite = target({ ...orders, primaryKey: ["name", "id"], cursorColumn: undefined })
     expect(Either.getOrThrow(RowDecoder.rowFrom(composite, record)).key).toBe("[\"seven\",\"7\"]")
     expect(Either.getOrThrow(RowDecoder.rowFrom(composite, record)).cursor).toBeUndefined()
-    const unknownKey: TargetSpec = { ...target, primaryKey: ["nope"] }
+    const unknownKey = target({ ...orders, primaryKey: ["nope"] })
     expect(Either.getOrThrow(RowDecoder.fromColumns(unknownKey, undefined)(record)).key).toBe("[null]")
   })
 
   it("reads own properties only", () => {
-    const t: TargetSpec = {
-      schema: "public",
+    const t = target({
       table: "t",
       primaryKey: ["k"],
       columns: [{ name: "k", type: "text", from: "constructor" }, { name: "len", type: "integer", from: "a.length" }]
-    }
+    })
     expect(plain(RowDecoder.rowFrom(t, { a: [1, 2] }))).toEqual({ left: "missing primary key field constructor" })
     expect(plain(RowDecoder.fromColumns(t, undefined)({ constructor: "c", a: [1, 2] }))).toEqual({
       right: { key: "[\"c\"]", cursor: undefined, values: { k: "c", len: 2 } }

@@ -6,7 +6,7 @@
  * - (against a server) Ferry's sessions wait a bounded time for a lock (`database.lockTimeout`: 75, naming
  *   the table and the blocking session) and for a statement (`database.statementTimeout`: 74).
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,15 +16,9 @@ import { inject } from "vitest"
 import * as Database from "../src/postgres/Database.js"
 import { ferry, type Running, start, streamConfig, summaries } from "./support/cli.js"
 import { json, startServer, type TestServer } from "./support/http.js"
-import { createTestDatabase, embeddedDataDir, serverOnly, type TestDatabase, usingServer } from "./support/pg.js"
+import { embeddedDataDir, fileDatabase, serverOnly, usingServer } from "./support/pg.js"
 
-let db: TestDatabase
-beforeAll(async () => {
-  db = await createTestDatabase()
-})
-afterAll(async () => {
-  await db?.drop()
-})
+const db = fileDatabase()
 
 const record = (i: number) => ({
   id: `r${i}`,

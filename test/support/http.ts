@@ -4,6 +4,7 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import { afterAll } from "vitest"
 
 export interface SeenRequest {
   readonly method: string
@@ -40,6 +41,15 @@ export const startServer = async (
         server.close(() => resolve())
       })
   }
+}
+
+/** A list for the servers a test file starts: each is closed after the file's last test. */
+export const closedAfterAll = <S extends { readonly close: () => Promise<void> }>(): Array<S> => {
+  const servers: Array<S> = []
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()))
+  })
+  return servers
 }
 
 export const json = (res: http.ServerResponse, body: unknown, status = 200, headers: Record<string, string> = {}) => {

@@ -1,5 +1,6 @@
 /**
- * A fresh PostgreSQL database per test file, dropped afterwards.
+ * A fresh PostgreSQL database per test file, dropped afterwards (`createTestDatabase`, or `TestDb.layer`
+ * for a `layer(...)` block).
  *
  * - With FERRY_TEST_DATABASE_URL (or DATABASE_URL): a new database on that server.
  * - Without: the embedded Postgres (PGlite over pglite-socket, as `ferry` uses it), a fresh copy of a
@@ -9,12 +10,14 @@
  *   server: they use `serverOnly`, which vitest reports as skipped on the embedded pass, and CI runs
  *   the suite against the local server as well (.ci/run).
  */
+import { Context, Effect, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { cpSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
-import { inject } from "vitest"
+import { afterAll, beforeAll, inject } from "vitest"
+import * as Database from "../../src/postgres/Database.js"
 
 export const serverUrl = (): string | undefined => process.env.FERRY_TEST_DATABASE_URL || process.env.DATABASE_URL || undefined
 
@@ -95,6 +98,21 @@ export const createTestDatabase = async (prefix = "ferry_test"): Promise<TestDat
   return { name, url, embedded: false, query: queryOn(url), drop }
 }
 
+/**
+ * A fresh database for the calling test file (or describe): created before its first test, dropped
+ * after its last. The object is filled in by then: read it in tests and hooks, not at load time.
+ */
+export const fileDatabase = (prefix?: string): TestDatabase => {
+  const db = {} as TestDatabase
+  beforeAll(async () => {
+    Object.assign(db, await createTestDatabase(prefix))
+  })
+  afterAll(async () => {
+    await db.drop?.()
+  })
+  return db
+}
+
 declare module "vitest" {
   export interface ProvidedContext {
     /** the embedded template data directory (no server configured) */
@@ -122,4 +140,24 @@ export const embeddedDataDir = (prefix: string, configure?: (dataDir: string) =>
     }
   }
   return { env: { DATABASE_URL: "", FERRY_DATA_DIR: dataDir }, query }
+}
+
+/**
+ * The test database as a scoped layer, for `layer(...)` from @effect/vitest: created when the block's
+ * first test starts, dropped when the block ends. Tests reach it with `yield* TestDb` or `TestDb.query`.
+ */
+export class TestDb extends Context.Tag("test/TestDb")<TestDb, TestDatabase>() {
+  static readonly layer = (prefix?: string): Layer.Layer<TestDb> =>
+    Layer.scoped(
+      TestDb,
+      Effect.acquireRelease(Effect.promise(() => createTestDatabase(prefix)), (db) => Effect.promise(() => db.drop()))
+    )
+
+  /** SQL on the test database (its own connection), for a test's assertions */
+  static readonly query = <R extends pg.QueryResultRow = any>(text: string, params?: ReadonlyArray<unknown>) =>
+    Effect.flatMap(TestDb, (db) => Effect.promise(() => db.query<R>(text, params)))
+
+  /** Ferry's `Database` layer (a pool) on the test database */
+  static readonly sqlClient = (options: Omit<Database.DatabaseOptions, "url"> = {}) =>
+    Layer.unwrapEffect(Effect.map(TestDb, (db) => Database.layer({ ...options, url: Redacted.make(db.url) })))
 }

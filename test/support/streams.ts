@@ -42,7 +42,10 @@ export const incremental = (overrides: Partial<Incremental> & Pick<Incremental, 
  * so that a test's target and decoder never disagree.
  */
 export const streamSpec = (
-  overrides: Partial<Omit<StreamSpec, "source">> & { readonly source?: SourceOverrides } = {}
+  overrides: Partial<Omit<StreamSpec, "source" | "target">> & {
+    readonly source?: SourceOverrides
+    readonly target?: Partial<TargetSpec>
+  } = {}
 ): StreamSpec => {
   const spec = target(overrides.target)
   return {
