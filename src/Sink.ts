@@ -1,8 +1,8 @@
 /**
  * The Sink service: everything Ferry writes to Postgres. It creates or verifies the target table,
  * upserts batches (idempotent, never older over newer), quarantines invalid records, records runs
- * in `ferry.runs`, and holds the per-stream lock. The live layer is `PgSink.ts`; the in-memory one
- * is `Memory.ts`.
+ * in `ferry.runs`, and holds the per-stream lock. The live layer is `sink/postgres/PgSink.ts`; the
+ * in-memory one is `testing/MemorySink.ts`.
  */
 import { Context } from "effect"
 import type { Effect, Scope } from "effect"

@@ -1,5 +1,5 @@
 /**
- * Pagination styles, one tagged member each; `source/http/Pagination.ts` gives each its two duties
+ * Pagination styles, one tagged member each; `source/http/Paginators.ts` gives each its two duties
  * (what is the next request, and is there one). A style is written `type: <style>` with its fields
  * (`type: cursor` covers two styles, told apart by `nextPath` or `fromRecord`) and decodes to its member.
  */

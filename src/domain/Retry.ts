@@ -1,4 +1,4 @@
-/** How often and how patiently a failed request is tried again (`source/http/Retry.ts` applies it). */
+/** How often and how patiently a failed request is tried again (`source/http/RetrySchedule.ts` applies it). */
 import { Duration, Schema } from "effect"
 import { DurationField, integerAtLeast, withDefault } from "./Fields.js"
 

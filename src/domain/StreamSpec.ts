@@ -1,6 +1,6 @@
 /**
  * One stream: where its records come from (HTTP), how a record becomes a row, and where it goes.
- * Each part is one Effect Schema (`HttpSource.ts`, `Target.ts`, ...) that the config file is read
+ * Each part is one Effect Schema (`HttpSourceSpec.ts`, `Target.ts`, ...) that the config file is read
  * with (`config/ConfigFile.ts`, a `columns` map) and that `make` fills in for a stream defined in code
  * (an Effect Schema for the records). `Sync` only ever sees this shape.
  */

@@ -1,7 +1,7 @@
 /**
  * One try at a request through @effect/platform's HttpClient: sent with the secrets kept out of its
  * trace span, its body read within the stream's timeout, and anything but a 2xx turned into a
- * `RequestFailure` that says whether another try can help (`Retry.ts` decides when).
+ * `RequestFailure` that says whether another try can help (`RetrySchedule.ts` decides when).
  */
 import { Headers, HttpClient } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
