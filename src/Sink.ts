@@ -1,7 +1,8 @@
 /**
  * The Sink service: everything Ferry writes to Postgres. It creates or verifies the target table,
- * upserts batches (idempotent, never older over newer), quarantines invalid records, records runs
- * in `ferry.runs`, and holds the per-stream lock. The live layer is `sink/postgres/PgSink.ts`; the
+ * upserts batches (idempotent, never older over newer; or appends versions, or loads a replacement
+ * that `finishLoad` swaps in), quarantines invalid records, records runs in `ferry.runs`, and holds the
+ * per-stream lock. The live layer is `sink/postgres/PgSink.ts`; the
  * in-memory one is `testing/MemorySink.ts`.
  */
 import { Context } from "effect"
@@ -114,6 +115,18 @@ export interface SinkShape {
     pages: ReadonlyArray<Staged>,
     rows: () => ReadonlyArray<Row>
   ) => Effect.Effect<WriteResult, DatabaseError>
+  /**
+   * Makes ready to load a stream whose rows are loaded apart from its table and shown at the end
+   * (`write: replace`: a new, empty staging table); nothing for the others. A run calls it once it
+   * holds the stream's lock, before its first batch (a dry run: inside each batch's transaction).
+   */
+  readonly beginLoad: (stream: StreamSpec) => Effect.Effect<void, DatabaseError | TargetMismatch>
+  /**
+   * The end of a complete read of a stream loaded apart (`write: replace`): what the run loaded becomes
+   * the table's content, all at once (call inside the `transaction` that ends the run). False when the
+   * run loaded no row: the table is left as it was.
+   */
+  readonly finishLoad: (stream: StreamSpec) => Effect.Effect<boolean, DatabaseError>
   /** stores the records not quarantined before for the stream and its target (same text) */
   readonly quarantine: (
     stream: StreamSpec,

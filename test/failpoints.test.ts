@@ -50,7 +50,8 @@ const passOf: Record<Point, number> = {
   "after-upsert": 2,
   "before-commit": 2,
   "after-commit": 2,
-  "retry-backoff": 1
+  "retry-backoff": 1,
+  "mid-swap": 1
 }
 
 const cases: ReadonlyArray<readonly [Point, Store]> = [

@@ -100,7 +100,8 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
   const { columns, cursorColumn } = declared === undefined
     ? RowDecoder.defaultColumns(stream.target.primaryKey, incremental)
     : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
-  const target = TargetSpec.make({ schema, table: stream.target.table, primaryKey: stream.target.primaryKey, columns, cursorColumn })
+  const { primaryKey, table, write } = stream.target
+  const target = TargetSpec.make({ schema, table, primaryKey, columns, cursorColumn, write })
   return {
     name: stream.name,
     source: { ...source, incremental },

@@ -13,7 +13,7 @@ import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
-import { ColumnType, columnTypes, defaultSchema } from "../domain/Target.js"
+import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
 
 // --- columns ------------------------------------------------------------------------------------------
 
@@ -66,10 +66,30 @@ const TargetField = Schema.Struct({
   table: Identifier,
   primaryKey: Schema.Array(Identifier).pipe(Schema.minItems(1, { message: () => "must name at least one column" })),
   /** omitted: primary key + cursor + one jsonb `record` column (RowDecoder.defaultColumns) */
-  columns: Schema.optional(Schema.Record({ key: Identifier, value: ColumnField }))
+  columns: Schema.optional(Schema.Record({ key: Identifier, value: ColumnField })),
+  /** merge (default): one row per key; append: one per version (key + cursor); replace: the whole source, swapped in */
+  write: Schema.optional(WriteMode)
 })
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
+
+/** append needs a cursor (a version is key + cursor); replace reads everything, every run (no checkpoint) */
+const writeModeProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> => {
+  const { write } = stream.target
+  if (write === "append" && stream.source.incremental === undefined) {
+    return [{
+      path: ["target", "write"],
+      message: "append keeps one row per version (primary key + cursor): it needs source.incremental with a cursorField"
+    }]
+  }
+  if (write === "replace" && stream.source.incremental !== undefined) {
+    return [{
+      path: ["source", "incremental"],
+      message: "write: replace reads the whole source every run and keeps no checkpoint: remove source.incremental"
+    }]
+  }
+  return []
+}
 
 /** The rules that span fields of one stream; each names the field to fix. */
 const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> => {
@@ -88,6 +108,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
   if (incremental?.param !== undefined && incremental.params !== undefined) {
     issues.push({ path: ["source", "incremental"], message: "give param or params, not both" })
   }
+  issues.push(...writeModeProblems(stream))
   primaryKey.forEach((name, i) => {
     if (primaryKey.indexOf(name) !== i) {
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })

@@ -8,7 +8,7 @@ import { type Converter, converters, describe, isObject, isoTimestamp, numericTe
 import type { CursorType, Incremental } from "./Incremental.js"
 import { compilePath } from "./JsonPath.js"
 import { type KeyPart, keyParts } from "./RowKey.js"
-import type { Column, ColumnType, TargetSpec } from "./Target.js"
+import { type Column, type ColumnType, tableKey, type TargetSpec } from "./Target.js"
 
 export { convert } from "./ColumnValue.js"
 export { canonicalDecimal, keyPart } from "./RowKey.js"
@@ -85,7 +85,9 @@ interface Decoder {
   readonly converts: ReadonlyArray<Converter>
   /** `customer.email: ` (or `record: `), the prefix of a column's reason */
   readonly labels: ReadonlyArray<string>
-  /** per primary key column, its key form; `undefined`: the value itself */
+  /** the columns of a row's key (`tableKey`: the primary key, and the cursor for append) */
+  readonly keyColumns: ReadonlyArray<string>
+  /** per key column, its key form; `undefined`: the value itself */
   readonly keyParts: ReadonlyArray<KeyPart | undefined>
   /** a column named `__proto__` (a stream made in code): set as an own property, never the prototype */
   readonly protoColumn: boolean
@@ -100,7 +102,8 @@ const compile = (target: TargetSpec): Decoder => ({
   reads: target.columns.map((c) => compilePath(c.from)),
   converts: target.columns.map((c) => converters[c.type]),
   labels: target.columns.map((c) => `${c.from || "record"}: `),
-  keyParts: target.primaryKey.map((name) => {
+  keyColumns: tableKey(target),
+  keyParts: tableKey(target).map((name) => {
     const type = target.columns.findLast((c) => c.name === name)?.type
     return type === undefined ? undefined : keyParts[type]
   }),
@@ -113,13 +116,13 @@ const compile = (target: TargetSpec): Decoder => ({
  * array and a string).
  */
 const keyOf = (decoder: Decoder, values: Record<string, unknown>): string => {
-  const { keyParts, primaryKey } = decoder
-  if (primaryKey.length === 1) {
+  const { keyColumns, keyParts } = decoder
+  if (keyColumns.length === 1) {
     // as JSON.stringify([value]): an element with no JSON (undefined: a key that is no column) is null
-    const text = JSON.stringify(keyValue(keyParts[0], values[primaryKey[0]!])) as string | undefined
+    const text = JSON.stringify(keyValue(keyParts[0], values[keyColumns[0]!])) as string | undefined
     return text === undefined ? "[null]" : `[${text}]`
   }
-  return JSON.stringify(primaryKey.map((name, i) => keyValue(keyParts[i], values[name])))
+  return JSON.stringify(keyColumns.map((name, i) => keyValue(keyParts[i], values[name])))
 }
 
 const keyValue = (part: KeyPart | undefined, value: unknown): unknown =>
@@ -163,7 +166,7 @@ const decoderOf = (target: TargetSpec): Decoder => {
   const known = decoders.get(target)
   if (
     known !== undefined && known.columns === target.columns && known.primaryKey === target.primaryKey &&
-    known.cursorColumn === target.cursorColumn
+    known.cursorColumn === target.cursorColumn && known.target.write === target.write
   ) return known
   const decoder = compile(target)
   decoders.set(target, decoder)

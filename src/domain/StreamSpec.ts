@@ -13,7 +13,7 @@ import { parseOrigin } from "./Origin.js"
 import { Pagination } from "./Pagination.js"
 import { Retry } from "./Retry.js"
 import { inferCursorType, type Row, rowFrom } from "./RowDecoder.js"
-import { type Column, type ColumnType, TargetSpec } from "./Target.js"
+import { type Column, type ColumnType, TargetSpec, type WriteMode } from "./Target.js"
 
 // the parts, under the names the rest of Ferry (and `ferry`'s `StreamSpec` namespace) knows them by
 export type { Auth } from "./Auth.js"
@@ -22,7 +22,7 @@ export type { CursorType, Incremental } from "./Incremental.js"
 export type { Pagination } from "./Pagination.js"
 export type { Retry } from "./Retry.js"
 export type { Row } from "./RowDecoder.js"
-export { type Column, type ColumnType, columnTypes, type TargetSpec, targetName } from "./Target.js"
+export { type Column, type ColumnType, columnTypes, tableKey, type TargetSpec, targetName, type WriteMode } from "./Target.js"
 
 /** A stream's settings, everything but its `decode`. */
 export const StreamSettings = Schema.Struct({
@@ -138,6 +138,8 @@ export interface MakeOptions<A, I> {
     readonly primaryKey: ReadonlyArray<keyof A & string>
     /** override the type inferred for some columns */
     readonly columnTypes?: Partial<Record<keyof A & string, ColumnType>> | undefined
+    /** merge (default), append (needs `incremental`) or replace (without `incremental`): see the README */
+    readonly write?: WriteMode | undefined
   }
   readonly maxInvalid?: number | undefined
 }
@@ -194,7 +196,8 @@ export const make = <A, I>(options: MakeOptions<A, I>): StreamSpec => {
       table: options.target.table,
       primaryKey: options.target.primaryKey,
       columns,
-      cursorColumn: inc?.cursorField
+      cursorColumn: inc?.cursorField,
+      write: options.target.write
     }, unchecked),
     maxInvalid: options.maxInvalid
   }, unchecked)

@@ -27,6 +27,15 @@ const Column = Schema.Struct({
 })
 export type Column = typeof Column.Type
 
+/**
+ * How a run's rows reach the table: `merge` (one row per primary key, the newest version wins),
+ * `append` (one row per version: primary key + cursor, a version re-read adds nothing), `replace`
+ * (every run loads the whole source apart and swaps it in at its end).
+ */
+export const writeModes = ["merge", "append", "replace"] as const
+export const WriteMode = Schema.Literal(...writeModes)
+export type WriteMode = typeof WriteMode.Type
+
 /** The Postgres schema of a target table, and of Ferry's own tables, when the config names none. */
 export const defaultSchema = "public"
 
@@ -37,7 +46,9 @@ export const TargetSpec = Schema.Struct({
   primaryKey: Schema.Array(Schema.String),
   columns: Schema.Array(Column),
   /** the column holding the incremental cursor; the upsert never replaces a row with an older cursor */
-  cursorColumn: Schema.optional(Schema.String)
+  cursorColumn: Schema.optional(Schema.String),
+  /** absent: merge */
+  write: Schema.optional(WriteMode)
 })
 export type TargetSpec = typeof TargetSpec.Type
 
@@ -50,3 +61,12 @@ export const targetName = (target: Pick<TargetSpec, "schema" | "table">): string
   const part = (name: string) => (/^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, "\"\"")}"`)
   return `${part(target.schema)}.${part(target.table)}`
 }
+
+/**
+ * The table's primary key: the stream's, and for `append` the cursor column after it (each version of
+ * a record is its own row). A row's identity (`Row.key`) is made of these columns.
+ */
+export const tableKey = (target: Pick<TargetSpec, "primaryKey" | "cursorColumn" | "write">): ReadonlyArray<string> =>
+  target.write === "append" && target.cursorColumn !== undefined && !target.primaryKey.includes(target.cursorColumn)
+    ? [...target.primaryKey, target.cursorColumn]
+    : target.primaryKey

@@ -12,7 +12,7 @@
 import { Effect } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 
-const points = ["after-fetch", "after-upsert", "before-commit", "after-commit", "retry-backoff"] as const
+const points = ["after-fetch", "after-upsert", "before-commit", "after-commit", "retry-backoff", "mid-swap"] as const
 export type Point = (typeof points)[number]
 
 const signals = ["SIGKILL", "SIGTERM", "SIGINT"] as const

@@ -4,9 +4,8 @@
  * fetched and decoded while the last one is written (Batches.ts). Each page's rows are staged for the
  * sink as they are decoded; when the staged form holds them (a first load's COPY text) only it is kept,
  * and the sink asks for the rows, parsed again from the page's body, only if it cannot write that form
- * (Pages.ts).
- * It knows no HTTP and no SQL, only the services. The checkpoint rules are CheckpointPolicy.ts; where
- * the checkpoint is saved is `checkpointSaves` below.
+ * (Pages.ts). It knows no HTTP and no SQL, only the services. The checkpoint rules are CheckpointPolicy.ts;
+ * where the checkpoint is saved is `checkpointSaves` below; how a replace stream's run ends, Replace.ts.
  */
 import { Cause, Clock, Effect, Exit, FiberRef, Option, Ref, Stream } from "effect"
 import { CheckpointStore, type CheckpointKey, type CheckpointStoreShape, keyOf } from "../CheckpointStore.js"
@@ -20,6 +19,7 @@ import { pagesOf, type Source } from "../Source.js"
 import { type BatchLimits, batchLimits, forEachBatch, prefetchBelowBytes } from "./Batches.js"
 import * as CheckpointPolicy from "./CheckpointPolicy.js"
 import * as PageRepeats from "./PageRepeats.js"
+import * as Replace from "./Replace.js"
 import { decodePage, type DecodedPage, type Rows } from "./Pages.js"
 import * as Summary from "./Summary.js"
 import type { StreamSummary } from "./Summary.js"
@@ -30,10 +30,7 @@ export interface SyncOptions {
   /** fetch, decode and write inside transactions that are rolled back: real counts, nothing kept */
   readonly dryRun?: boolean | undefined
   readonly runId: string
-  /**
-   * Pages go into one transaction until the batch holds this many records or body bytes, or waited this
-   * long (defaults: `batchLimits`); `{ records: 1 }` writes one transaction per page.
-   */
+  /** a transaction per batch of pages within these limits (defaults: `batchLimits`); `{ records: 1 }`: one per page */
   readonly batch?: Partial<BatchLimits> | undefined
   /** called after each committed batch, for progress reporting */
   readonly onProgress?: ((progress: Progress) => void) | undefined
@@ -149,6 +146,7 @@ const sync = (run: Run) =>
       Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
     )
     if (!dryRun) yield* recording(run, sink.startRun(stream, options.runId), (s) => ({ ...s, started: true }))
+    if (!dryRun) yield* sink.beginLoad(stream)
 
     // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
     // A page that repeats an earlier one ends the stream there: the pages before it are written first.
@@ -162,7 +160,7 @@ const sync = (run: Run) =>
       commitBatch(run)
     )
 
-    // The whole stream is read: every record up to `seen` is committed.
+    // The whole stream is read: every record up to `seen` is committed (a replace stream's, not yet shown).
     const { counts, seen, checkpoint: last } = yield* Ref.get(run.state)
     const final = CheckpointPolicy.afterStream(run.type, last, seen)
     if (final !== undefined && !dryRun) {
@@ -174,6 +172,7 @@ const sync = (run: Run) =>
     if (counts.quarantined > stream.maxInvalid) {
       return yield* new InvalidRecords({ stream: stream.name, quarantined: counts.quarantined, maxInvalid: stream.maxInvalid })
     }
+    if (stream.target.write === "replace" && !dryRun) yield* Replace.finishLoad(sink, stream, run.key.target)
   })
 
 /**
@@ -223,7 +222,8 @@ const commitBatch = (run: Run) => (batch: ReadonlyArray<DecodedPage>) =>
     const { dryRun, options, sink, stream } = run
     const before = yield* Ref.get(run.state)
     const work = writeBatch(run, before, batch)
-    const done = yield* (dryRun ? sink.rolledBackTransaction(Effect.zipRight(sink.prepare(stream), work)) : sink.transaction(work))
+    const dry = Effect.zipRight(Effect.zipRight(sink.prepare(stream), sink.beginLoad(stream)), work)
+    const done = yield* (dryRun ? sink.rolledBackTransaction(dry) : sink.transaction(work))
     yield* Failpoint.pass("after-commit")
     yield* checkpointSaves(run, done.next).afterCommit
     const counts = Summary.addBatch(before.counts, batch, done.written, done.quarantined)

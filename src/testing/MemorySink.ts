@@ -1,7 +1,8 @@
 /**
  * The in-memory Sink, over an in-memory database with the semantics Ferry relies on from Postgres:
  * transactions that commit or roll back as a whole, an upsert that skips unchanged rows and never lets
- * an older cursor overwrite a newer one, and one lock per stream. `MemoryCheckpoints` keeps its
+ * an older cursor overwrite a newer one (append: a version stored is never rewritten; replace: rows go
+ * to a staging table that `finishLoad` swaps in), and one lock per stream. `MemoryCheckpoints` keeps its
  * checkpoints in the same database, sharing its transactions as PgSink and the postgres checkpoint
  * store share one.
  */
@@ -81,7 +82,8 @@ const inTransaction = <A, E, R>(db: MemoryDatabaseShape, effect: Effect.Effect<A
 const upsert = (
   table: Map<string, StoredRow>,
   rows: ReadonlyArray<Row>,
-  cursorType: CursorType
+  cursorType: CursorType,
+  append: boolean
 ): { inserted: number; updated: number; unchanged: number } => {
   const compare = Cursor.compare(cursorType)
   let inserted = 0
@@ -92,7 +94,7 @@ const upsert = (
       table.set(row.key, { cursor: row.cursor, values: row.values })
       inserted++
     } else if (
-      JSON.stringify(stored.values) !== JSON.stringify(row.values) &&
+      !append && JSON.stringify(stored.values) !== JSON.stringify(row.values) &&
       (stored.cursor === undefined || row.cursor === undefined || compare(stored.cursor, row.cursor) <= 0)
     ) {
       table.set(row.key, { cursor: row.cursor, values: row.values })
@@ -111,6 +113,8 @@ interface BulkPage extends Staged {
 const isBulkPage = (page: Staged): page is BulkPage => "_tag" in page && page._tag === "BulkPage"
 
 const tableName = (stream: StreamSpec): string => `${stream.target.schema}.${stream.target.table}`
+/** where a stream's rows are written: its table, or for replace its staging table */
+const intoName = (stream: StreamSpec): string => tableName(stream) + (stream.target.write === "replace" ? "~staging" : "")
 
 /** `stream@schema.table`: a stream's checkpoint and lock, as in ferry.state */
 export const checkpointKey = (key: Pick<CheckpointKey, "stream" | "target">): string => `${key.stream}@${key.target}`
@@ -141,7 +145,7 @@ const written = <A>(db: MemoryDatabaseShape, result: A): Effect.Effect<A, Databa
 }
 
 const tableOf = (db: MemoryDatabaseShape, stream: StreamSpec): Map<string, StoredRow> => {
-  const name = tableName(stream)
+  const name = intoName(stream)
   const table = db.state.tables.get(name) ?? new Map<string, StoredRow>()
   db.state.tables.set(name, table)
   return table
@@ -154,7 +158,7 @@ const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<
     const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
     const rejected = refusedOf(db, kept)
     const refusedRows = new Set(rejected.map((r) => r.row))
-    const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream))
+    const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream), stream.target.write === "append")
     db.state.rowVersions += counts.inserted + counts.updated
     const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
     return written<WriteResult>(db, { ...counts, unchanged, rejected })
@@ -167,7 +171,7 @@ const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<
 const writeBulk = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec, pages: ReadonlyArray<Staged>) =>
   Effect.suspend(() => {
     if (!bulk.has(stream.name) || pages.length === 0 || !pages.every(isBulkPage)) return Effect.succeed(undefined)
-    const table = db.state.tables.get(tableName(stream)) ?? new Map<string, StoredRow>()
+    const table = db.state.tables.get(intoName(stream)) ?? new Map<string, StoredRow>()
     const rows = (pages as ReadonlyArray<BulkPage>).flatMap((p) => p.kept)
     // a value refused: these pages go to `write`, which isolates the row (the bulk path stays on)
     if (refusedOf(db, rows).length > 0) return Effect.succeed(undefined)
@@ -179,7 +183,7 @@ const writeBulk = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpe
     }
     db.bulk.written++
     for (const row of rows) table.set(row.key, { cursor: row.cursor, values: row.values })
-    db.state.tables.set(tableName(stream), table)
+    db.state.tables.set(intoName(stream), table)
     db.state.rowVersions += rows.length
     const total = pages.reduce((n, p) => n + p.rows, 0)
     return written<WriteResult | undefined>(db, { inserted: rows.length, updated: 0, unchanged: total - rows.length, rejected: [] })
@@ -223,6 +227,17 @@ const startRun = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string) =>
     db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
   })
 
+/** as PgSink: the staging table's rows become the table's, unless it has none; the staging table goes */
+const swap = (db: MemoryDatabaseShape, stream: StreamSpec) =>
+  Effect.sync(() => {
+    if (stream.target.write !== "replace") return false
+    const staging = db.state.tables.get(intoName(stream))
+    db.state.tables.delete(intoName(stream))
+    if (staging === undefined || staging.size === 0) return false
+    db.state.tables.set(tableName(stream), staging)
+    return true
+  })
+
 /** The Sink over the `MemoryDatabase` in context. */
 export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
@@ -256,6 +271,13 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           writeBulk(db, bulk, stream, pages),
           (result) => result === undefined ? write(db, stream, rows()) : Effect.succeed(result)
         ),
+      beginLoad: (stream) =>
+        Effect.sync(() => {
+          if (stream.target.write !== "replace") return
+          db.state.tables.set(intoName(stream), new Map())
+          bulk.add(stream.name)
+        }),
+      finishLoad: (stream) => swap(db, stream),
       quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
       startRun: (stream, runId) => startRun(db, stream, runId),
       finishRun: (run) =>

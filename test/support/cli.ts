@@ -69,8 +69,10 @@ export interface StreamConfigOptions {
   /** the `auth:` value, e.g. `{ type: bearer, token: "${TOKEN}" }` */
   readonly auth?: string
   readonly columns?: string
-  /** the `incremental:` value; default: on updated_at from 2000-01-01, order asc */
-  readonly incremental?: string
+  /** the `incremental:` value; default: on updated_at from 2000-01-01, order asc; null: none */
+  readonly incremental?: string | null
+  /** the target's `write:` value (merge, append, replace) */
+  readonly write?: string
   /** the `timeout:` value (per request); default: Ferry's */
   readonly timeout?: string
   /** the `retry:` value; default: 2 attempts, 10 ms to 1 s apart */
@@ -92,12 +94,13 @@ streams:
       ${o.auth === undefined ? "" : `auth: ${o.auth}`}
       records: data
       pagination: { type: link }
-      incremental: ${o.incremental ?? `{ cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }`}
+      ${o.incremental === null ? "" : `incremental: ${o.incremental ?? `{ cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: asc }`}`}
       ${o.timeout === undefined ? "" : `timeout: ${o.timeout}`}
       retry: ${o.retry ?? "{ attempts: 2, base: 10 millis, max: 1 second }"}
     target:
       table: ${o.table ?? o.name}
       primaryKey: [id]
+      ${o.write === undefined ? "" : `write: ${o.write}`}
       columns: ${o.columns ?? "{ id: text, name: text, amount: numeric, updated_at: timestamptz }"}
     ${o.maxInvalid === undefined ? "" : `maxInvalid: ${o.maxInvalid}`}
 ${o.extra ?? ""}

@@ -6,6 +6,7 @@
  * - write (Upsert.ts): INSERT ... ON CONFLICT, never older over newer, refused rows isolated;
  * - stage/writeStaged (BulkLoad.ts, CopyIn.ts): COPY into a table that was empty when prepared, the
  *   upsert when a COPY cannot take the rows;
+ * - beginLoad/finishLoad (Replace.ts): `write: replace` loads a staging table and swaps it in at the end;
  * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
  * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts).
  *
@@ -19,6 +20,7 @@ import * as BulkLoad from "./BulkLoad.js"
 import * as Locks from "./Locks.js"
 import * as Prepare from "./Prepare.js"
 import * as Quarantine from "./Quarantine.js"
+import * as Replace from "./Replace.js"
 import * as RunLog from "./RunLog.js"
 import * as Transactions from "./Transactions.js"
 import * as Upsert from "./Upsert.js"
@@ -54,13 +56,27 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     verifyLock: locks.verifyLock,
     transaction: Transactions.transaction(sql, locks.verifyAll),
     rolledBackTransaction: Transactions.rolledBackTransaction(sql),
-    write: (stream, rows) => upsert(stream, rows).pipe(Locks.blockedOn(sql, stream.target)),
-    stage: (stream, rows) => bulk.encode(stream, rows) ?? { rows: rows.length, holdsRows: false },
-    writeStaged: (stream, pages, rows) =>
-      bulk.write(stream, pages).pipe(
-        Effect.flatMap((copied) => copied === undefined ? upsert(stream, rows()) : Effect.succeed(copied)),
+    // a replace stream's writes go to its staging table (Replace.into)
+    write: (stream, rows) => upsert(Replace.into(stream), rows).pipe(Locks.blockedOn(sql, stream.target)),
+    stage: (stream, rows) => bulk.encode(Replace.into(stream), rows) ?? { rows: rows.length, holdsRows: false },
+    writeStaged: (stream, pages, rows) => {
+      const into = Replace.into(stream)
+      return bulk.write(into, pages).pipe(
+        Effect.flatMap((copied) => copied === undefined ? upsert(into, rows()) : Effect.succeed(copied)),
+        Locks.blockedOn(sql, stream.target)
+      )
+    },
+    beginLoad: (stream) =>
+      stream.target.write !== "replace" ? Effect.void : Replace.begin(sql, stream.target).pipe(
+        // the staging table is new and empty: a first load (COPY where it can)
+        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable))),
+        Effect.asVoid,
         Locks.blockedOn(sql, stream.target)
       ),
+    finishLoad: (stream) =>
+      stream.target.write !== "replace"
+        ? Effect.succeed(false)
+        : Replace.swap(sql, stream.target).pipe(Locks.blockedOn(sql, stream.target)),
     quarantine: (stream, runId, items) => Quarantine.quarantine(sql, stream, runId, items),
     startRun: (stream, runId) => RunLog.startRun(sql, stream, runId),
     finishRun: (run) => RunLog.finishRun(sql, run)

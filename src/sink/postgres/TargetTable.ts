@@ -1,11 +1,12 @@
 /**
  * The target table: created from the stream's columns when it does not exist, otherwise verified
  * against information_schema. A table that does not fit is a TargetMismatch (78), never altered.
+ * Its primary key is `tableKey`: the stream's, and the cursor column after it for `write: append`.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { type DatabaseError, TargetMismatch } from "../../domain/Errors.js"
-import { columnTypes, type TargetSpec } from "../../domain/StreamSpec.js"
+import { columnTypes, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
 import { displayName, qualifiedName, query, quoteIdent } from "./Sql.js"
 
 /** information_schema spells types one way, users another: compare canonical names */
@@ -66,23 +67,32 @@ export const specProblems = (target: TargetSpec): Array<string> => {
   if (target.cursorColumn !== undefined && !names.has(target.cursorColumn)) {
     problems.push(`cursor column "${target.cursorColumn}" is not one of the stream's columns`)
   }
+  if (target.write === "append" && target.cursorColumn === undefined) {
+    problems.push("write: append keeps a row per version (primary key + cursor) and the stream has no cursor")
+  }
+  if (target.write === "replace" && target.cursorColumn !== undefined) {
+    problems.push("write: replace reads the whole source every run and keeps no checkpoint: the stream has a cursor")
+  }
   return problems
 }
 
-/** the schema if missing, and the table with the stream's columns and primary key */
-export const create = (sql: SqlClient, target: TargetSpec): Effect.Effect<void, DatabaseError> => {
+/** `(columns, PRIMARY KEY (...))`: the table the stream needs (the key: `tableKey`) */
+export const definition = (target: TargetSpec): string => {
   const columns = target.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`)
-  const pk = target.primaryKey.map(quoteIdent).join(", ")
-  return query(sql, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`).pipe(
+  return `(${columns.join(", ")}, PRIMARY KEY (${tableKey(target).map(quoteIdent).join(", ")}))`
+}
+
+/** the schema if missing, and the table with the stream's columns and primary key */
+export const create = (sql: SqlClient, target: TargetSpec): Effect.Effect<void, DatabaseError> =>
+  query(sql, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`, [], `creating schema ${target.schema}`).pipe(
     Effect.zipRight(query(
       sql,
-      `CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} (${columns.join(", ")}, PRIMARY KEY (${pk}))`,
+      `CREATE TABLE IF NOT EXISTS ${qualifiedName(target)} ${definition(target)}`,
       [],
       `creating table ${displayName(target)}`
     )),
     Effect.asVoid
   )
-}
 
 const columnProblems = (target: TargetSpec, existing: ReadonlyArray<ExistingColumn>): Array<string> => {
   const problems: Array<string> = []
@@ -109,12 +119,13 @@ const columnProblems = (target: TargetSpec, existing: ReadonlyArray<ExistingColu
 }
 
 const primaryKeyProblems = (target: TargetSpec, primaryKey: ReadonlyArray<string>): Array<string> => {
-  const pkWanted = [...target.primaryKey].sort()
+  const needed = tableKey(target)
+  const pkWanted = [...needed].sort()
   const pkActual = [...primaryKey].sort()
   const list = (cols: ReadonlyArray<string>) => `(${cols.map((c) => `"${c}"`).join(", ")})`
-  if (pkActual.length === 0) return [`the table has no primary key, the stream needs ${list(target.primaryKey)}`]
+  if (pkActual.length === 0) return [`the table has no primary key, the stream needs ${list(needed)}`]
   if (pkWanted.length !== pkActual.length || pkWanted.some((c, i) => c !== pkActual[i])) {
-    return [`the primary key is ${list(primaryKey)}, the stream needs ${list(target.primaryKey)}`]
+    return [`the primary key is ${list(primaryKey)}, the stream needs ${list(needed)}`]
   }
   return []
 }

@@ -9,14 +9,14 @@ import { Effect } from "effect"
 import * as Cursor from "../../domain/Cursor.js"
 import type { DatabaseError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
-import type { Row, StreamSpec, TargetSpec } from "../../domain/StreamSpec.js"
+import { type Row, type StreamSpec, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
 import { fromSqlError, sqlState } from "../../postgres/Database.js"
 import type { WriteResult } from "../../Sink.js"
 import { displayName, isDataError, qualifiedName, quoteIdent } from "./Sql.js"
 
 /**
  * INSERT ... SELECT FROM json_populate_recordset($1) ON CONFLICT DO UPDATE, updating only when
- * something differs and the stored cursor is not newer. `xmax = 0` tells an insert from an update.
+ * something differs and the stored cursor is not newer; for `append`, ON CONFLICT DO NOTHING. `xmax = 0` tells an insert from an update.
  * `json`, not `jsonb`: Postgres parses it lazily field by field instead of building a jsonb value
  * first, which took a third longer here (docs/PERFORMANCE.md).
  */
@@ -24,12 +24,14 @@ const upsertSql = (target: TargetSpec): string => {
   const table = qualifiedName(target)
   const alias = quoteIdent("ferry_target")
   const cols = target.columns.map((c) => quoteIdent(c.name))
-  const pk = target.primaryKey.map(quoteIdent)
-  const pkSet = new Set(target.primaryKey)
+  const key = tableKey(target)
+  const pk = key.map(quoteIdent)
+  const pkSet = new Set(key)
   const rest = target.columns.filter((c) => !pkSet.has(c.name)).map((c) => quoteIdent(c.name))
   const insert = `INSERT INTO ${table} AS ${alias} (${cols.join(", ")}) ` +
     `SELECT ${cols.join(", ")} FROM json_populate_recordset(NULL::${table}, $1::json)`
-  if (rest.length === 0) {
+  // append: a version (key + cursor) is written once; read again, it is unchanged
+  if (rest.length === 0 || target.write === "append") {
     return `${insert} ON CONFLICT (${pk.join(", ")}) DO NOTHING RETURNING (xmax = 0) AS inserted`
   }
   const set = rest.map((c) => `${c} = EXCLUDED.${c}`).join(", ")
