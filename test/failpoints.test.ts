@@ -23,7 +23,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { join } from "node:path"
 import { ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { checkpointViolations, diff, readCheckpoint, readTarget, runRowViolations } from "./support/consistency.js"
-import { createTestDatabase, fileDatabase, usingServer } from "./support/pg.js"
+import { type ApiRecord, makeRecords, startApi } from "./support/api.js"
+import { createTestDatabase, fileDatabase, type TestDatabase, usingServer } from "./support/pg.js"
 import { startTruthApi, type TruthApi } from "./support/truth-api.js"
 import * as Failpoint from "../src/lib/Failpoint.js"
 
@@ -202,4 +203,99 @@ describe("FERRY_FAILPOINT", () => {
       await api.close()
     }
   })
+})
+
+/**
+ * write: replace under kill -9: the table is always the old content or the new one, whole; never a mix,
+ * never empty. At named points (during the load; between the swap's TRUNCATE and its INSERT; right
+ * before the swap's COMMIT) and at random moments of a run; after each kill a run to completion gives
+ * the new content and drops the staging table. On a server a reader polling the table during the runs
+ * only ever sees one of the two contents (TRUNCATE's lock makes it wait for the swap's commit).
+ */
+describe("write: replace, killed at any point: the old table or the new one, whole", () => {
+  const rows = (n: number, tag: string): Array<ApiRecord> =>
+    makeRecords(n).map((r) => ({ ...r, name: `${tag} ${r.id}` }))
+
+  const content = async (db: TestDatabase, table: string) => {
+    const [{ n, tags }] = await db.query(
+      `SELECT count(*)::int AS n, coalesce(string_agg(DISTINCT split_part(name, ' ', 1), ','), '') AS tags FROM "${table}"`
+    )
+    return `${tags}:${n}`
+  }
+
+  it("SIGKILL during the load, inside the swap, before its commit, and at random moments", async () => {
+    const db = await createTestDatabase()
+    const api = await startApi(rows(100, "v0"), { pageSize: 7 })
+    try {
+      const table = "fp_replace"
+      const dir = streamConfig({ name: table, url: `${api.url}/link`, incremental: null, write: "replace" })
+      const env = { DATABASE_URL: db.url }
+      expect((await ferry(["run"], { cwd: dir, env })).code).toBe(0)
+      let version = 0
+      let old = "v0:100"
+      const seen = new Set<string>()
+      let polling = usingServer
+      const poller = (async () => {
+        while (polling) {
+          seen.add(await content(db, table))
+          await new Promise((r) => setTimeout(r, 5))
+        }
+      })()
+      const killAt = [
+        { failpoint: "after-upsert:1" },
+        { failpoint: "mid-swap:1" },
+        { failpoint: "before-commit:2" },
+        // during the load, and from 0 to 40 ms after the last page was served: around the swap
+        ...[150, 300].map((ms) => ({ ms })),
+        ...[0, 2, 5, 10, 20, 40].map((afterLast) => ({ afterLast }))
+      ]
+      const outcomes: Array<string> = []
+      for (const kill of killAt) {
+        version++
+        const count = version % 2 === 0 ? 100 : 60
+        const next = `v${version}:${count}`
+        api.records = rows(count, `v${version}`)
+        api.delayMs = 30
+        const running = start(["run"], {
+          cwd: dir,
+          env: { ...env, ...("failpoint" in kill ? { FERRY_FAILPOINT: kill.failpoint } : {}) }
+        })
+        const timer = "ms" in kill ? setTimeout(() => running.child.kill("SIGKILL"), kill.ms) : undefined
+        if ("afterLast" in kill) {
+          const pages = api.pagesServed + Math.ceil(count / 7)
+          while (api.pagesServed < pages && running.child.exitCode === null) await new Promise((r) => setTimeout(r, 1))
+          await new Promise((r) => setTimeout(r, kill.afterLast))
+          running.child.kill("SIGKILL")
+        }
+        const result = await running.done
+        clearTimeout(timer)
+        api.delayMs = 0
+        const after = await content(db, table)
+        outcomes.push(after === old ? "old" : "new")
+        expect([old, next], `${JSON.stringify(kill)}: ${result.stderr.slice(-1500)}`).toContain(after)
+        if ("failpoint" in kill) {
+          expect(result.signal, result.stderr.slice(-1500)).toBe("SIGKILL")
+          expect(after).toBe(old)
+        }
+        const done = await ferry(["run"], { cwd: dir, env })
+        expect(done.code, done.stderr.slice(-1500)).toBe(0)
+        expect(await content(db, table)).toBe(next)
+        const [{ staging }] = await db.query(`SELECT to_regclass('public.fp_replace__ferry_staging') IS NOT NULL AS staging`)
+        expect(staging).toBe(false)
+        old = next
+      }
+      polling = false
+      await poller
+      // the kills landed on both sides of the swap
+      expect(outcomes).toContain("old")
+      expect(outcomes).toContain("new")
+      if (usingServer) {
+        // every content a reader saw was one whole version
+        for (const s of seen) expect(s, [...seen].join(" ")).toMatch(/^v\d+:(100|60)$/)
+      }
+    } finally {
+      await api.close()
+      await db.drop()
+    }
+  }, 120_000)
 })
