@@ -32,7 +32,7 @@ export type Column = typeof Column.Type
  * `append` (one row per version: primary key + cursor, a version re-read adds nothing), `replace`
  * (every run loads the whole source apart and swaps it in at its end).
  */
-export const writeModes = ["merge", "append", "replace"] as const
+const writeModes = ["merge", "append", "replace"] as const
 export const WriteMode = Schema.Literal(...writeModes)
 export type WriteMode = typeof WriteMode.Type
 
