@@ -37,7 +37,11 @@ export const TargetSpec = Schema.Struct({
   primaryKey: Schema.Array(Schema.String),
   columns: Schema.Array(Column),
   /** the column holding the incremental cursor; the upsert never replaces a row with an older cursor */
-  cursorColumn: Schema.optional(Schema.String)
+  cursorColumn: Schema.optional(Schema.String),
+  /** a jsonb column of `columns` holding the record as received: new columns are filled from it */
+  record: Schema.optional(Schema.String),
+  /** a jsonb column of `columns` holding the record's fields that no other column reads (`RowDecoder.extraOf`) */
+  extra: Schema.optional(Schema.String)
 })
 export type TargetSpec = typeof TargetSpec.Type
 

@@ -5,12 +5,13 @@
  * checkpoints in the same database, sharing its transactions as PgSink and the postgres checkpoint
  * store share one.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Either, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
 import { Sink, type QuarantineItem, type RunRecord, type Staged, type WriteResult } from "../Sink.js"
 import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
+import { evolve, type TableShape } from "./MemorySchema.js"
 
 export interface StoredRow {
   readonly cursor: string | undefined
@@ -26,6 +27,10 @@ export interface MemoryState {
   runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" | "abandoned" }>
   /** row versions written (inserts + updates): a no-op run must not add any */
   rowVersions: number
+  /** table name -> its columns and primary key (MemorySchema.ts) */
+  shapes: Map<string, TableShape>
+  /** `checkpointKey` -> the field paths seen (Sink.knownFields) */
+  fields: Map<string, Set<string>>
 }
 
 export interface MemoryDatabaseShape {
@@ -50,7 +55,9 @@ const emptyState = (): MemoryState => ({
   checkpoints: new Map(),
   quarantine: [],
   runs: new Map(),
-  rowVersions: 0
+  rowVersions: 0,
+  shapes: new Map(),
+  fields: new Map()
 })
 
 export const make = (): MemoryDatabaseShape => ({
@@ -223,6 +230,27 @@ const startRun = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string) =>
     db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
   })
 
+/** as PgSink: the table created, or checked and its missing columns added (MemorySchema.ts) */
+const prepare = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec) =>
+  Effect.suspend(() => {
+    const name = tableName(stream)
+    const table = db.state.tables.get(name)
+    const shape = db.state.shapes.get(name)
+    const evolved = table === undefined || shape === undefined
+      ? Either.right({ shape: { columns: stream.target.columns, primaryKey: stream.target.primaryKey }, changes: [] })
+      : evolve(stream.target, shape, table)
+    return Either.match(evolved, {
+      onLeft: (mismatch) => Effect.fail(mismatch),
+      onRight: ({ changes, shape }) => {
+        db.state.shapes.set(name, shape)
+        if ((table?.size ?? 0) === 0) bulk.add(stream.name)
+        else bulk.delete(stream.name)
+        const state = table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
+        return Effect.succeed({ state, changes })
+      }
+    })
+  })
+
 /** The Sink over the `MemoryDatabase` in context. */
 export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
@@ -230,13 +258,7 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
     /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
     const bulk = new Set<string>()
     return Sink.of({
-      prepare: (stream) =>
-        Effect.sync(() => {
-          const table = db.state.tables.get(tableName(stream))
-          if ((table?.size ?? 0) === 0) bulk.add(stream.name)
-          else bulk.delete(stream.name)
-          return table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
-        }),
+      prepare: (stream) => prepare(db, bulk, stream),
       lock: (stream) => lock(db, stream),
       // a test takes the lock away (`locks.delete`) as a dead database session would
       verifyLock: (stream) =>
@@ -257,6 +279,13 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           (result) => result === undefined ? write(db, stream, rows()) : Effect.succeed(result)
         ),
       quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
+      knownFields: (stream) => Effect.sync(() => [...(db.state.fields.get(lockKey(stream)) ?? [])]),
+      recordFields: (stream, _runId, paths) =>
+        Effect.sync(() => {
+          const known = db.state.fields.get(lockKey(stream)) ?? new Set<string>()
+          for (const path of paths) known.add(path)
+          db.state.fields.set(lockKey(stream), known)
+        }),
       startRun: (stream, runId) => startRun(db, stream, runId),
       finishRun: (run) =>
         Effect.sync(() => {
