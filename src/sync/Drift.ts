@@ -16,7 +16,10 @@ export const logChanges = (changes: ReadonlyArray<SchemaChange>, dryRun: boolean
       column: change.column,
       type: change.type,
       ...(change.filled === undefined
-        ? { filled: null, hint: "the table keeps no record column: run with --full-refresh to fill the column's existing rows" }
+        ? {
+          filled: null,
+          hint: "the table keeps no record column: its rows get a value when a run writes them again; run with --full-refresh to fill them all"
+        }
         : { filled: change.filled, unfit: change.unfit }),
       ...(dryRun ? { dry_run: true, would: "add the column; a dry run changes nothing" } : {})
     })), { discard: true })

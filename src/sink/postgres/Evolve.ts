@@ -12,7 +12,6 @@
  * ACCESS EXCLUSIVE lock until the transaction ends: nobody writes rows while they are filled.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either } from "effect"
 import type { DatabaseError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
@@ -46,7 +45,7 @@ export const addColumns = (
     const record = target.record
     const canFill = record !== undefined && !missing.some((c) => c.name === record)
     const fill = empty
-      ? { filled: 0, unfit: new Map<string, number>() }
+      ? { filled: new Map<string, number>(), unfit: new Map<string, number>() }
       : canFill
       ? yield* fillFromRecords(sql, target, record, missing)
       : undefined
@@ -54,7 +53,7 @@ export const addColumns = (
       table,
       column: c.name,
       type: c.type,
-      filled: fill?.filled,
+      filled: fill === undefined ? undefined : fill.filled.get(c.name) ?? 0,
       unfit: fill?.unfit.get(c.name) ?? 0
     }))
   })
@@ -81,7 +80,8 @@ const fillFromRecords = (sql: SqlClient, target: TargetSpec, record: string, col
     const readers = columns.map((c) => [c.name, columnValue(target, c.name)] as const)
     const update = updateSql(target, columns)
     const unfit = new Map<string, number>()
-    let filled = 0
+    const filled = new Map<string, number>()
+    const count = (counts: Map<string, number>, name: string, n = 1) => counts.set(name, (counts.get(name) ?? 0) + n)
     yield* query(
       sql,
       `DECLARE ${cursorName} NO SCROLL CURSOR FOR SELECT ctid::text AS tid, ${quoteIdent(record)}::text AS record
@@ -99,7 +99,7 @@ const fillFromRecords = (sql: SqlClient, target: TargetSpec, record: string, col
         let any = false
         for (const [name, read] of readers) {
           const value = read(parsed)
-          if (Either.isLeft(value)) unfit.set(name, (unfit.get(name) ?? 0) + 1)
+          if (Either.isLeft(value)) count(unfit, name)
           else if (value.right !== null) {
             v[name] = value.right
             any = true
@@ -107,7 +107,10 @@ const fillFromRecords = (sql: SqlClient, target: TargetSpec, record: string, col
         }
         if (any) items.push({ tid: row.tid, v })
       }
-      filled += yield* writeChunk(sql, update, items, doing)
+      const refused = yield* writeChunk(sql, update, items, doing)
+      for (const item of items) {
+        for (const name in item.v) count(refused.has(item) ? unfit : filled, name)
+      }
     }
     yield* query(sql, `CLOSE ${cursorName}`, [], doing)
     return { filled, unfit }
@@ -115,23 +118,27 @@ const fillFromRecords = (sql: SqlClient, target: TargetSpec, record: string, col
 
 /**
  * The chunk in one statement, in a savepoint; a value Postgres refuses (a date the decoder let through,
- * `2023-02-30`) sends the chunk row by row, and such a row keeps NULL. How many rows were updated.
+ * `2023-02-30`) sends the chunk row by row, and such a row keeps NULL. The rows refused.
  */
 const writeChunk = (
   sql: SqlClient,
   update: string,
   items: ReadonlyArray<Item>,
   doing: string
-): Effect.Effect<number, DatabaseError> => {
-  if (items.length === 0) return Effect.succeed(0)
-  const attempt = (chunk: ReadonlyArray<Item>) =>
-    sql.unsafe(update, [Json.stringify(chunk)]).pipe(Effect.as(chunk.length), sql.withTransaction)
-  const refused = (error: SqlError) => isDataError(sqlState(error)) ? Effect.succeed(0) : Effect.fail(error)
+): Effect.Effect<ReadonlySet<Item>, DatabaseError> => {
+  const none: ReadonlySet<Item> = new Set()
+  if (items.length === 0) return Effect.succeed(none)
+  const attempt = (chunk: ReadonlyArray<Item>) => sql.unsafe(update, [Json.stringify(chunk)]).pipe(sql.withTransaction)
   return attempt(items).pipe(
+    Effect.as(none),
     Effect.catchAll((error) =>
-      isDataError(sqlState(error)) && items.length > 1
-        ? Effect.reduce(items, 0, (n, item) => Effect.map(Effect.catchAll(attempt([item]), refused), (m) => n + m))
-        : refused(error)
+      isDataError(sqlState(error))
+        ? Effect.reduce(items, new Set<Item>(), (refused, item) =>
+          attempt([item]).pipe(
+            Effect.as(refused),
+            Effect.catchAll((e) => isDataError(sqlState(e)) ? Effect.succeed(refused.add(item)) : Effect.fail(e))
+          ))
+        : Effect.fail(error)
     ),
     Effect.mapError((e) => fromSqlError(e, doing))
   )
