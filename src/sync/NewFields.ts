@@ -10,10 +10,10 @@
  * last time (one `for…in`, no allocation). Only keys that differ are looked up; only objects are
  * entered; a field a column reads whole is not entered.
  */
-import { isMapped, mappedPaths, mappedTree } from "../domain/Unmapped.js"
+import { isMapped, type MappedTree, mappedPaths, mappedTree } from "../domain/Unmapped.js"
 import type { TargetSpec } from "../domain/Target.js"
 
-export const maxDepth = 3
+const maxDepth = 3
 export const maxPaths = 1000
 
 interface Node {
@@ -46,23 +46,25 @@ const hasOwn = Object.prototype.hasOwnProperty
 
 const node = (path: string, mapped: boolean): Node => ({ path, last: [], children: new Map(), mapped, fresh: false })
 
+/** the node of a known path, made with its parents if missing */
+const place = (root: Node, mapped: MappedTree, keys: ReadonlyArray<string>): Node => {
+  let at = root
+  for (let i = 0; i < keys.length; i++) {
+    let child = at.children.get(keys[i]!)
+    if (child === undefined) {
+      child = node(keys.slice(0, i + 1).join("."), isMapped(mapped, keys.slice(0, i + 1)))
+      at.children.set(keys[i]!, child)
+    }
+    at = child
+  }
+  return at
+}
+
 /** A tracker for `target`'s records that knows `known` (stored paths) already. */
 export const make = (target: TargetSpec, known: ReadonlyArray<string>): Tracker => {
   const mapped = mappedTree(mappedPaths(target))
   const root = node("", false)
-  const place = (keys: ReadonlyArray<string>): Node => {
-    let at = root
-    for (let i = 0; i < keys.length; i++) {
-      let child = at.children.get(keys[i]!)
-      if (child === undefined) {
-        child = node(keys.slice(0, i + 1).join("."), isMapped(mapped, keys.slice(0, i + 1)))
-        at.children.set(keys[i]!, child)
-      }
-      at = child
-    }
-    return at
-  }
-  for (const path of [...mappedPaths(target), ...known]) place(path.split(".").slice(0, maxDepth))
+  for (const path of [...mappedPaths(target), ...known]) place(root, mapped, path.split(".").slice(0, maxDepth))
   let stored = known.length
   let stopped = stored >= maxPaths
   let noticed = false
