@@ -67,6 +67,26 @@ export interface QuarantineResult {
  */
 export type TargetState = "created" | "empty" | "filled"
 
+/** A column `prepare` added to an existing table because the stream lists it (schema evolution). */
+export interface SchemaChange {
+  readonly table: string
+  readonly column: string
+  readonly type: string
+  /**
+   * rows of the table given a value from its record column (`target.record`); `undefined`: the table
+   * keeps no record, so its rows have none until a `--full-refresh` writes them again
+   */
+  readonly filled: number | undefined
+  /** rows whose record holds a value that does not fit the column (as the decoder decides): left NULL */
+  readonly unfit: number
+}
+
+/** What `prepare` found, and the columns it added. */
+export interface Prepared {
+  readonly state: TargetState
+  readonly changes: ReadonlyArray<SchemaChange>
+}
+
 export interface RunRecord {
   readonly runId: string
   readonly stream: string
@@ -83,10 +103,11 @@ export interface RunRecord {
 
 export interface SinkShape {
   /**
-   * migrate Ferry's tables in schema `ferry`, create the target table or verify an existing one (78 if
-   * it does not fit), and say whether it holds rows
+   * migrate Ferry's tables in schema `ferry`, create the target table or verify an existing one: add
+   * the columns the stream lists and it lacks (filled from the table's record column, if it has one),
+   * 78 for anything else that does not fit (nothing changed); say whether it holds rows
    */
-  readonly prepare: (stream: StreamSpec) => Effect.Effect<TargetState, DatabaseError | TargetMismatch>
+  readonly prepare: (stream: StreamSpec) => Effect.Effect<Prepared, DatabaseError | TargetMismatch>
   /**
    * hold the lock of the stream and its target table for the scope; fails at once with LockHeld when
    * another run has it (two streams of the same name with different tables do not exclude each other)
@@ -133,6 +154,10 @@ export interface SinkShape {
     runId: string,
     items: ReadonlyArray<QuarantineItem>
   ) => Effect.Effect<QuarantineResult, DatabaseError>
+  /** the field paths recorded for the stream and its target (`recordFields`), for the summary's new_fields */
+  readonly knownFields: (stream: StreamSpec) => Effect.Effect<ReadonlyArray<string>, DatabaseError>
+  /** records field paths first seen by run `runId` (call inside `transaction`) */
+  readonly recordFields: (stream: StreamSpec, runId: string, paths: ReadonlyArray<string>) => Effect.Effect<void, DatabaseError>
   /**
    * records the run's start (call while holding the stream's lock, never for a dry run); the stream's
    * and target's earlier runs still `running` are dead (the lock says so): they become `abandoned`

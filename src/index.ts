@@ -13,10 +13,12 @@ export * as StreamSpec from "./domain/StreamSpec.js"
 export { type Page, Source, type SourceShape } from "./Source.js"
 /** Where rows, quarantined records and run records go. */
 export {
+  type Prepared,
   type QuarantineItem,
   type QuarantineResult,
   type RunCounts,
   type RunRecord,
+  type SchemaChange,
   Sink,
   type SinkShape,
   type Staged,

@@ -59,6 +59,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
                     WHERE table_schema IN ('ferry', 'Sales Data') ORDER BY 1, 2`)
         expect(tables).toEqual([
           { table_schema: "Sales Data", table_name: "Orders \"2024\"" },
+          { table_schema: "ferry", table_name: "fields" },
           { table_schema: "ferry", table_name: "migrations" },
           { table_schema: "ferry", table_name: "quarantine" },
           { table_schema: "ferry", table_name: "runs" },
@@ -110,14 +111,59 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         expect(error).toBeInstanceOf(TargetMismatch)
         const problems = (error as TargetMismatch).problems
         expect(problems).toEqual([
+          `column "amount" is missing (the stream needs numeric)`,
           `column "id" is integer, the stream needs text`,
           `column "status" is integer, the stream needs text`,
-          `column "amount" is missing (the stream needs numeric)`,
           `column "code" is NOT NULL without a default, and the stream does not write it`,
           `the primary key is ("id", "updated_at"), the stream needs ("id")`
         ])
+        // the statements that make it fit, in an order that works
+        expect((error as TargetMismatch).sql).toEqual([
+          `ALTER TABLE "public"."legacy" ADD COLUMN "amount" numeric;`,
+          `ALTER TABLE "public"."legacy" ALTER COLUMN "id" TYPE text USING "id"::text;`,
+          `ALTER TABLE "public"."legacy" ALTER COLUMN "status" TYPE text USING "status"::text;`,
+          `ALTER TABLE "public"."legacy" ALTER COLUMN "code" DROP NOT NULL;`,
+          `ALTER TABLE "public"."legacy" DROP CONSTRAINT "legacy_pkey", ADD PRIMARY KEY ("id");`
+        ])
         expect(error.message).toContain("public.legacy")
         expect(error.exitCode).toBe(78)
+        // nothing was changed: no column added
+        const cols = yield* TestDb.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'legacy'`)
+        expect(cols.map((c) => c.column_name)).not.toContain("amount")
+        // and the SQL it printed makes the table fit
+        for (const statement of (error as TargetMismatch).sql!) yield* TestDb.query(statement)
+        yield* sink.prepare(spec({ table: "legacy" }))
+      }))
+
+    it.effect("a column the stream lists and the table lacks is added, filled from the record column", () =>
+      Effect.gen(function*() {
+        yield* TestDb.query(`CREATE TABLE public.grows (id text PRIMARY KEY, raw jsonb)`)
+        yield* TestDb.query(`INSERT INTO public.grows VALUES ('a', '{"n": 1234567890123456789, "d": "2024-02-30"}'),
+                    ('b', '{"n": "x", "d": "2024-02-01"}'), ('c', NULL), ('d', '{"n": 1234567890123456789}')`)
+        const sink = yield* Sink
+        const grown = spec({
+          table: "grows",
+          columns: [col("id", "text"), col("raw", "jsonb"), col("n", "bigint"), col("d", "date")],
+          cursorColumn: undefined,
+          record: "raw"
+        })
+        const prepared = yield* sink.prepare(grown)
+        // "2024-02-30" passes the decoder's check and Postgres refuses it: that row keeps NULL in both
+        expect(prepared).toEqual({
+          state: "filled",
+          changes: [
+            { table: "public.grows", column: "n", type: "bigint", filled: 1, unfit: 2 },
+            { table: "public.grows", column: "d", type: "date", filled: 1, unfit: 1 }
+          ]
+        })
+        const rows = yield* TestDb.query(`SELECT id, n::text AS n, d::text AS d FROM grows ORDER BY id`)
+        expect(rows).toEqual([
+          { id: "a", n: null, d: null },
+          { id: "b", n: null, d: "2024-02-01" },
+          { id: "c", n: null, d: null },
+          { id: "d", n: "1234567890123456789", d: null }
+        ])
+        expect((yield* sink.prepare(grown)).changes).toEqual([])
       }))
   })
 

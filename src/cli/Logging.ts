@@ -89,7 +89,7 @@ const counted = (value: unknown, one: string, many = `${one}s`) => `${n(value)} 
 
 /** The run summary as a sentence on a terminal; the JSON line keeps every field for machines. */
 const prettySummary = (f: Record<string, unknown>): string => {
-  const { already_quarantined, checkpoint, dry_run, duration_ms, error, exit_code, fetched, inserted, pages, quarantined, retries, status, unchanged, updated, ...rest } = f
+  const { already_quarantined, checkpoint, dry_run, duration_ms, error, exit_code, fetched, inserted, new_fields, pages, quarantined, retries, status, unchanged, updated, ...rest } = f
   const seconds = typeof duration_ms === "number" ? `${(duration_ms / 1000).toFixed(1)} s` : "?"
   const head = status === "succeeded" ? (dry_run ? "dry run, nothing kept" : "synced") : `${String(status)} (exit ${String(exit_code)})`
   return `${head}: ${n(fetched)} fetched = ${n(inserted)} new + ${n(updated)} updated + ${n(unchanged)} unchanged + ` +
@@ -97,6 +97,7 @@ const prettySummary = (f: Record<string, unknown>): string => {
       typeof already_quarantined === "number" && already_quarantined > 0 ? ` + ${n(already_quarantined)} already quarantined` : ""
     }; ${counted(pages, "page")}, ${counted(retries, "retry", "retries")}, ${seconds}; ` +
     `checkpoint ${String(checkpoint ?? "none")}` +
+    (Array.isArray(new_fields) && new_fields.length > 0 ? `; new fields: ${new_fields.join(", ")}` : "") +
     (error === undefined ? "" : `\n  error: ${String(error)}`) + prettyFields(rest)
 }
 

@@ -97,11 +97,26 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
       declared?.find((c) => c.name === RowDecoder.cursorColumnOf(declared, given.cursorField))?.type
     )
   })
+  const { extra, primaryKey, table } = stream.target
+  const record = declared === undefined ? stream.target.record ?? RowDecoder.defaultRecordColumn : stream.target.record
   const { columns, cursorColumn } = declared === undefined
-    ? RowDecoder.defaultColumns(stream.target.primaryKey, incremental)
+    ? RowDecoder.defaultColumns(primaryKey, incremental, record)
     : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
-  const { primaryKey, table, write } = stream.target
-  const target = TargetSpec.make({ schema, table, primaryKey, columns, cursorColumn, write })
+  // `record` and `extra` are jsonb columns after the others: the record whole, and what no column reads
+  const roles = [
+    ...(declared !== undefined && record !== undefined ? [{ name: record, type: "jsonb" as const, from: "" }] : []),
+    ...(extra === undefined ? [] : [{ name: extra, type: "jsonb" as const, from: "" }])
+  ]
+  const target = TargetSpec.make({
+    schema,
+    table,
+    primaryKey,
+    columns: [...columns, ...roles],
+    cursorColumn,
+    write: stream.target.write,
+    record,
+    extra
+  })
   return {
     name: stream.name,
     source: { ...source, incremental },

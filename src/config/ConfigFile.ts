@@ -68,7 +68,11 @@ const TargetField = Schema.Struct({
   /** omitted: primary key + cursor + one jsonb `record` column (RowDecoder.defaultColumns) */
   columns: Schema.optional(Schema.Record({ key: Identifier, value: ColumnField })),
   /** merge (default): one row per key; append: one per version (key + cursor); replace: the whole source, swapped in */
-  write: Schema.optional(WriteMode)
+  write: Schema.optional(WriteMode),
+  /** a jsonb column with the record as received (default without `columns`: `record`) */
+  record: Schema.optional(Identifier),
+  /** a jsonb column with the record's fields that no column reads */
+  extra: Schema.optional(Identifier)
 })
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
@@ -114,6 +118,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })
     }
   })
+  issues.push(...roleProblems(stream.target, incremental))
   if (columns === undefined) {
     // the default shape derives column names from the primary key and the cursor field: they must fit too
     const defaults = defaultColumns(primaryKey, incremental && { ...incremental, cursorType: "string" }).columns
@@ -139,6 +144,25 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
         }: { type: timestamptz, from: ${incremental.cursorField} }`
       })
     }
+  }
+  return issues
+}
+
+/** `record` and `extra` name new columns: not one of the others, nor each other */
+const roleProblems = (
+  target: typeof TargetField.Type,
+  incremental: typeof IncrementalField.Type | undefined
+): ReadonlyArray<Issue> => {
+  const taken = target.columns === undefined
+    ? defaultColumns(target.primaryKey, incremental && { ...incremental, cursorType: "string" }, target.record).columns
+      .map((c) => c.name)
+    : [...Object.keys(target.columns), ...(target.record === undefined ? [] : [target.record])]
+  const issues: Array<Issue> = []
+  if (target.columns !== undefined && target.record !== undefined && Object.hasOwn(target.columns, target.record)) {
+    issues.push({ path: ["target", "record"], message: `"${target.record}" is one of the columns: name a new column` })
+  }
+  if (target.extra !== undefined && taken.includes(target.extra)) {
+    issues.push({ path: ["target", "extra"], message: `"${target.extra}" is already a column (or the record column): name a new column` })
   }
   return issues
 }

@@ -37,14 +37,21 @@ export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError"
   }
 }
 
-/** 78: the target table exists with columns that do not fit the stream. */
+/**
+ * 78: the target table exists with columns that do not fit the stream, in a way Ferry does not change
+ * by itself (a type, a primary key, a column it cannot write). `sql`: the statements that would make it fit.
+ */
 export class TargetMismatch extends Schema.TaggedError<TargetMismatch>()("TargetMismatch", {
   table: Schema.String,
-  problems: Schema.Array(Schema.String)
+  problems: Schema.Array(Schema.String),
+  sql: Schema.optional(Schema.Array(Schema.String))
 }) {
   readonly exitCode = ExitCode.Config
   override get message() {
-    return `table ${this.table} exists but does not fit the stream: ${this.problems.join("; ")}`
+    const fix = this.sql === undefined || this.sql.length === 0
+      ? ""
+      : `. Ferry changed nothing; to make the table fit, run: ${this.sql.join(" ")} (or drop the table and run with --full-refresh)`
+    return `table ${this.table} exists but does not fit the stream: ${this.problems.join("; ")}${fix}`
   }
 }
 

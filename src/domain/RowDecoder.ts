@@ -9,6 +9,7 @@ import type { CursorType, Incremental } from "./Incremental.js"
 import { compilePath } from "./JsonPath.js"
 import { type KeyPart, keyParts } from "./RowKey.js"
 import { type Column, type ColumnType, tableKey, type TargetSpec } from "./Target.js"
+import { mappedPaths, mappedTree, unmappedOf } from "./Unmapped.js"
 
 export { convert } from "./ColumnValue.js"
 export { canonicalDecimal, keyPart } from "./RowKey.js"
@@ -53,13 +54,17 @@ const cursorColumnType: Record<CursorType, ColumnType> = { timestamp: "timestamp
 export const cursorColumnOf = (columns: ReadonlyArray<Column>, cursorField: string): string | undefined =>
   columns.find((c) => c.from === cursorField)?.name
 
+/** the record column of the default shape (`target.record` renames it) */
+export const defaultRecordColumn = "record"
+
 /**
  * The shape used when a stream gives no `columns`: its primary key (as text), its cursor, and the
- * whole record as `record jsonb`.
+ * whole record as `record jsonb` (or the name `record` gives).
  */
 export const defaultColumns = (
   primaryKey: ReadonlyArray<string>,
-  incremental: Incremental | undefined
+  incremental: Incremental | undefined,
+  record: string = defaultRecordColumn
 ): { readonly columns: ReadonlyArray<Column>; readonly cursorColumn: string | undefined } => {
   const columns: Array<Column> = primaryKey.map((name) => ({ name, type: "text", from: name }))
   let cursorColumn: string | undefined
@@ -70,7 +75,7 @@ export const defaultColumns = (
       columns.push({ name: cursorColumn, type: cursorColumnType[incremental.cursorType], from: incremental.cursorField })
     }
   }
-  columns.push({ name: "record", type: "jsonb", from: "" })
+  columns.push({ name: record, type: "jsonb", from: "" })
   return { columns, cursorColumn }
 }
 
@@ -93,15 +98,21 @@ interface Decoder {
   readonly protoColumn: boolean
 }
 
+/** the `extra` column's reader: the record's fields that no other column reads, or undefined */
+const extraReader = (target: TargetSpec) => {
+  const tree = mappedTree(mappedPaths(target))
+  return (record: unknown): unknown => unmappedOf(record as Record<string, unknown>, tree)
+}
+
 const compile = (target: TargetSpec): Decoder => ({
   target,
   columns: target.columns,
   primaryKey: target.primaryKey,
   cursorColumn: target.cursorColumn,
   names: target.columns.map((c) => c.name),
-  reads: target.columns.map((c) => compilePath(c.from)),
+  reads: target.columns.map((c) => c.name === target.extra ? extraReader(target) : compilePath(c.from)),
   converts: target.columns.map((c) => converters[c.type]),
-  labels: target.columns.map((c) => `${c.from || "record"}: `),
+  labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
   keyColumns: tableKey(target),
   keyParts: tableKey(target).map((name) => {
     const type = target.columns.findLast((c) => c.name === name)?.type
@@ -171,6 +182,25 @@ const decoderOf = (target: TargetSpec): Decoder => {
   const decoder = compile(target)
   decoders.set(target, decoder)
   return decoder
+}
+
+/**
+ * One column's value from a record, as `decode` makes it (an `extra` column: the unmapped fields), or
+ * why it does not fit: to fill a column added to a table from the records it keeps.
+ */
+export const columnValue = (target: TargetSpec, name: string): (record: unknown) => Either.Either<unknown, string> => {
+  const decoder = decoderOf(target)
+  const i = decoder.names.lastIndexOf(name)
+  if (i < 0) return () => Either.right(null)
+  const read = decoder.reads[i]!
+  const convert = decoder.converts[i]!
+  return (record) => {
+    if (!isObject(record)) return Either.right(null)
+    const raw = read(record)
+    if (raw === null || raw === undefined) return Either.right(null)
+    const value = convert(raw)
+    return value instanceof Problem ? Either.left(decoder.labels[i]! + value.message) : Either.right(value)
+  }
 }
 
 /** Builds a row from any object whose column values sit at each column's `from` path. */

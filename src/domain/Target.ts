@@ -48,7 +48,11 @@ export const TargetSpec = Schema.Struct({
   /** the column holding the incremental cursor; the upsert never replaces a row with an older cursor */
   cursorColumn: Schema.optional(Schema.String),
   /** absent: merge */
-  write: Schema.optional(WriteMode)
+  write: Schema.optional(WriteMode),
+  /** a jsonb column of `columns` holding the record as received: new columns are filled from it */
+  record: Schema.optional(Schema.String),
+  /** a jsonb column of `columns` holding the record's fields that no other column reads (`RowDecoder.extraOf`) */
+  extra: Schema.optional(Schema.String)
 })
 export type TargetSpec = typeof TargetSpec.Type
 

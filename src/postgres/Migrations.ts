@@ -1,5 +1,5 @@
 /**
- * Ferry's own tables in schema `ferry` (`state`, `runs`, `quarantine`), created and changed by
+ * Ferry's own tables in schema `ferry` (`state`, `runs`, `quarantine`, `fields`), created and changed by
  * versioned migrations: @effect/sql's Migrator, with its table `ferry.migrations`. The migrations are
  * in this module (`fromRecord`), so they travel in the bundle.
  *
@@ -79,6 +79,18 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
   "4_run_duration_abandoned": statements(
     `ALTER TABLE ferry.runs ADD COLUMN duration_ms bigint`,
     `CREATE INDEX runs_running ON ferry.runs (stream, target) WHERE status = 'running'`
+  ),
+  // The field paths each stream and target has seen in its records (depth 3 at most, 1,000 at most per
+  // stream and target: sync/NewFields.ts), for the run summary's new_fields: a path is new once.
+  "5_fields": statements(
+    `CREATE TABLE ferry.fields (
+      stream text NOT NULL,
+      target text NOT NULL,
+      path text NOT NULL,
+      first_seen_run text,
+      first_seen_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (stream, target, path)
+    )`
   )
 }
 

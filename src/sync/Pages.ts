@@ -9,6 +9,7 @@ import type { Row, StreamSpec } from "../domain/StreamSpec.js"
 import type { QuarantineItem, SinkShape, Staged } from "../Sink.js"
 import type { Page } from "../Source.js"
 import type { Measured } from "./Batches.js"
+import type { Found } from "./NewFields.js"
 import * as PageRepeats from "./PageRepeats.js"
 
 /** a page's rows, each with the record it came from (quarantined as is if Postgres refuses the row) */
@@ -38,6 +39,8 @@ export interface DecodedPage extends Measured {
   readonly staged: Staged | undefined
   /** the page's rows: kept, or parsed and decoded again */
   readonly rows: () => Rows
+  /** the fields its records brought that the stream never saw (NewFields.ts); `undefined`: none */
+  readonly fields: Found | undefined
 }
 
 const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Decoded => {
@@ -51,12 +54,18 @@ const decodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): Dec
   return { rows, invalid }
 }
 
-export const decodePage = (stream: StreamSpec, sink: SinkShape, page: Page): DecodedPage => {
+export const decodePage = (
+  stream: StreamSpec,
+  sink: SinkShape,
+  page: Page,
+  newFields?: (records: ReadonlyArray<unknown>) => Found | undefined
+): DecodedPage => {
   const { invalid, rows } = decodeRecords(stream, page.records)
+  const fields = newFields?.(page.records)
   const cursor = Cursor.greatest(Cursor.typeOf(stream), undefined, rows.map((r) => r.row.cursor))
   const staged = rows.length === 0 ? undefined : sink.stage(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
-  const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), staged }
+  const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), staged, fields }
   if (staged?.holdsRows === true && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
   return { ...common, rows: () => rows }
 }

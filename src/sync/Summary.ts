@@ -17,6 +17,8 @@ export interface StreamSummary extends RunCounts {
   readonly dryRun: boolean
   readonly exitCode: number
   readonly error: string | undefined
+  /** dotted paths of fields no column maps, first seen by this run (logged as `new_fields`) */
+  readonly newFields: ReadonlyArray<string>
 }
 
 export const noCounts: RunCounts = {
@@ -91,6 +93,7 @@ interface Ended {
   readonly stream: string
   readonly runId: string
   readonly counts: RunCounts
+  readonly newFields: ReadonlyArray<string>
   readonly checkpoint: string | undefined
   readonly durationMs: number
   readonly dryRun: boolean
@@ -115,7 +118,8 @@ export const make = (run: Ended, exit: Exit.Exit<void, FerryError>, redactor: Re
     durationMs: run.durationMs,
     dryRun: run.dryRun,
     exitCode: outcome.exitCode,
-    error: outcome.error
+    error: outcome.error,
+    newFields: run.newFields
   }
 }
 
@@ -142,6 +146,7 @@ export const log = (summary: StreamSummary) => {
     checkpoint: summary.checkpoint ?? null,
     dry_run: summary.dryRun,
     exit_code: summary.exitCode,
+    new_fields: summary.newFields,
     ...(summary.error === undefined ? {} : { error: summary.error })
   }
   const log = summary.status === "succeeded" ? Effect.logInfo("run.summary") : Effect.logError("run.summary")

@@ -14,10 +14,12 @@ import { ExitCode, InvalidRecords, type FerryError } from "../domain/Errors.js"
 import { CurrentRedactor } from "../domain/Secrets.js"
 import type { CursorType, StreamSpec } from "../domain/StreamSpec.js"
 import * as Failpoint from "../lib/Failpoint.js"
-import { Sink, type QuarantineResult, type RunCounts, type SinkShape, type TargetState, type WriteResult } from "../Sink.js"
+import { Sink, type QuarantineResult, type RunCounts, type SinkShape, type WriteResult } from "../Sink.js"
 import { pagesOf, type Source } from "../Source.js"
 import { type BatchLimits, batchLimits, forEachBatch, prefetchBelowBytes } from "./Batches.js"
 import * as CheckpointPolicy from "./CheckpointPolicy.js"
+import * as Drift from "./Drift.js"
+import { loadCheckpoint } from "./LoadCheckpoint.js"
 import * as PageRepeats from "./PageRepeats.js"
 import * as Replace from "./Replace.js"
 import { decodePage, type DecodedPage, type Rows } from "./Pages.js"
@@ -67,6 +69,8 @@ interface RunState {
   /** the greatest cursor committed in this run */
   readonly seen: string | undefined
   readonly counts: RunCounts
+  /** fields no column maps that the stream had never seen, in committed batches (Drift.ts) */
+  readonly newFields: ReadonlyArray<string>
 }
 
 /**
@@ -89,7 +93,8 @@ export const syncStreamExit = (
         started: false,
         checkpoint: undefined,
         seen: undefined,
-        counts: Summary.noCounts
+        counts: Summary.noCounts,
+        newFields: []
       })
       const run: Run = {
         stream,
@@ -138,9 +143,12 @@ const sync = (run: Run) =>
   Effect.gen(function*() {
     const { dryRun, options, sink, stream } = run
     // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
-    const table = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
+    const prepared = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
+    yield* Drift.logChanges(prepared.changes, dryRun)
     yield* sink.lock(stream)
-    const checkpoint = yield* recording(run, loadCheckpoint(run, table), (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
+    const load = loadCheckpoint(run, prepared.state)
+    const checkpoint = yield* recording(run, load, (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
+    const fields = yield* Drift.tracker(sink, stream)
     const from = CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, options.fullRefresh === true)
     yield* Effect.logInfo("run.start").pipe(
       Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
@@ -154,10 +162,10 @@ const sync = (run: Run) =>
     // across an effect, long enough for the collector to promote it (+12 % CPU on a 500k full load).
     const repeats = PageRepeats.guard(stream.name)
     yield* forEachBatch(
-      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(stream, sink, page))),
+      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(stream, sink, page, fields.observe))),
       { ...batchLimits, ...options.batch },
       prefetchBelowBytes,
-      commitBatch(run)
+      commitBatch(run, fields.capNotice)
     )
 
     // The whole stream is read: every record up to `seen` is committed (a replace stream's, not yet shown).
@@ -173,29 +181,6 @@ const sync = (run: Run) =>
       return yield* new InvalidRecords({ stream: stream.name, quarantined: counts.quarantined, maxInvalid: stream.maxInvalid })
     }
     if (stream.target.write === "replace" && !dryRun) yield* Replace.finishLoad(sink, stream, run.key.target)
-  })
-
-/**
- * The stored checkpoint, when it applies (CheckpointPolicy.stored): the run then starts from it, else
- * from `initial`, and says why.
- */
-const loadCheckpoint = (run: Run, table: TargetState) =>
-  Effect.gen(function*() {
-    const { dryRun, key, store } = run
-    const found = yield* store.load(key, { adopt: CheckpointPolicy.adoptsLegacy(table, dryRun) })
-    if (Option.isNone(found)) return undefined
-    const verdict = CheckpointPolicy.stored(table, found.value, key.target, dryRun)
-    if (verdict._tag === "Applies") {
-      if (verdict.adopted) {
-        yield* Effect.logInfo("checkpoint.adopted").pipe(Effect.annotateLogs({ checkpoint: verdict.cursor, target: key.target }))
-      }
-      return verdict.cursor
-    }
-    yield* Effect.logWarning("checkpoint.ignored").pipe(
-      Effect.annotateLogs({ checkpoint: verdict.cursor, target: key.target, legacy: verdict.legacy, reason: verdict.reason })
-    )
-    if (verdict.clear) yield* store.clear(key)
-    return undefined
   })
 
 /**
@@ -217,7 +202,7 @@ const checkpointSaves = (run: Run, cursor: string | undefined) => {
  * for its bookkeeping too (the file checkpoint, the counts and the checkpoint the summary reports), or
  * the summary would under-count it.
  */
-const commitBatch = (run: Run) => (batch: ReadonlyArray<DecodedPage>) =>
+const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArray<DecodedPage>) =>
   Effect.gen(function*() {
     const { dryRun, options, sink, stream } = run
     const before = yield* Ref.get(run.state)
@@ -228,7 +213,9 @@ const commitBatch = (run: Run) => (batch: ReadonlyArray<DecodedPage>) =>
     yield* checkpointSaves(run, done.next).afterCommit
     const counts = Summary.addBatch(before.counts, batch, done.written, done.quarantined)
     const checkpoint = dryRun ? before.checkpoint : (done.next ?? before.checkpoint)
-    yield* Ref.set(run.state, { ...before, seen: done.seen, checkpoint, counts })
+    const newFields = [...before.newFields, ...done.fields.reported]
+    yield* Ref.set(run.state, { ...before, seen: done.seen, checkpoint, counts, newFields })
+    yield* Drift.logDrift(done.fields, capNotice())
     for (const page of batch) {
       yield* Effect.logDebug("page").pipe(
         Effect.annotateLogs({ url: page.url, records: page.records, bytes: page.bytes, retries: page.retries })
@@ -249,7 +236,9 @@ const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage
     const seen = CheckpointPolicy.committed(run.type, before.seen, batch, rows, written.rejected)
     const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen)
     yield* checkpointSaves(run, next).inTransaction
-    return { written, quarantined, seen, next }
+    const fields = Drift.ofBatch(batch)
+    yield* run.sink.recordFields(run.stream, run.options.runId, fields.paths)
+    return { written, quarantined, seen, next, fields }
   })
 
 /**
@@ -288,6 +277,7 @@ const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
       stream: stream.name,
       runId: options.runId,
       counts: state.counts,
+      newFields: state.newFields,
       checkpoint: state.loaded ? state.checkpoint : yield* Summary.storedCheckpoint(run.store, key, exit),
       durationMs: (yield* Clock.currentTimeMillis) - run.startedAt,
       dryRun: run.dryRun,

@@ -1,7 +1,8 @@
 /** The in-memory CheckpointStore: checkpoints in the `MemoryDatabase`, inside its transactions (as `ferry.state`). */
 import { Effect, Layer, Option } from "effect"
 import { CheckpointStore } from "../CheckpointStore.js"
-import { checkpointKey, MemoryDatabase } from "./MemorySink.js"
+import { MemoryDatabase } from "./MemoryDatabase.js"
+import { checkpointKey } from "./MemorySink.js"
 
 export const layer: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.effect(
   CheckpointStore,

@@ -6,78 +6,14 @@
  * checkpoints in the same database, sharing its transactions as PgSink and the postgres checkpoint
  * store share one.
  */
-import { Context, Effect, Layer } from "effect"
+import { Effect, Either, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
-import { Sink, type QuarantineItem, type RunRecord, type Staged, type WriteResult } from "../Sink.js"
+import { Sink, type QuarantineItem, type Staged, type WriteResult } from "../Sink.js"
 import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
-
-export interface StoredRow {
-  readonly cursor: string | undefined
-  readonly values: Readonly<Record<string, unknown>>
-}
-
-export interface MemoryState {
-  /** table name -> key -> row */
-  tables: Map<string, Map<string, StoredRow>>
-  /** `checkpointKey` -> cursor */
-  checkpoints: Map<string, string>
-  quarantine: Array<{ stream: string; target: string; runId: string; raw: unknown; reason: string; text: string }>
-  runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" | "abandoned" }>
-  /** row versions written (inserts + updates): a no-op run must not add any */
-  rowVersions: number
-}
-
-export interface MemoryDatabaseShape {
-  readonly state: MemoryState
-  readonly locks: Set<string>
-  /** called before each `write`; returning true makes that write fail after applying (so it must roll back) */
-  failWrite: (writeNumber: number) => boolean
-  writes: number
-  /** bulk writes taken and refused (a key already stored or repeated): tests check both paths ran */
-  readonly bulk: { written: number; refused: number }
-  /**
-   * Rows this database refuses, as Postgres refuses a value out of range: the reason, or undefined.
-   * `write` hands them back in `rejected`; a bulk write holding one is refused whole (as a COPY is).
-   */
-  refuse: (row: Row) => string | undefined
-}
-
-export class MemoryDatabase extends Context.Tag("ferry/MemoryDatabase")<MemoryDatabase, MemoryDatabaseShape>() {}
-
-const emptyState = (): MemoryState => ({
-  tables: new Map(),
-  checkpoints: new Map(),
-  quarantine: [],
-  runs: new Map(),
-  rowVersions: 0
-})
-
-export const make = (): MemoryDatabaseShape => ({
-  state: emptyState(),
-  locks: new Set(),
-  failWrite: () => false,
-  writes: 0,
-  bulk: { written: 0, refused: 0 },
-  refuse: () => undefined
-})
-
-const restore = (db: MemoryDatabaseShape, snapshot: MemoryState) => {
-  Object.assign(db.state, snapshot)
-}
-
-const inTransaction = <A, E, R>(db: MemoryDatabaseShape, effect: Effect.Effect<A, E, R>, alwaysRollback: boolean) =>
-  Effect.suspend(() => {
-    const snapshot = structuredClone(db.state)
-    return effect.pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          if (alwaysRollback || exit._tag === "Failure") restore(db, snapshot)
-        })
-      )
-    )
-  })
+import { evolve } from "./MemorySchema.js"
+import { inTransaction, MemoryDatabase, type MemoryDatabaseShape, type StoredRow } from "./MemoryDatabase.js"
 
 const upsert = (
   table: Map<string, StoredRow>,
@@ -238,6 +174,27 @@ const swap = (db: MemoryDatabaseShape, stream: StreamSpec) =>
     return true
   })
 
+/** as PgSink: the table created, or checked and its missing columns added (MemorySchema.ts) */
+const prepare = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec) =>
+  Effect.suspend(() => {
+    const name = tableName(stream)
+    const table = db.state.tables.get(name)
+    const shape = db.state.shapes.get(name)
+    const evolved = table === undefined || shape === undefined
+      ? Either.right({ shape: { columns: stream.target.columns, primaryKey: stream.target.primaryKey }, changes: [] })
+      : evolve(stream.target, shape, table)
+    return Either.match(evolved, {
+      onLeft: (mismatch) => Effect.fail(mismatch),
+      onRight: ({ changes, shape }) => {
+        db.state.shapes.set(name, shape)
+        if ((table?.size ?? 0) === 0) bulk.add(stream.name)
+        else bulk.delete(stream.name)
+        const state = table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
+        return Effect.succeed({ state, changes })
+      }
+    })
+  })
+
 /** The Sink over the `MemoryDatabase` in context. */
 export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
   Sink,
@@ -245,13 +202,7 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
     /** as PgSink: streams whose table was empty when prepared get the bulk path, until a key is found stored */
     const bulk = new Set<string>()
     return Sink.of({
-      prepare: (stream) =>
-        Effect.sync(() => {
-          const table = db.state.tables.get(tableName(stream))
-          if ((table?.size ?? 0) === 0) bulk.add(stream.name)
-          else bulk.delete(stream.name)
-          return table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
-        }),
+      prepare: (stream) => prepare(db, bulk, stream),
       lock: (stream) => lock(db, stream),
       // a test takes the lock away (`locks.delete`) as a dead database session would
       verifyLock: (stream) =>
@@ -279,6 +230,13 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         }),
       finishLoad: (stream) => swap(db, stream),
       quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
+      knownFields: (stream) => Effect.sync(() => [...(db.state.fields.get(lockKey(stream)) ?? [])]),
+      recordFields: (stream, _runId, paths) =>
+        Effect.sync(() => {
+          const known = db.state.fields.get(lockKey(stream)) ?? new Set<string>()
+          for (const path of paths) known.add(path)
+          db.state.fields.set(lockKey(stream), known)
+        }),
       startRun: (stream, runId) => startRun(db, stream, runId),
       finishRun: (run) =>
         Effect.sync(() => {

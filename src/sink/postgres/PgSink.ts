@@ -2,13 +2,14 @@
  * The live Sink: everything Ferry writes to PostgreSQL, one concern per module beside this one.
  *
  * - prepare (Prepare.ts): Ferry's own tables (postgres/Migrations.ts), then the target table
- *   (TargetTable.ts: created, or verified; never altered);
+ *   (TargetTable.ts: created, or verified; the columns it lacks added and filled, Evolve.ts);
  * - write (Upsert.ts): INSERT ... ON CONFLICT, never older over newer, refused rows isolated;
  * - stage/writeStaged (BulkLoad.ts, CopyIn.ts): COPY into a table that was empty when prepared, the
  *   upsert when a COPY cannot take the rows;
  * - beginLoad/finishLoad (Replace.ts): `write: replace` loads a staging table and swaps it in at the end;
  * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
- * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts).
+ * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts);
+ * - knownFields/recordFields (Fields.ts): the field paths seen, for the run summary's new_fields.
  *
  * Every identifier from the config is quoted (Sql.ts); values are always bind parameters.
  */
@@ -17,6 +18,7 @@ import { Effect, Layer } from "effect"
 import type { DatabaseError } from "../../domain/Errors.js"
 import { Sink, type SinkShape } from "../../Sink.js"
 import * as BulkLoad from "./BulkLoad.js"
+import * as Fields from "./Fields.js"
 import * as Locks from "./Locks.js"
 import * as Prepare from "./Prepare.js"
 import * as Quarantine from "./Quarantine.js"
@@ -49,7 +51,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     prepare: (stream) =>
       Prepare.prepare(sql, stream.target).pipe(
         Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable))),
-        Effect.map(({ state }) => state),
+        Effect.map(({ changes, state }) => ({ state, changes })),
         Locks.blockedOn(sql, stream.target)
       ),
     lock: locks.lock,
@@ -78,6 +80,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
         ? Effect.succeed(false)
         : Replace.swap(sql, stream.target).pipe(Locks.blockedOn(sql, stream.target)),
     quarantine: (stream, runId, items) => Quarantine.quarantine(sql, stream, runId, items),
+    knownFields: (stream) => Fields.known(sql, stream),
+    recordFields: (stream, runId, paths) => Fields.record(sql, stream, runId, paths),
     startRun: (stream, runId) => RunLog.startRun(sql, stream, runId),
     finishRun: (run) => RunLog.finishRun(sql, run)
   }

@@ -1,9 +1,10 @@
 /**
  * `prepare`: Ferry's own tables in schema `ferry` (versioned migrations, postgres/Migrations.ts), then
- * the target table (TargetTable.ts: created, or verified), and whether it holds rows.
+ * the target table (TargetTable.ts: created, or verified; columns it lacks added, Evolve.ts), and
+ * whether it holds rows.
  *
  * The common path takes no lock: one round trip says that Ferry's tables are migrated and the target
- * exists (then it is only verified). Anything to create or migrate is done in a second pass under the
+ * exists (then it is only verified). Anything to create, add or migrate is done in a second pass under the
  * prepare lock, which first runs the migrations this database lacks (the Migrator checks again under
  * its own table lock). Not the other way round: a pass holding the prepare lock that waited for the
  * Migrator's table lock while a reader of that table waited for the prepare lock would deadlock.
@@ -14,7 +15,8 @@ import { fromSqlError, isSqlError, sqlState } from "../../postgres/Database.js"
 import * as Migrations from "../../postgres/Migrations.js"
 import { DatabaseError, TargetMismatch } from "../../domain/Errors.js"
 import type { TargetSpec } from "../../domain/StreamSpec.js"
-import type { TargetState } from "../../Sink.js"
+import type { SchemaChange, TargetState } from "../../Sink.js"
+import * as Evolve from "./Evolve.js"
 import { lockForPrepare } from "./Locks.js"
 import { displayName } from "./Sql.js"
 import * as TargetTable from "./TargetTable.js"
@@ -29,6 +31,8 @@ interface Prepared {
   readonly state: TargetState
   /** the table is empty and COPY can reach it (not PGlite, whose socket server has no COPY FROM STDIN) */
   readonly copyable: boolean
+  /** the columns added to an existing table */
+  readonly changes: ReadonlyArray<SchemaChange>
 }
 
 /**
@@ -63,13 +67,15 @@ const pass = (sql: SqlClient, target: TargetSpec, locked: boolean) =>
     if (found.kind === null) {
       if (!locked) return yield* new NeedsLock()
       yield* TargetTable.create(sql, target)
-      return { state: "created", copyable: !found.pglite } satisfies Prepared
+      return { state: "created", copyable: !found.pglite, changes: [] } satisfies Prepared
     }
     if (found.kind !== "r" && found.kind !== "p") {
       return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
     }
-    const { empty } = yield* TargetTable.verify(sql, target)
-    return { state: empty ? "empty" : "filled", copyable: empty && !found.pglite } satisfies Prepared
+    const { empty, missing } = yield* TargetTable.verify(sql, target)
+    if (missing.length > 0 && !locked) return yield* new NeedsLock()
+    const changes = missing.length === 0 ? [] : yield* Evolve.addColumns(sql, target, missing, empty)
+    return { state: empty ? "empty" : "filled", copyable: empty && !found.pglite, changes } satisfies Prepared
   }).pipe(sql.withTransaction)
 
 export const prepare = (sql: SqlClient, target: TargetSpec): Effect.Effect<Prepared, DatabaseError | TargetMismatch> => {

@@ -1,12 +1,14 @@
 /**
  * The target table: created from the stream's columns when it does not exist, otherwise verified
- * against information_schema. A table that does not fit is a TargetMismatch (78), never altered.
+ * against information_schema. A column the stream lists and the table lacks is reported as missing
+ * (Prepare.ts adds it: Evolve.ts); anything else that does not fit is a TargetMismatch (78) whose
+ * message holds the SQL that would make it fit, and nothing is altered.
  * Its primary key is `tableKey`: the stream's, and the cursor column after it for `write: append`.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { type DatabaseError, TargetMismatch } from "../../domain/Errors.js"
-import { columnTypes, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
+import { type Column, columnTypes, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
 import { displayName, qualifiedName, query, quoteIdent } from "./Sql.js"
 
 /** information_schema spells types one way, users another: compare canonical names */
@@ -73,6 +75,11 @@ export const specProblems = (target: TargetSpec): Array<string> => {
   if (target.write === "replace" && target.cursorColumn !== undefined) {
     problems.push("write: replace reads the whole source every run and keeps no checkpoint: the stream has a cursor")
   }
+  for (const [role, name] of [["record", target.record], ["extra", target.extra]] as const) {
+    if (name !== undefined && !target.columns.some((c) => c.name === name && c.type === "jsonb")) {
+      problems.push(`${role} column "${name}" is not a jsonb column of the stream`)
+    }
+  }
   return problems
 }
 
@@ -94,51 +101,91 @@ export const create = (sql: SqlClient, target: TargetSpec): Effect.Effect<void, 
     Effect.asVoid
   )
 
-const columnProblems = (target: TargetSpec, existing: ReadonlyArray<ExistingColumn>): Array<string> => {
-  const problems: Array<string> = []
+/** what does not fit, and the statement a person would run to make it fit */
+interface Misfit {
+  readonly problem: string
+  readonly sql: string
+}
+
+const columnProblems = (target: TargetSpec, existing: ReadonlyArray<ExistingColumn>) => {
+  const misfits: Array<Misfit> = []
+  const missing: Array<Column> = []
+  const table = qualifiedName(target)
   const byName = new Map(existing.map((c) => [c.name, c]))
   const wanted = new Set(target.columns.map((c) => c.name))
   for (const c of target.columns) {
     const e = byName.get(c.name)
     if (e === undefined) {
-      problems.push(`column "${c.name}" is missing (the stream needs ${c.type})`)
+      if (!missing.some((m) => m.name === c.name)) missing.push(c)
       continue
     }
+    const column = quoteIdent(c.name)
     const actual = e.type === "USER-DEFINED" || e.type === "ARRAY" ? e.udt : e.type
     if (canonicalType(actual) !== canonicalType(c.type)) {
-      problems.push(`column "${c.name}" is ${actual}, the stream needs ${c.type}`)
+      misfits.push({
+        problem: `column "${c.name}" is ${actual}, the stream needs ${c.type}`,
+        sql: `ALTER TABLE ${table} ALTER COLUMN ${column} TYPE ${c.type} USING ${column}::${c.type};`
+      })
     }
-    if (e.generated === "ALWAYS") problems.push(`column "${c.name}" is a generated column`)
+    if (e.generated === "ALWAYS") {
+      misfits.push({
+        problem: `column "${c.name}" is a generated column`,
+        sql: `ALTER TABLE ${table} ALTER COLUMN ${column} DROP EXPRESSION;`
+      })
+    }
   }
   for (const e of existing) {
     if (!wanted.has(e.name) && e.nullable === "NO" && e.def === null && e.generated !== "ALWAYS") {
-      problems.push(`column "${e.name}" is NOT NULL without a default, and the stream does not write it`)
+      misfits.push({
+        problem: `column "${e.name}" is NOT NULL without a default, and the stream does not write it`,
+        sql: `ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(e.name)} DROP NOT NULL;`
+      })
     }
   }
-  return problems
+  return { misfits, missing }
 }
 
-const primaryKeyProblems = (target: TargetSpec, primaryKey: ReadonlyArray<string>): Array<string> => {
+const primaryKeyProblems = (
+  target: TargetSpec,
+  primaryKey: ReadonlyArray<string>,
+  constraint: string | null
+): Array<Misfit> => {
   const needed = tableKey(target)
   const pkWanted = [...needed].sort()
   const pkActual = [...primaryKey].sort()
   const list = (cols: ReadonlyArray<string>) => `(${cols.map((c) => `"${c}"`).join(", ")})`
-  if (pkActual.length === 0) return [`the table has no primary key, the stream needs ${list(needed)}`]
+  const add = `ADD PRIMARY KEY (${needed.map(quoteIdent).join(", ")});`
+  const table = qualifiedName(target)
+  if (pkActual.length === 0 || constraint === null) {
+    return [{ problem: `the table has no primary key, the stream needs ${list(needed)}`, sql: `ALTER TABLE ${table} ${add}` }]
+  }
   if (pkWanted.length !== pkActual.length || pkWanted.some((c, i) => c !== pkActual[i])) {
-    return [`the primary key is ${list(primaryKey)}, the stream needs ${list(needed)}`]
+    return [{
+      problem: `the primary key is ${list(primaryKey)}, the stream needs ${list(needed)}`,
+      sql: `ALTER TABLE ${table} DROP CONSTRAINT ${quoteIdent(constraint)}, ${add}`
+    }]
   }
   return []
 }
 
+/** the statement that adds a column the table lacks */
+export const addColumnSql = (target: TargetSpec, column: Column): string =>
+  `ALTER TABLE ${qualifiedName(target)} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`
+
+/** an existing table that fits, but for the columns it lacks */
+export interface Verified {
+  /** the table holds no row (a checkpoint needs one; COPY needs none) */
+  readonly empty: boolean
+  /** the stream's columns the table lacks, in the stream's order: added by Prepare (Evolve.ts) */
+  readonly missing: ReadonlyArray<Column>
+}
+
 /**
- * An existing table checked against the stream: every column there with its type, no other column
- * that needs a value, the same primary key. Says whether the table holds a row (a checkpoint needs
- * one; COPY needs none).
+ * An existing table checked against the stream: every column there with its type (or missing: an
+ * additive change), no other column that needs a value, the same primary key. Anything else is a
+ * TargetMismatch carrying the SQL that would make the table fit, the missing columns' included.
  */
-export const verify = (
-  sql: SqlClient,
-  target: TargetSpec
-): Effect.Effect<{ readonly empty: boolean }, DatabaseError | TargetMismatch> =>
+export const verify = (sql: SqlClient, target: TargetSpec): Effect.Effect<Verified, DatabaseError | TargetMismatch> =>
   Effect.gen(function*() {
     const name = displayName(target)
     const columns = yield* query<ExistingColumn>(
@@ -150,7 +197,7 @@ export const verify = (
       [target.schema, target.table],
       `reading the columns of ${name}`
     )
-    const [{ empty, pk }] = yield* query<{ pk: Array<string>; empty: boolean }>(
+    const [{ constraint, empty, pk }] = yield* query<{ pk: Array<string>; constraint: string | null; empty: boolean }>(
       sql,
       `SELECT ARRAY(
          SELECT a.attname::text
@@ -160,11 +207,21 @@ export const verify = (
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
          WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
          ORDER BY array_position(i.indkey::int2[], a.attnum)
-       ) AS pk, NOT EXISTS (SELECT FROM ${qualifiedName(target)}) AS empty`,
+       ) AS pk, (
+         SELECT k.conname::text FROM pg_constraint k
+         JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2 AND k.contype = 'p'
+       ) AS constraint, NOT EXISTS (SELECT FROM ${qualifiedName(target)}) AS empty`,
       [target.schema, target.table],
       `reading the primary key of ${name}`
     )
-    const problems = [...columnProblems(target, columns), ...primaryKeyProblems(target, pk)]
-    if (problems.length > 0) return yield* new TargetMismatch({ table: name, problems })
-    return { empty }
+    const { misfits, missing } = columnProblems(target, columns)
+    misfits.push(...primaryKeyProblems(target, pk, constraint))
+    if (misfits.length > 0) {
+      // not additive: nothing changes; the SQL adds the missing columns first (a new key may need one)
+      const adds = missing.map((c) => ({ problem: `column "${c.name}" is missing (the stream needs ${c.type})`, sql: `${addColumnSql(target, c)};` }))
+      const all = [...adds, ...misfits]
+      return yield* new TargetMismatch({ table: name, problems: all.map((m) => m.problem), sql: all.map((m) => m.sql) })
+    }
+    return { empty, missing }
   })
