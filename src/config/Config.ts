@@ -8,6 +8,7 @@ import { Context, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { Duration } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import * as Children from "../domain/Children.js"
 import { ConfigError } from "../domain/Errors.js"
 import { Incremental } from "../domain/Incremental.js"
 import * as RowDecoder from "../domain/RowDecoder.js"
@@ -101,12 +102,17 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     ? RowDecoder.defaultColumns(stream.target.primaryKey, incremental)
     : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
   const { primaryKey, table, write } = stream.target
+  const children = stream.target.children?.map(({ columns, ...child }) => ({ ...child, columns: ConfigFile.columnList(columns) }))
   const target = TargetSpec.make({ schema, table, primaryKey, columns, cursorColumn, write })
+  // with children: the parent table has the digest column too, which its decoder does not read
+  const withChildren = children === undefined
+    ? target
+    : TargetSpec.make({ ...target, columns: Children.withDigestColumn(columns, children), children })
   return {
     name: stream.name,
     source: { ...source, incremental },
-    target,
-    decode: RowDecoder.fromColumns(target, incremental),
+    target: withChildren,
+    decode: Children.withChildren(withChildren, RowDecoder.fromColumns(target, incremental)),
     maxInvalid: stream.maxInvalid
   }
 }
