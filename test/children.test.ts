@@ -168,6 +168,23 @@ describe("target.children", () => {
     expect(reasons[3]).toMatch(/^items\[1\]: expected an object/)
   })
 
+  it("a child row Postgres refuses sets the whole record aside: its parent keeps its old version and items", async () => {
+    api.records = [order(1, 1, [item("a", 1)]), order(2, 2, [item("a", 1)])]
+    const dir = config("checked", { maxInvalid: 10 })
+    only(await run(dir))
+    // a rule of the user's that Ferry's converters do not know: Postgres refuses the row (a data error)
+    await db.query(`ALTER TABLE checked_items ADD CONSTRAINT small CHECK (qty < 100)`)
+    api.records = [order(1, 3, [item("a", 500), item("b", 1)]), order(2, 4, [item("b", 2)])]
+    expect(only(await run(dir))).toMatchObject({ fetched: 2, updated: 1, quarantined: 1 })
+    expect(await db.query(`SELECT id, updated_at FROM checked ORDER BY id`)).toEqual([
+      { id: "o1", updated_at: new Date(at(1)) },
+      { id: "o2", updated_at: new Date(at(4)) }
+    ])
+    expect((await items("checked")).map((r) => `${r.parent_id}/${r.sku}/${r.qty}`)).toEqual(["o1/a/1", "o2/b/2"])
+    const [{ reason }] = await db.query(`SELECT reason FROM ferry.quarantine WHERE stream = 'checked'`)
+    expect(reason).toContain("small")
+  })
+
   it("with write: replace: 78 naming target.children, nothing created", async () => {
     api.records = [order(1, 1, [])]
     const dir = configDir(
