@@ -122,7 +122,10 @@ export interface SinkShape {
   readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** run `effect` in a transaction that is always rolled back (for --dry-run) */
   readonly rolledBackTransaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
-  /** upsert rows (call inside `transaction`) */
+  /**
+   * upsert rows (call inside `transaction`); with `target.children`, the child rows of each parent it
+   * inserts or updates are replaced by the row's `children`, and those of the others left untouched
+   */
   readonly write: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Effect.Effect<WriteResult, DatabaseError>
   /** one page's rows, staged for `writeStaged` (call as the page is decoded) */
   readonly stage: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Staged

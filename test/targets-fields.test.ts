@@ -80,6 +80,31 @@ streams:
   })
 })
 
+describe("a list that goes to a child table is mapped", () => {
+  it("extra leaves it out, and the new-field report does not name it", () => {
+    const stream = Config.parse(
+      `
+streams:
+  - name: s
+    source: { url: "https://api.example.com/s" }
+    target:
+      table: s
+      primaryKey: [id]
+      columns: { id: text }
+      extra: _extra
+      children:
+        - { path: items, table: s_items, primaryKey: [sku], columns: { sku: text } }
+`,
+      "/x/f.yaml",
+      {}
+    ).pipe(Effect.runSync).streams[0]!
+    const row = Either.getOrThrow(stream.decode({ id: "a", items: [{ sku: "x" }], note: "kept" }))
+    expect(row.values._extra).toEqual({ note: "kept" })
+    const found = NewFields.make(stream.target, []).observe([{ id: "a", items: [{ sku: "x" }], note: "kept" }])
+    expect(found?.reported).toEqual(["note"])
+  })
+})
+
 describe("NewFields: a field no column maps is reported the first time it is seen", () => {
   it("reports unmapped fields once, the topmost of a new object only, and knows what was stored", () => {
     const tracker = NewFields.make(orders, [])

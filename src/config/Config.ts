@@ -8,6 +8,7 @@ import { Context, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { Duration } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import * as Children from "../domain/Children.js"
 import { ConfigError } from "../domain/Errors.js"
 import { Incremental } from "../domain/Incremental.js"
 import * as RowDecoder from "../domain/RowDecoder.js"
@@ -102,6 +103,7 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
   const { columns, cursorColumn } = declared === undefined
     ? RowDecoder.defaultColumns(primaryKey, incremental, record)
     : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
+  const children = stream.target.children?.map(({ columns, ...child }) => ({ ...child, columns: ConfigFile.columnList(columns) }))
   // `record` and `extra` are jsonb columns after the others: the record whole, and what no column reads
   const roles = [
     ...(declared !== undefined && record !== undefined ? [{ name: record, type: "jsonb" as const, from: "" }] : []),
@@ -117,11 +119,16 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     record,
     extra
   })
+  // with children: the parent table has the digest column too, which its decoder does not read
+  const withChildren = children === undefined
+    ? target
+    : TargetSpec.make({ ...target, columns: Children.withDigestColumn(target.columns, children), children })
   return {
     name: stream.name,
     source: { ...source, incremental },
-    target,
-    decode: RowDecoder.fromColumns(target, incremental),
+    target: withChildren,
+    // the parent's decoder reads its columns (not the digest), and knows the lists its children take
+    decode: Children.withChildren(withChildren, RowDecoder.fromColumns({ ...target, children }, incremental)),
     maxInvalid: stream.maxInvalid
   }
 }

@@ -8,6 +8,7 @@
  */
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
+import { childrenProblems } from "./Children.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
@@ -61,6 +62,14 @@ const IncrementalField = Schema.Struct({ ...Incremental.fields, cursorType: Sche
 
 const SourceField = Schema.Struct({ ...HttpSourceSpec.fields, incremental: Schema.optional(IncrementalField) })
 
+/** A nested list into a table of its own: the parent's key, then `primaryKey` (or the position, `_index`). */
+const ChildField = Schema.Struct({
+  path: DottedPath,
+  table: Identifier,
+  primaryKey: Schema.optional(Schema.Array(Identifier).pipe(Schema.minItems(1, { message: () => "must name at least one column" }))),
+  columns: Schema.Record({ key: Identifier, value: ColumnField })
+})
+
 /** The target's schema is `database.schema`; its columns a map, or the default shape. */
 const TargetField = Schema.Struct({
   table: Identifier,
@@ -72,7 +81,9 @@ const TargetField = Schema.Struct({
   /** a jsonb column with the record as received (default without `columns`: `record`) */
   record: Schema.optional(Identifier),
   /** a jsonb column with the record's fields that no column reads */
-  extra: Schema.optional(Identifier)
+  extra: Schema.optional(Identifier),
+  /** child tables for nested lists (domain/Children.ts) */
+  children: Schema.optional(Schema.Array(ChildField))
 })
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
@@ -112,7 +123,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
   if (incremental?.param !== undefined && incremental.params !== undefined) {
     issues.push({ path: ["source", "incremental"], message: "give param or params, not both" })
   }
-  issues.push(...writeModeProblems(stream))
+  issues.push(...writeModeProblems(stream), ...childrenProblems(stream.target))
   primaryKey.forEach((name, i) => {
     if (primaryKey.indexOf(name) !== i) {
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })

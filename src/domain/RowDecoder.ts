@@ -21,6 +21,8 @@ export interface Row {
   /** the record's cursor value as text, when the stream is incremental */
   readonly cursor: string | undefined
   readonly values: Readonly<Record<string, unknown>>
+  /** the rows of each of the target's child tables, in `target.children` order (`Children.ts`) */
+  readonly children?: ReadonlyArray<ReadonlyArray<Readonly<Record<string, unknown>>>> | undefined
 }
 
 /** timestamp-like initial values compare as instants, numbers as numbers; a typed cursor column decides first. */

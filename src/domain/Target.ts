@@ -36,6 +36,21 @@ const writeModes = ["merge", "append", "replace"] as const
 export const WriteMode = Schema.Literal(...writeModes)
 export type WriteMode = typeof WriteMode.Type
 
+/**
+ * A nested list of each record written to a table of its own (`domain/Children.ts`): its rows carry
+ * the parent's key as `parent_<column>`; without a `primaryKey` of its own, a row is keyed by its
+ * position in the list (`_index`).
+ */
+export const ChildSpec = Schema.Struct({
+  /** dotted path of the list in the record */
+  path: Schema.String,
+  table: Schema.String,
+  primaryKey: Schema.optional(Schema.Array(Schema.String)),
+  /** each `from` is a path in one element of the list */
+  columns: Schema.Array(Column)
+})
+export type ChildSpec = typeof ChildSpec.Type
+
 /** The Postgres schema of a target table, and of Ferry's own tables, when the config names none. */
 export const defaultSchema = "public"
 
@@ -52,7 +67,9 @@ export const TargetSpec = Schema.Struct({
   /** a jsonb column of `columns` holding the record as received: new columns are filled from it */
   record: Schema.optional(Schema.String),
   /** a jsonb column of `columns` holding the record's fields that no other column reads (`RowDecoder.extraOf`) */
-  extra: Schema.optional(Schema.String)
+  extra: Schema.optional(Schema.String),
+  /** child tables for nested lists (absent: none) */
+  children: Schema.optional(Schema.Array(ChildSpec))
 })
 export type TargetSpec = typeof TargetSpec.Type
 

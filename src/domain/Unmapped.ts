@@ -14,10 +14,13 @@ import type { TargetSpec } from "./Target.js"
 export type MappedTree = ReadonlyMap<string, MappedTree | true>
 
 /** the paths of the columns that read a field (not the whole record, not `record` or `extra` themselves) */
-export const mappedPaths = (target: TargetSpec): ReadonlyArray<string> =>
-  target.columns
+export const mappedPaths = (target: TargetSpec): ReadonlyArray<string> => [
+  ...target.columns
     .filter((c) => c.from !== "" && c.name !== target.extra && c.name !== target.record)
-    .map((c) => c.from)
+    .map((c) => c.from),
+  // a list that goes to a child table is read whole
+  ...(target.children ?? []).map((child) => child.path)
+]
 
 export const mappedTree = (paths: ReadonlyArray<string>): MappedTree => {
   const root = new Map<string, Map<string, unknown> | true>()

@@ -10,6 +10,7 @@ import { Effect, Either, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
+import * as MemoryChildren from "./MemoryChildren.js"
 import { Sink, type QuarantineItem, type Staged, type WriteResult } from "../Sink.js"
 import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
 import { evolve } from "./MemorySchema.js"
@@ -19,7 +20,8 @@ const upsert = (
   table: Map<string, StoredRow>,
   rows: ReadonlyArray<Row>,
   cursorType: CursorType,
-  append: boolean
+  append: boolean,
+  written: Array<Row> = []
 ): { inserted: number; updated: number; unchanged: number } => {
   const compare = Cursor.compare(cursorType)
   let inserted = 0
@@ -29,12 +31,14 @@ const upsert = (
     if (stored === undefined) {
       table.set(row.key, { cursor: row.cursor, values: row.values })
       inserted++
+      written.push(row)
     } else if (
       !append && JSON.stringify(stored.values) !== JSON.stringify(row.values) &&
       (stored.cursor === undefined || row.cursor === undefined || compare(stored.cursor, row.cursor) <= 0)
     ) {
       table.set(row.key, { cursor: row.cursor, values: row.values })
       updated++
+      written.push(row)
     }
   }
   return { inserted, updated, unchanged: rows.length - inserted - updated }
@@ -91,10 +95,13 @@ const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<
   Effect.suspend(() => {
     const table = tableOf(db, stream)
     // as PgSink: one version per key, then the refused ones set aside
-    const kept = Cursor.latestPerKey(rows, Cursor.typeOf(stream))
+    const kept = MemoryChildren.digested(stream, Cursor.latestPerKey(rows, Cursor.typeOf(stream)))
     const rejected = refusedOf(db, kept)
     const refusedRows = new Set(rejected.map((r) => r.row))
-    const counts = upsert(table, kept.filter((r) => !refusedRows.has(r)), Cursor.typeOf(stream), stream.target.write === "append")
+    const parents: Array<Row> = []
+    const accepted = kept.filter((r) => !refusedRows.has(r))
+    const counts = upsert(table, accepted, Cursor.typeOf(stream), stream.target.write === "append", parents)
+    MemoryChildren.replace(db.state.tables, stream, parents)
     db.state.rowVersions += counts.inserted + counts.updated
     const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
     return written<WriteResult>(db, { ...counts, unchanged, rejected })
@@ -187,7 +194,8 @@ const prepare = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec)
       onLeft: (mismatch) => Effect.fail(mismatch),
       onRight: ({ changes, shape }) => {
         db.state.shapes.set(name, shape)
-        if ((table?.size ?? 0) === 0) bulk.add(stream.name)
+        // a stream with child tables is always upserted, as in PgSink
+        if ((table?.size ?? 0) === 0 && (stream.target.children?.length ?? 0) === 0) bulk.add(stream.name)
         else bulk.delete(stream.name)
         const state = table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
         return Effect.succeed({ state, changes })

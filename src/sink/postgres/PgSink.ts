@@ -6,6 +6,7 @@
  * - write (Upsert.ts): INSERT ... ON CONFLICT, never older over newer, refused rows isolated;
  * - stage/writeStaged (BulkLoad.ts, CopyIn.ts): COPY into a table that was empty when prepared, the
  *   upsert when a COPY cannot take the rows;
+ * - child tables (Children.ts): created or verified with the parent, their rows replaced with it;
  * - beginLoad/finishLoad (Replace.ts): `write: replace` loads a staging table and swaps it in at the end;
  * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
  * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts);
@@ -18,6 +19,7 @@ import { Effect, Layer } from "effect"
 import type { DatabaseError } from "../../domain/Errors.js"
 import { Sink, type SinkShape } from "../../Sink.js"
 import * as BulkLoad from "./BulkLoad.js"
+import * as Children from "./Children.js"
 import * as Fields from "./Fields.js"
 import * as Locks from "./Locks.js"
 import * as Prepare from "./Prepare.js"
@@ -50,7 +52,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   return {
     prepare: (stream) =>
       Prepare.prepare(sql, stream.target).pipe(
-        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable))),
+        // a stream with child tables is always upserted (Children.ts)
+        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable && !Children.hasChildren(stream.target)))),
         Effect.map(({ changes, state }) => ({ state, changes })),
         Locks.blockedOn(sql, stream.target)
       ),
@@ -59,12 +62,12 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     transaction: Transactions.transaction(sql, locks.verifyAll),
     rolledBackTransaction: Transactions.rolledBackTransaction(sql),
     // a replace stream's writes go to its staging table (Replace.into)
-    write: (stream, rows) => upsert(Replace.into(stream), rows).pipe(Locks.blockedOn(sql, stream.target)),
+    write: (stream, rows) => upsert(Replace.into(stream), Children.digested(stream, rows)).pipe(Locks.blockedOn(sql, stream.target)),
     stage: (stream, rows) => bulk.encode(Replace.into(stream), rows) ?? { rows: rows.length, holdsRows: false },
     writeStaged: (stream, pages, rows) => {
       const into = Replace.into(stream)
       return bulk.write(into, pages).pipe(
-        Effect.flatMap((copied) => copied === undefined ? upsert(into, rows()) : Effect.succeed(copied)),
+        Effect.flatMap((copied) => copied === undefined ? upsert(into, Children.digested(stream, rows())) : Effect.succeed(copied)),
         Locks.blockedOn(sql, stream.target)
       )
     },

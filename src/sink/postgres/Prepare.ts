@@ -19,6 +19,7 @@ import type { SchemaChange, TargetState } from "../../Sink.js"
 import * as Evolve from "./Evolve.js"
 import { lockForPrepare } from "./Locks.js"
 import { displayName } from "./Sql.js"
+import * as Children from "./Children.js"
 import * as TargetTable from "./TargetTable.js"
 
 /** the SQLSTATE of a relation that does not exist: `ferry.migrations` in a database never migrated */
@@ -64,18 +65,22 @@ const pass = (sql: SqlClient, target: TargetSpec, locked: boolean) =>
     const found = yield* lookup(sql, target, locked)
     // an older release's migrations only (a newer release's are more than we know, and kept)
     if ((found.migrated ?? 0) < Migrations.latest && !locked) return yield* new NeedsLock()
+    let prepared: Prepared
     if (found.kind === null) {
       if (!locked) return yield* new NeedsLock()
       yield* TargetTable.create(sql, target)
-      return { state: "created", copyable: !found.pglite, changes: [] } satisfies Prepared
-    }
-    if (found.kind !== "r" && found.kind !== "p") {
+      prepared = { state: "created", copyable: !found.pglite, changes: [] }
+    } else if (found.kind !== "r" && found.kind !== "p") {
       return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
+    } else {
+      const { empty, missing } = yield* TargetTable.verify(sql, target)
+      if (missing.length > 0 && !locked) return yield* new NeedsLock()
+      const changes = missing.length === 0 ? [] : yield* Evolve.addColumns(sql, target, missing, empty)
+      prepared = { state: empty ? "empty" : "filled", copyable: empty && !found.pglite, changes }
     }
-    const { empty, missing } = yield* TargetTable.verify(sql, target)
-    if (missing.length > 0 && !locked) return yield* new NeedsLock()
-    const changes = missing.length === 0 ? [] : yield* Evolve.addColumns(sql, target, missing, empty)
-    return { state: empty ? "empty" : "filled", copyable: empty && !found.pglite, changes } satisfies Prepared
+    // child tables (none for most streams), as the parent: created under the lock, else verified
+    if (!(yield* Children.prepare(sql, target, locked))) return yield* new NeedsLock()
+    return prepared
   }).pipe(sql.withTransaction)
 
 export const prepare = (sql: SqlClient, target: TargetSpec): Effect.Effect<Prepared, DatabaseError | TargetMismatch> => {

@@ -12,6 +12,7 @@ import * as Json from "../../domain/Json.js"
 import { type Row, type StreamSpec, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
 import { fromSqlError, sqlState } from "../../postgres/Database.js"
 import type { WriteResult } from "../../Sink.js"
+import * as Children from "./Children.js"
 import { displayName, isDataError, qualifiedName, quoteIdent } from "./Sql.js"
 
 /**
@@ -32,7 +33,7 @@ const upsertSql = (target: TargetSpec): string => {
     `SELECT ${cols.join(", ")} FROM json_populate_recordset(NULL::${table}, $1::json)`
   // append: a version (key + cursor) is written once; read again, it is unchanged
   if (rest.length === 0 || target.write === "append") {
-    return `${insert} ON CONFLICT (${pk.join(", ")}) DO NOTHING RETURNING (xmax = 0) AS inserted`
+    return `${insert} ON CONFLICT (${pk.join(", ")}) DO NOTHING RETURNING (xmax = 0) AS inserted${Children.returning(target, alias)}`
   }
   const set = rest.map((c) => `${c} = EXCLUDED.${c}`).join(", ")
   const mine = rest.map((c) => `${alias}.${c}`).join(", ")
@@ -42,7 +43,8 @@ const upsertSql = (target: TargetSpec): string => {
     const cur = quoteIdent(target.cursorColumn)
     where += ` AND (${alias}.${cur} IS NULL OR ${alias}.${cur} <= EXCLUDED.${cur})`
   }
-  return `${insert} ON CONFLICT (${pk.join(", ")}) DO UPDATE SET ${set} WHERE ${where} RETURNING (xmax = 0) AS inserted`
+  return `${insert} ON CONFLICT (${pk.join(", ")}) DO UPDATE SET ${set} WHERE ${where} ` +
+    `RETURNING (xmax = 0) AS inserted${Children.returning(target, alias)}`
 }
 
 interface Encoded {
@@ -114,11 +116,24 @@ const encodeRows = (kept: ReadonlyArray<Row>): { readonly encoded: Array<Encoded
 
 /** the upsert of `stream`'s rows, for a Sink's `write` (call inside a transaction) */
 export const writer = (sql: SqlClient, maxChunkBytes: number) => {
-  const writeRowByRow = (kept: ReadonlyArray<Row>, name: string, text: string): Effect.Effect<ChunkResult, DatabaseError> => {
+  // one statement; with child tables, the written parents' child rows replaced after it (Children.ts)
+  const statement = (target: TargetSpec, text: string, json: string, rows: () => ReadonlyArray<Row>) =>
+    Children.hasChildren(target)
+      ? sql.unsafe<{ inserted: boolean; ferry_key?: string }>(text, [json]).pipe(
+        Effect.tap((returned) => Children.replace(sql, target, returned, rows()))
+      )
+      : sql.unsafe<{ inserted: boolean }>(text, [json])
+
+  const writeRowByRow = (
+    target: TargetSpec,
+    kept: ReadonlyArray<Row>,
+    name: string,
+    text: string
+  ): Effect.Effect<ChunkResult, DatabaseError> => {
     const { encoded, unencodable } = encodeRows(kept)
     // each attempt runs in its own savepoint, so a refused chunk leaves the outer transaction usable
     const attempt = (items: ReadonlyArray<Encoded>): Effect.Effect<ChunkResult, DatabaseError> =>
-      sql.unsafe<{ inserted: boolean }>(text, [`[${items.map((i) => i.json).join(",")}]`]).pipe(
+      statement(target, text, `[${items.map((i) => i.json).join(",")}]`, () => items.map((i) => i.row)).pipe(
         sql.withTransaction,
         Effect.map(counted),
         Effect.catchAll((error) => {
@@ -152,11 +167,11 @@ export const writer = (sql: SqlClient, maxChunkBytes: number) => {
     } catch {
       whole = undefined
     }
-    const rowByRow = Effect.suspend(() => writeRowByRow(kept, name, text)).pipe(
+    const rowByRow = Effect.suspend(() => writeRowByRow(stream.target, kept, name, text)).pipe(
       Effect.map((result) => writeResult(total, result))
     )
     if (whole === undefined || kept.length === 0 || Buffer.byteLength(whole) > maxChunkBytes) return rowByRow
-    return sql.unsafe<{ inserted: boolean }>(text, [whole]).pipe(
+    return statement(stream.target, text, whole, () => kept).pipe(
       sql.withTransaction,
       Effect.map((returned) => writeResult(total, counted(returned))),
       Effect.catchAll((error) =>

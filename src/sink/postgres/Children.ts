@@ -1,0 +1,109 @@
+/**
+ * Child tables (`target.children`, domain/Children.ts) in Postgres.
+ *
+ * - prepare: each child table is created or verified as the parent is (TargetTable.ts);
+ * - write: the parent's upsert returns the key of every row it inserted or updated (an unchanged row,
+ *   or an older version it skipped, returns nothing); in the same savepoint, the child rows of exactly
+ *   those parents are deleted and the batch's new ones inserted. The keys are matched in Postgres, in
+ *   their typed form (`json_build_object` of the stored key, read back by `json_populate_recordset`):
+ *   never by comparing texts in JavaScript;
+ * - the parent's `_children` column holds a digest of a record's child rows (`digested`), so that a
+ *   record whose lists changed is an update even when its own columns did not.
+ *
+ * A stream with children never takes the COPY path (PgSink): its first load is upserted.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+import { createHash } from "node:crypto"
+import { childTarget, digestColumn, parentColumn } from "../../domain/Children.js"
+import { type DatabaseError, TargetMismatch } from "../../domain/Errors.js"
+import * as Json from "../../domain/Json.js"
+import { type Row, type StreamSpec, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
+import { displayName, qualifiedName, query, quoteIdent } from "./Sql.js"
+import * as TargetTable from "./TargetTable.js"
+
+export const hasChildren = (target: TargetSpec): boolean => (target.children?.length ?? 0) > 0
+
+/** the rows with their `_children` digest set; the rows themselves for a stream without children */
+export const digested = (stream: StreamSpec, rows: ReadonlyArray<Row>): ReadonlyArray<Row> => {
+  if (!hasChildren(stream.target)) return rows
+  return rows.map((row) => {
+    const digest = createHash("sha256").update(Json.stringify(row.children ?? []) ?? "").digest("base64url")
+    return { ...row, values: { ...row.values, [digestColumn]: digest } }
+  })
+}
+
+const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`
+
+/** the upsert's RETURNING, with the written row's key (as the child tables name it) when there are children */
+export const returning = (target: TargetSpec, alias: string): string => {
+  if (!hasChildren(target)) return ""
+  const fields = tableKey(target).map((name) => `${literal(parentColumn(name))}, ${alias}.${quoteIdent(name)}`)
+  return `, json_build_object(${fields.join(", ")})::text AS ferry_key`
+}
+
+/**
+ * After the upsert of `rows` returned `returned` (call in the upsert's savepoint): the child rows of
+ * each written parent are replaced by its new ones. Fails with the statement's SqlError (the upsert
+ * bisects a data error as its own: a parent is never written without its children).
+ */
+export const replace = (
+  sql: SqlClient,
+  target: TargetSpec,
+  returned: ReadonlyArray<{ readonly ferry_key?: string }>,
+  rows: ReadonlyArray<Row>
+): Effect.Effect<void, SqlError> => {
+  const keys = returned.flatMap((r) => r.ferry_key === undefined ? [] : [r.ferry_key])
+  if (keys.length === 0) return Effect.void
+  const written = `[${keys.join(",")}]`
+  return Effect.forEach(target.children ?? [], (child, i) => {
+    const table = childTarget(target, child)
+    const name = qualifiedName(table)
+    const parent = tableKey(target).map((k) => quoteIdent(parentColumn(k)))
+    const match = parent.map((c) => `c.${c} = k.${c}`).join(" AND ")
+    const keysOf = `json_populate_recordset(NULL::${name}, $1::json)`
+    const childRows = rows.flatMap((row) => row.children?.[i] ?? [])
+    const cols = table.columns.map((c) => quoteIdent(c.name)).join(", ")
+    const remove = sql.unsafe(`DELETE FROM ${name} AS c USING ${keysOf} AS k WHERE ${match}`, [written])
+    if (childRows.length === 0) return remove
+    const insert = sql.unsafe(
+      `INSERT INTO ${name} (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::${name}, $2::json) AS c
+       WHERE EXISTS (SELECT FROM ${keysOf} AS k WHERE ${match})`,
+      [written, Json.stringify(childRows)]
+    )
+    return Effect.zipRight(remove, insert)
+  }, { discard: true })
+}
+
+/**
+ * Each child table created (only when `locked`: the prepare lock is held) or verified. False when one
+ * is missing and the prepare lock is not held: the caller takes it and asks again.
+ */
+export const prepare = (
+  sql: SqlClient,
+  target: TargetSpec,
+  locked: boolean
+): Effect.Effect<boolean, DatabaseError | TargetMismatch> =>
+  Effect.gen(function*() {
+    for (const child of target.children ?? []) {
+      const table = childTarget(target, child)
+      const name = displayName(table)
+      const invalid = TargetTable.specProblems(table)
+      if (invalid.length > 0) return yield* new TargetMismatch({ table: name, problems: invalid })
+      const [found] = yield* query<{ kind: string | null }>(
+        sql,
+        `SELECT c.relkind::text AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2`,
+        [table.schema, table.table],
+        `looking up table ${name}`
+      )
+      if (found === undefined) {
+        if (!locked) return false
+        yield* TargetTable.create(sql, table)
+      } else if (found.kind !== "r" && found.kind !== "p") {
+        return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
+      } else yield* TargetTable.verify(sql, table)
+    }
+    return true
+  })
