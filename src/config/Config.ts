@@ -8,6 +8,7 @@ import { Context, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { Duration } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import * as Deletes from "../domain/Deletes.js"
 import { ConfigError } from "../domain/Errors.js"
 import { Incremental } from "../domain/Incremental.js"
 import * as RowDecoder from "../domain/RowDecoder.js"
@@ -100,14 +101,16 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
   const { columns, cursorColumn } = declared === undefined
     ? RowDecoder.defaultColumns(stream.target.primaryKey, incremental)
     : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
-  const { primaryKey, table, write } = stream.target
-  const target = TargetSpec.make({ schema, table, primaryKey, columns, cursorColumn, write })
+  const { deletes, primaryKey, table, write } = stream.target
+  const target = TargetSpec.make({ schema, table, primaryKey, columns, cursorColumn, write, deletes })
   return {
     name: stream.name,
     source: { ...source, incremental },
-    target,
+    // the decoder reads the stream's columns; `_deleted_at` (deletes.action: mark) is the run's to fill
+    target: Deletes.withColumns(target),
     decode: RowDecoder.fromColumns(target, incremental),
-    maxInvalid: stream.maxInvalid
+    maxInvalid: stream.maxInvalid,
+    fullEvery: stream.fullEvery
   }
 }
 

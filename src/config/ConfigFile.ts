@@ -11,6 +11,8 @@ import { ConfigError } from "../domain/Errors.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
+import * as DeletesRules from "../domain/Deletes.js"
+import { Deletes } from "../domain/Deletes.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
 import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
@@ -68,7 +70,9 @@ const TargetField = Schema.Struct({
   /** omitted: primary key + cursor + one jsonb `record` column (RowDecoder.defaultColumns) */
   columns: Schema.optional(Schema.Record({ key: Identifier, value: ColumnField })),
   /** merge (default): one row per key; append: one per version (key + cursor); replace: the whole source, swapped in */
-  write: Schema.optional(WriteMode)
+  write: Schema.optional(WriteMode),
+  /** records deleted at the source: `{ path, equals, action }` or `{ detect: missing, action, allowEmpty }` */
+  deletes: Schema.optional(Deletes)
 })
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
@@ -108,7 +112,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
   if (incremental?.param !== undefined && incremental.params !== undefined) {
     issues.push({ path: ["source", "incremental"], message: "give param or params, not both" })
   }
-  issues.push(...writeModeProblems(stream))
+  issues.push(...writeModeProblems(stream), ...DeletesRules.problems(stream.target))
   primaryKey.forEach((name, i) => {
     if (primaryKey.indexOf(name) !== i) {
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })
@@ -144,7 +148,14 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
 }
 
 /** A stream as written: the model's settings, with a plain name, the source above and the file's target. */
-const StreamFields = Schema.Struct({ ...StreamSettings.fields, name: Identifier, source: SourceField, target: TargetField })
+const StreamFields = Schema.Struct({
+  ...StreamSettings.fields,
+  name: Identifier,
+  source: SourceField,
+  target: TargetField,
+  /** a complete read (from `initial`) when the last one is older than this: hard-delete detection */
+  fullEvery: Schema.optional(DurationField)
+})
 const StreamField = StreamFields.pipe(Schema.filter(streamProblems))
 
 const DatabaseUrl = Schema.String.pipe(

@@ -20,6 +20,8 @@ export interface Row {
   /** the record's cursor value as text, when the stream is incremental */
   readonly cursor: string | undefined
   readonly values: Readonly<Record<string, unknown>>
+  /** the source flags the record as deleted (`target.deletes.path`, Deletes.ts) */
+  readonly deleted?: true | undefined
 }
 
 /** timestamp-like initial values compare as instants, numbers as numbers; a typed cursor column decides first. */

@@ -1,5 +1,6 @@
 /** Where a stream's rows go: a PostgreSQL table, its columns and their types. */
 import { Schema } from "effect"
+import { Deletes } from "./Deletes.js"
 import { withDefault } from "./Fields.js"
 
 export const columnTypes = [
@@ -48,7 +49,9 @@ export const TargetSpec = Schema.Struct({
   /** the column holding the incremental cursor; the upsert never replaces a row with an older cursor */
   cursorColumn: Schema.optional(Schema.String),
   /** absent: merge */
-  write: Schema.optional(WriteMode)
+  write: Schema.optional(WriteMode),
+  /** records deleted at the source: flagged by a field, or missing from a complete read (Deletes.ts) */
+  deletes: Schema.optional(Deletes)
 })
 export type TargetSpec = typeof TargetSpec.Type
 

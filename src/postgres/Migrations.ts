@@ -79,6 +79,15 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
   "4_run_duration_abandoned": statements(
     `ALTER TABLE ferry.runs ADD COLUMN duration_ms bigint`,
     `CREATE INDEX runs_running ON ferry.runs (stream, target) WHERE status = 'running'`
+  ),
+  // Deletes (issue 13): the run's `deleted` (flagged records that deleted their row) and `missing`
+  // (rows a complete read did not see) counts, and whether it read the whole collection: `fullEvery`
+  // counts from the last such run.
+  "5_run_deletes": statements(
+    `ALTER TABLE ferry.runs ADD COLUMN deleted bigint`,
+    `ALTER TABLE ferry.runs ADD COLUMN missing bigint`,
+    `ALTER TABLE ferry.runs ADD COLUMN complete_read boolean`,
+    `CREATE INDEX runs_complete_read ON ferry.runs (stream, target, started_at) WHERE complete_read`
   )
 }
 

@@ -14,13 +14,15 @@ import { ExitCode, InvalidRecords, type FerryError } from "../domain/Errors.js"
 import { CurrentRedactor } from "../domain/Secrets.js"
 import type { CursorType, StreamSpec } from "../domain/StreamSpec.js"
 import * as Failpoint from "../lib/Failpoint.js"
-import { Sink, type QuarantineResult, type RunCounts, type SinkShape, type TargetState, type WriteResult } from "../Sink.js"
+import { Sink, type QuarantineResult, type RunCounts, type SinkShape, type WriteResult } from "../Sink.js"
 import { pagesOf, type Source } from "../Source.js"
 import { type BatchLimits, batchLimits, forEachBatch, prefetchBelowBytes } from "./Batches.js"
 import * as CheckpointPolicy from "./CheckpointPolicy.js"
+import * as Deletes from "./Deletes.js"
 import * as PageRepeats from "./PageRepeats.js"
 import * as Replace from "./Replace.js"
 import { decodePage, type DecodedPage, type Rows } from "./Pages.js"
+import * as StoredCheckpoint from "./StoredCheckpoint.js"
 import * as Summary from "./Summary.js"
 import type { StreamSummary } from "./Summary.js"
 
@@ -67,6 +69,8 @@ interface RunState {
   /** the greatest cursor committed in this run */
   readonly seen: string | undefined
   readonly counts: RunCounts
+  /** the run read the whole collection (Deletes.isComplete) */
+  readonly complete?: boolean
 }
 
 /**
@@ -89,7 +93,7 @@ export const syncStreamExit = (
         started: false,
         checkpoint: undefined,
         seen: undefined,
-        counts: Summary.noCounts
+        counts: Deletes.startCounts(stream, Summary.noCounts)
       })
       const run: Run = {
         stream,
@@ -134,19 +138,23 @@ const recording = <A, E, R>(run: Run, effect: Effect.Effect<A, E, R>, update: (s
   Effect.uninterruptibleMask((restore) => Effect.tap(restore(effect), (a) => Ref.update(run.state, (s) => update(s, a))))
 
 /** The run: the target prepared and locked, the checkpoint loaded, every batch committed, the final checkpoint. */
-const sync = (run: Run) =>
+const sync = (given: Run) =>
   Effect.gen(function*() {
-    const { dryRun, options, sink, stream } = run
+    const { dryRun, options, sink, stream } = given
     // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
     const table = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
     yield* sink.lock(stream)
-    const checkpoint = yield* recording(run, loadCheckpoint(run, table), (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
-    const from = CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, options.fullRefresh === true)
+    const checkpoint = yield* recording(given, StoredCheckpoint.load(given, table), (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
+    const full = options.fullRefresh === true || (yield* Deletes.fullReadDue(sink, stream, given.startedAt, dryRun))
+    const from = CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, full)
+    const complete = Deletes.isComplete(stream, checkpoint, full)
+    // the stream as the batches write it (deletes: the run's time, and keys kept only for a complete read)
+    const run: Run = { ...given, stream: Deletes.forRun(stream, given.startedAt, complete) }
     yield* Effect.logInfo("run.start").pipe(
       Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
     )
     if (!dryRun) yield* recording(run, sink.startRun(stream, options.runId), (s) => ({ ...s, started: true }))
-    if (!dryRun) yield* sink.beginLoad(stream)
+    if (!dryRun) yield* sink.beginLoad(run.stream)
 
     // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
     // A page that repeats an earlier one ends the stream there: the pages before it are written first.
@@ -154,7 +162,7 @@ const sync = (run: Run) =>
     // across an effect, long enough for the collector to promote it (+12 % CPU on a 500k full load).
     const repeats = PageRepeats.guard(stream.name)
     yield* forEachBatch(
-      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(stream, sink, page))),
+      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(run.stream, sink, page))),
       { ...batchLimits, ...options.batch },
       prefetchBelowBytes,
       commitBatch(run)
@@ -173,29 +181,8 @@ const sync = (run: Run) =>
       return yield* new InvalidRecords({ stream: stream.name, quarantined: counts.quarantined, maxInvalid: stream.maxInvalid })
     }
     if (stream.target.write === "replace" && !dryRun) yield* Replace.finishLoad(sink, stream, run.key.target)
-  })
-
-/**
- * The stored checkpoint, when it applies (CheckpointPolicy.stored): the run then starts from it, else
- * from `initial`, and says why.
- */
-const loadCheckpoint = (run: Run, table: TargetState) =>
-  Effect.gen(function*() {
-    const { dryRun, key, store } = run
-    const found = yield* store.load(key, { adopt: CheckpointPolicy.adoptsLegacy(table, dryRun) })
-    if (Option.isNone(found)) return undefined
-    const verdict = CheckpointPolicy.stored(table, found.value, key.target, dryRun)
-    if (verdict._tag === "Applies") {
-      if (verdict.adopted) {
-        yield* Effect.logInfo("checkpoint.adopted").pipe(Effect.annotateLogs({ checkpoint: verdict.cursor, target: key.target }))
-      }
-      return verdict.cursor
-    }
-    yield* Effect.logWarning("checkpoint.ignored").pipe(
-      Effect.annotateLogs({ checkpoint: verdict.cursor, target: key.target, legacy: verdict.legacy, reason: verdict.reason })
-    )
-    if (verdict.clear) yield* store.clear(key)
-    return undefined
+    const missing = dryRun ? 0 : yield* Deletes.finishMissing(sink, run.stream, run.key.target, { complete, table, counts, at: run.startedAt })
+    yield* Ref.update(run.state, (s) => ({ ...s, complete, counts: Deletes.withMissing(s.counts, missing) }))
   })
 
 /**
@@ -294,7 +281,7 @@ const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
       interruptedExitCode: () => options.interruptedExitCode?.() ?? ExitCode.SigTerm
     }, exit, redactor)
     // Record the outcome even when interrupted; a failure to record it must not hide the run's own error.
-    if (state.started) yield* Summary.record(sink, key.target, summary)
+    if (state.started) yield* Summary.record(sink, key.target, summary, state.complete === true)
     yield* Summary.log(summary)
     return summary
   })
