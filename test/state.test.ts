@@ -201,7 +201,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 1 },
         { migration_id: 2 },
         { migration_id: 3 },
-        { migration_id: 4 }
+        { migration_id: 4 },
+        { migration_id: 5 }
       ])
     } finally {
       await legacyDb.drop()
@@ -223,7 +224,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 1, name: "ferry_tables" },
         { migration_id: 2, name: "stream_targets" },
         { migration_id: 3, name: "quarantine_hash" },
-        { migration_id: 4, name: "run_duration_abandoned" }
+        { migration_id: 4, name: "run_duration_abandoned" },
+        { migration_id: 5, name: "run_deletes" }
       ])
     } finally {
       await fresh.drop()
