@@ -15,6 +15,8 @@ export interface WriteResult {
   readonly updated: number
   /** same content, an older version than the stored one, or superseded within the batch */
   readonly unchanged: number
+  /** rows flagged as deleted by the source whose stored row was deleted (`target.deletes`; else absent) */
+  readonly deleted?: number | undefined
   /** rows Postgres refused (e.g. a value out of range); the caller quarantines them */
   readonly rejected: ReadonlyArray<{ readonly row: Row; readonly reason: string }>
 }
@@ -39,7 +41,10 @@ export interface QuarantineItem {
   readonly reason: string
 }
 
-/** fetched = inserted + updated + unchanged + quarantined + alreadyQuarantined */
+/**
+ * fetched = inserted + updated + unchanged + deleted + quarantined + alreadyQuarantined (`deleted` and
+ * `missing` only for a stream with `target.deletes`; `missing` counts rows, not fetched records)
+ */
 export interface RunCounts {
   readonly pages: number
   readonly fetched: number
@@ -51,6 +56,10 @@ export interface RunCounts {
   /** invalid records ferry.quarantine held already for the stream and its target, same text: not again */
   readonly alreadyQuarantined: number
   readonly retries: number
+  /** fetched records flagged as deleted that deleted their row (`deletes.action: delete`) */
+  readonly deleted?: number | undefined
+  /** rows a complete read did not see, deleted or marked at the run's end (`deletes.detect: missing`) */
+  readonly missing?: number | undefined
 }
 
 /** what `quarantine` did with a batch's records */
@@ -99,6 +108,8 @@ export interface RunRecord {
   readonly exitCode: number
   /** the run summary's duration_ms (from the program's start); absent: `status` uses the timestamps */
   readonly durationMs?: number | undefined
+  /** the run read the whole collection and succeeded (when the next `fullEvery` is due counts from it) */
+  readonly completeRead?: boolean | undefined
 }
 
 export interface SinkShape {
@@ -141,7 +152,8 @@ export interface SinkShape {
   ) => Effect.Effect<WriteResult, DatabaseError>
   /**
    * Makes ready to load a stream whose rows are loaded apart from its table and shown at the end
-   * (`write: replace`: a new, empty staging table); nothing for the others. A run calls it once it
+   * (`write: replace`: a new, empty staging table), or whose keys seen are kept for `deleteMissing`
+   * (a new, empty set); nothing for the others. A run calls it once it
    * holds the stream's lock, before its first batch (a dry run: inside each batch's transaction).
    */
   readonly beginLoad: (stream: StreamSpec) => Effect.Effect<void, DatabaseError | TargetMismatch>
@@ -151,6 +163,15 @@ export interface SinkShape {
    * run loaded no row: the table is left as it was.
    */
   readonly finishLoad: (stream: StreamSpec) => Effect.Effect<boolean, DatabaseError>
+  /**
+   * The end of a complete read of a stream with `deletes: { detect: missing }` (call inside the
+   * `transaction` that ends the run): the rows whose key no write of this run since `beginLoad` had
+   * are deleted, or marked (`_deleted_at` = `at`); their number. `at` undefined: nothing changes, the
+   * keys seen are forgotten.
+   */
+  readonly deleteMissing: (stream: StreamSpec, at: string | undefined) => Effect.Effect<number, DatabaseError>
+  /** when the stream's last complete read that succeeded started (epoch ms), if any (`fullEvery`) */
+  readonly lastCompleteRead: (stream: StreamSpec) => Effect.Effect<number | undefined, DatabaseError>
   /** stores the records not quarantined before for the stream and its target (same text) */
   readonly quarantine: (
     stream: StreamSpec,

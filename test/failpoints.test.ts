@@ -299,3 +299,79 @@ describe("write: replace, killed at any point: the old table or the new one, who
     }
   }, 120_000)
 })
+
+/**
+ * deletes: { detect: missing } under kill -9: a killed run deletes nothing the source still has. Each
+ * round the source drops some records and adds others; the run is killed at a named point (in the
+ * batch's transaction, right before the COMMIT of the deletes' transaction: `before-commit:2`, after
+ * the batch's commit) or at a random moment. After the kill every row the table held before the run
+ * whose record the source still has is there; the keys a killed run left in schema ferry are reset by
+ * the next run, which converges: the table is exactly the source, and no table of keys is left.
+ */
+describe("deletes: { detect: missing }, killed at any point: nothing the source still has is deleted", () => {
+  it("SIGKILL in the batch, before the deletes' commit, after the commit, and at random moments", async () => {
+    const db = await createTestDatabase()
+    const all = makeRecords(120)
+    const api = await startApi(all.slice(0, 100), { pageSize: 7 })
+    try {
+      const table = "fp_missing"
+      const dir = streamConfig({
+        name: table,
+        url: `${api.url}/link`,
+        incremental: null,
+        columns: `{ id: text, name: text, amount: numeric, updated_at: timestamptz }
+      deletes: { detect: missing, action: delete }`
+      })
+      const env = { DATABASE_URL: db.url }
+      const ids = async () => new Set((await db.query(`SELECT id FROM "${table}"`)).map((r) => r.id as string))
+      const seenTables = async () =>
+        (await db.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'ferry' AND tablename LIKE 'seen_%'`))[0]!.n
+      expect((await ferry(["run"], { cwd: dir, env })).code).toBe(0)
+      const killAt = [
+        { failpoint: "after-upsert:1" },
+        { failpoint: "before-commit:2" },
+        { failpoint: "after-commit:1" },
+        ...[100, 250, 400].map((ms) => ({ ms })),
+        ...[0, 5, 20].map((afterLast) => ({ afterLast }))
+      ]
+      let round = 0
+      for (const kill of killAt) {
+        round++
+        // a different fifth of the records is gone each round
+        api.records = all.filter((_, i) => (i + round) % 5 !== 0)
+        const source = new Set(api.records.map((r) => r.id))
+        const before = await ids()
+        // named points: unpaced, the run is one batch's transaction and then the deletes' one
+        api.delayMs = "failpoint" in kill ? 0 : 20
+        const running = start(["run"], {
+          cwd: dir,
+          env: { ...env, ...("failpoint" in kill ? { FERRY_FAILPOINT: kill.failpoint } : {}) }
+        })
+        const timer = "ms" in kill ? setTimeout(() => running.child.kill("SIGKILL"), kill.ms) : undefined
+        if ("afterLast" in kill) {
+          const pages = api.pagesServed + Math.ceil(api.records.length / 7)
+          while (api.pagesServed < pages && running.child.exitCode === null) await new Promise((r) => setTimeout(r, 1))
+          await new Promise((r) => setTimeout(r, kill.afterLast))
+          running.child.kill("SIGKILL")
+        }
+        const result = await running.done
+        clearTimeout(timer)
+        api.delayMs = 0
+        if ("failpoint" in kill) expect(result.signal, result.stderr.slice(-1500)).toBe("SIGKILL")
+        const after = await ids()
+        for (const id of before) {
+          if (source.has(id)) expect(after.has(id), `${JSON.stringify(kill)}: ${id} deleted`).toBe(true)
+        }
+        // a kill before the deletes' commit deleted nothing at all
+        if ("failpoint" in kill) for (const id of before) expect(after.has(id), JSON.stringify(kill)).toBe(true)
+        const done = await ferry(["run"], { cwd: dir, env })
+        expect(done.code, done.stderr.slice(-1500)).toBe(0)
+        expect([...(await ids())].sort()).toEqual([...source].sort())
+        expect(await seenTables()).toBe(0)
+      }
+    } finally {
+      await api.close()
+      await db.drop()
+    }
+  }, 120_000)
+})

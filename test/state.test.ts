@@ -202,7 +202,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 2 },
         { migration_id: 3 },
         { migration_id: 4 },
-        { migration_id: 5 }
+        { migration_id: 5 },
+        { migration_id: 6 }
       ])
     } finally {
       await legacyDb.drop()
@@ -225,7 +226,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 2, name: "stream_targets" },
         { migration_id: 3, name: "quarantine_hash" },
         { migration_id: 4, name: "run_duration_abandoned" },
-        { migration_id: 5, name: "fields" }
+        { migration_id: 5, name: "fields" },
+        { migration_id: 6, name: "run_deletes" }
       ])
     } finally {
       await fresh.drop()

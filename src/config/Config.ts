@@ -9,6 +9,7 @@ import type { Duration } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import * as Children from "../domain/Children.js"
+import * as Deletes from "../domain/Deletes.js"
 import { ConfigError } from "../domain/Errors.js"
 import { Incremental } from "../domain/Incremental.js"
 import * as RowDecoder from "../domain/RowDecoder.js"
@@ -117,7 +118,8 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     cursorColumn,
     write: stream.target.write,
     record,
-    extra
+    extra,
+    deletes: stream.target.deletes
   })
   // with children: the parent table has the digest column too, which its decoder does not read
   const withChildren = children === undefined
@@ -126,10 +128,12 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
   return {
     name: stream.name,
     source: { ...source, incremental },
-    target: withChildren,
-    // the parent's decoder reads its columns (not the digest), and knows the lists its children take
+    // `_deleted_at` (deletes.action: mark) is the run's to fill, the digest of the children the sink's
+    target: Deletes.withColumns(withChildren),
+    // the parent's decoder reads its columns, and knows the lists its children take
     decode: Children.withChildren(withChildren, RowDecoder.fromColumns({ ...target, children }, incremental)),
-    maxInvalid: stream.maxInvalid
+    maxInvalid: stream.maxInvalid,
+    fullEvery: stream.fullEvery
   }
 }
 

@@ -9,9 +9,12 @@
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 import { childrenProblems } from "./Children.js"
+import { formatPath, humanize } from "./Messages.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
+import * as DeletesRules from "../domain/Deletes.js"
+import { Deletes } from "../domain/Deletes.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
 import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
@@ -83,7 +86,9 @@ const TargetField = Schema.Struct({
   /** a jsonb column with the record's fields that no column reads */
   extra: Schema.optional(Identifier),
   /** child tables for nested lists (domain/Children.ts) */
-  children: Schema.optional(Schema.Array(ChildField))
+  children: Schema.optional(Schema.Array(ChildField)),
+  /** records deleted at the source: `{ path, equals, action }` or `{ detect: missing, action, allowEmpty }` */
+  deletes: Schema.optional(Deletes)
 })
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
@@ -123,7 +128,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
   if (incremental?.param !== undefined && incremental.params !== undefined) {
     issues.push({ path: ["source", "incremental"], message: "give param or params, not both" })
   }
-  issues.push(...writeModeProblems(stream), ...childrenProblems(stream.target))
+  issues.push(...writeModeProblems(stream), ...childrenProblems(stream.target), ...DeletesRules.problems(stream.target))
   primaryKey.forEach((name, i) => {
     if (primaryKey.indexOf(name) !== i) {
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })
@@ -179,7 +184,14 @@ const roleProblems = (
 }
 
 /** A stream as written: the model's settings, with a plain name, the source above and the file's target. */
-const StreamFields = Schema.Struct({ ...StreamSettings.fields, name: Identifier, source: SourceField, target: TargetField })
+const StreamFields = Schema.Struct({
+  ...StreamSettings.fields,
+  name: Identifier,
+  source: SourceField,
+  target: TargetField,
+  /** a complete read (from `initial`) when the last one is older than this: hard-delete detection */
+  fullEvery: Schema.optional(DurationField)
+})
 const StreamField = StreamFields.pipe(Schema.filter(streamProblems))
 
 const DatabaseUrl = Schema.String.pipe(
@@ -230,37 +242,6 @@ export const columnList = (columns: NonNullable<StreamConfig["target"]["columns"
   )
 
 // --- errors -------------------------------------------------------------------------------------------
-
-/** `streams[0].source.headers["X Key"]`: the form a reader looks for in the file. */
-export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>((out, key) => {
-    if (typeof key === "number") return `${out}[${key}]`
-    const name = String(key)
-    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) return `${out}[${JSON.stringify(name)}]`
-    return out === "" ? name : `${out}.${name}`
-  }, "")
-
-/** Effect's built-in messages, made human; `actual ...` is dropped, since it may hold a secret. */
-const humanize = (issue: ParseResult.ArrayFormatterIssue): string => {
-  if (issue._tag === "Missing") return "is required"
-  if (issue._tag === "Unexpected") {
-    const key = JSON.stringify(String(issue.path[issue.path.length - 1]))
-    const expected = issue.message.replace(/^is unexpected, expected: /, "")
-    // a struct lists its keys as literals; a map (`columns`, `headers`) describes what a key must look like
-    if (!/^"[^"]*"(?: \| "[^"]*")*$/.test(expected)) return `invalid key ${key}: expected ${expected}`
-    return `unknown key ${key} (expected one of ${Array.from(expected.matchAll(/"([^"]*)"/g), (m) => m[1]).join(", ")})`
-  }
-  const expected = /^Expected ([\s\S]*?), actual /.exec(issue.message)?.[1]
-  if (expected === undefined) return issue.message
-  const literals = expected.split(" | ").map((part) => /^"([^"]*)"$/.exec(part)?.[1])
-  if (literals.every((l) => l !== undefined)) {
-    return literals.length === 1 ? `expected "${literals[0]}"` : `expected one of ${literals.join(", ")}`
-  }
-  if (expected === "string" || expected === "number" || expected === "boolean") return `expected a ${expected}`
-  if (expected.startsWith("ReadonlyArray<") || expected.startsWith("readonly [")) return "expected a list"
-  if (expected.startsWith("{") || expected.startsWith("Struct")) return "expected a mapping (key: value)"
-  return `expected ${expected}`
-}
 
 /**
  * Validates the interpolated file. Of a failing union's issues the deepest is reported: the member

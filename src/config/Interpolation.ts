@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import * as Json from "../domain/Json.js"
 import { ConfigError } from "../domain/Errors.js"
-import { formatPath } from "./ConfigFile.js"
+import { formatPath } from "./Messages.js"
 
 export type Env = Record<string, string | undefined>
 

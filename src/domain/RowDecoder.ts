@@ -23,6 +23,8 @@ export interface Row {
   readonly values: Readonly<Record<string, unknown>>
   /** the rows of each of the target's child tables, in `target.children` order (`Children.ts`) */
   readonly children?: ReadonlyArray<ReadonlyArray<Readonly<Record<string, unknown>>>> | undefined
+  /** the source flags the record as deleted (`target.deletes.path`, Deletes.ts) */
+  readonly deleted?: true | undefined
 }
 
 /** timestamp-like initial values compare as instants, numbers as numbers; a typed cursor column decides first. */

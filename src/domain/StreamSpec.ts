@@ -30,7 +30,9 @@ export const StreamSettings = Schema.Struct({
   source: HttpSourceSpec,
   target: TargetSpec,
   /** invalid records tolerated per run before the run exits 65 */
-  maxInvalid: withDefault(integerAtLeast(0), () => 0)
+  maxInvalid: withDefault(integerAtLeast(0), () => 0),
+  /** an incremental stream reads the whole collection when its last complete read is older than this */
+  fullEvery: Schema.optional(Schema.DurationFromSelf)
 })
 
 export interface StreamSpec extends Schema.Schema.Type<typeof StreamSettings> {

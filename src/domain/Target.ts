@@ -1,5 +1,6 @@
 /** Where a stream's rows go: a PostgreSQL table, its columns and their types. */
 import { Schema } from "effect"
+import { Deletes } from "./Deletes.js"
 import { withDefault } from "./Fields.js"
 
 export const columnTypes = [
@@ -69,7 +70,9 @@ export const TargetSpec = Schema.Struct({
   /** a jsonb column of `columns` holding the record's fields that no other column reads (`RowDecoder.extraOf`) */
   extra: Schema.optional(Schema.String),
   /** child tables for nested lists (absent: none) */
-  children: Schema.optional(Schema.Array(ChildSpec))
+  children: Schema.optional(Schema.Array(ChildSpec)),
+  /** records deleted at the source: flagged by a field, or missing from a complete read (Deletes.ts) */
+  deletes: Schema.optional(Deletes)
 })
 export type TargetSpec = typeof TargetSpec.Type
 

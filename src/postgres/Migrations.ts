@@ -91,6 +91,15 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
       first_seen_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (stream, target, path)
     )`
+  ),
+  // Deletes (issue 13): the run's `deleted` (flagged records that deleted their row) and `missing`
+  // (rows a complete read did not see) counts, and whether it read the whole collection: `fullEvery`
+  // counts from the last such run.
+  "6_run_deletes": statements(
+    `ALTER TABLE ferry.runs ADD COLUMN deleted bigint`,
+    `ALTER TABLE ferry.runs ADD COLUMN missing bigint`,
+    `ALTER TABLE ferry.runs ADD COLUMN complete_read boolean`,
+    `CREATE INDEX runs_complete_read ON ferry.runs (stream, target, started_at) WHERE complete_read`
   )
 }
 

@@ -53,7 +53,8 @@ export const addBatch = (
     unchanged: counts.unchanged + written.unchanged,
     quarantined: counts.quarantined + quarantined.stored,
     alreadyQuarantined: counts.alreadyQuarantined + quarantined.already,
-    retries
+    retries,
+    ...(counts.deleted === undefined ? {} : { deleted: counts.deleted + (written.deleted ?? 0), missing: counts.missing })
   }
 }
 
@@ -132,7 +133,9 @@ const countsOf = (summary: StreamSummary): RunCounts => ({
   unchanged: summary.unchanged,
   quarantined: summary.quarantined,
   alreadyQuarantined: summary.alreadyQuarantined,
-  retries: summary.retries
+  retries: summary.retries,
+  // a stream with deletes (Sync/Deletes.ts): the rows its flags deleted, and those a complete read missed
+  ...(summary.deleted === undefined ? {} : { deleted: summary.deleted, missing: summary.missing })
 })
 
 /** `alreadyQuarantined` -> `already_quarantined`: the log's field names */
@@ -153,8 +156,11 @@ export const log = (summary: StreamSummary) => {
   return log.pipe(Effect.annotateLogs(fields))
 }
 
-/** Records the run's outcome in `ferry.runs`; a failure to record it is logged, not the run's own error. */
-export const record = (sink: SinkShape, target: string, summary: StreamSummary) =>
+/**
+ * Records the run's outcome in `ferry.runs` (`completeRead`: it read the whole collection); a failure
+ * to record it is logged, not the run's own error.
+ */
+export const record = (sink: SinkShape, target: string, summary: StreamSummary, completeRead = false) =>
   sink.finishRun({
     runId: summary.runId,
     stream: summary.stream,
@@ -164,7 +170,8 @@ export const record = (sink: SinkShape, target: string, summary: StreamSummary) 
     checkpoint: summary.checkpoint,
     error: summary.error,
     exitCode: summary.exitCode,
-    durationMs: summary.durationMs
+    durationMs: summary.durationMs,
+    completeRead: completeRead && summary.status === "succeeded"
   }).pipe(
     Effect.catchAll((e) => Effect.logWarning("run.record_failed").pipe(Effect.annotateLogs({ error: e.message }))),
     Effect.uninterruptible

@@ -18,6 +18,7 @@ import { Sink, type QuarantineResult, type RunCounts, type SinkShape, type Write
 import { pagesOf, type Source } from "../Source.js"
 import { type BatchLimits, batchLimits, forEachBatch, prefetchBelowBytes } from "./Batches.js"
 import * as CheckpointPolicy from "./CheckpointPolicy.js"
+import * as Deletes from "./Deletes.js"
 import * as Drift from "./Drift.js"
 import { loadCheckpoint } from "./LoadCheckpoint.js"
 import * as PageRepeats from "./PageRepeats.js"
@@ -71,6 +72,8 @@ interface RunState {
   readonly counts: RunCounts
   /** fields no column maps that the stream had never seen, in committed batches (Drift.ts) */
   readonly newFields: ReadonlyArray<string>
+  /** the run read the whole collection (Deletes.isComplete) */
+  readonly complete?: boolean
 }
 
 /**
@@ -93,7 +96,7 @@ export const syncStreamExit = (
         started: false,
         checkpoint: undefined,
         seen: undefined,
-        counts: Summary.noCounts,
+        counts: Deletes.startCounts(stream, Summary.noCounts),
         newFields: []
       })
       const run: Run = {
@@ -139,22 +142,25 @@ const recording = <A, E, R>(run: Run, effect: Effect.Effect<A, E, R>, update: (s
   Effect.uninterruptibleMask((restore) => Effect.tap(restore(effect), (a) => Ref.update(run.state, (s) => update(s, a))))
 
 /** The run: the target prepared and locked, the checkpoint loaded, every batch committed, the final checkpoint. */
-const sync = (run: Run) =>
+const sync = (given: Run) =>
   Effect.gen(function*() {
-    const { dryRun, options, sink, stream } = run
+    const { dryRun, options, sink, stream } = given
     // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
     const prepared = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
     yield* Drift.logChanges(prepared.changes, dryRun)
     yield* sink.lock(stream)
-    const load = loadCheckpoint(run, prepared.state)
-    const checkpoint = yield* recording(run, load, (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
+    const checkpoint = yield* recording(given, loadCheckpoint(given, prepared.state), (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
     const fields = yield* Drift.tracker(sink, stream)
-    const from = CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, options.fullRefresh === true)
+    const full = options.fullRefresh === true || (yield* Deletes.fullReadDue(sink, stream, given.startedAt, dryRun))
+    const from = CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, full)
+    const complete = Deletes.isComplete(stream, checkpoint, full)
+    // the stream as the batches write it (deletes: the run's time, and keys kept only for a complete read)
+    const run: Run = { ...given, stream: Deletes.forRun(stream, given.startedAt, complete) }
     yield* Effect.logInfo("run.start").pipe(
       Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
     )
     if (!dryRun) yield* recording(run, sink.startRun(stream, options.runId), (s) => ({ ...s, started: true }))
-    if (!dryRun) yield* sink.beginLoad(stream)
+    if (!dryRun) yield* sink.beginLoad(run.stream)
 
     // Fetch and decode the next batch of pages while the last one is being written (bounded by bytes).
     // A page that repeats an earlier one ends the stream there: the pages before it are written first.
@@ -162,7 +168,7 @@ const sync = (run: Run) =>
     // across an effect, long enough for the collector to promote it (+12 % CPU on a 500k full load).
     const repeats = PageRepeats.guard(stream.name)
     yield* forEachBatch(
-      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(stream, sink, page, fields.observe))),
+      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(run.stream, sink, page, fields.observe))),
       { ...batchLimits, ...options.batch },
       prefetchBelowBytes,
       commitBatch(run, fields.capNotice)
@@ -181,6 +187,8 @@ const sync = (run: Run) =>
       return yield* new InvalidRecords({ stream: stream.name, quarantined: counts.quarantined, maxInvalid: stream.maxInvalid })
     }
     if (stream.target.write === "replace" && !dryRun) yield* Replace.finishLoad(sink, stream, run.key.target)
+    const missing = dryRun ? 0 : yield* Deletes.finishMissing(sink, run.stream, run.key.target, { complete, table: prepared.state, counts, at: run.startedAt })
+    yield* Ref.update(run.state, (s) => ({ ...s, complete, counts: Deletes.withMissing(s.counts, missing) }))
   })
 
 /**
@@ -284,7 +292,7 @@ const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
       interruptedExitCode: () => options.interruptedExitCode?.() ?? ExitCode.SigTerm
     }, exit, redactor)
     // Record the outcome even when interrupted; a failure to record it must not hide the run's own error.
-    if (state.started) yield* Summary.record(sink, key.target, summary)
+    if (state.started) yield* Summary.record(sink, key.target, summary, state.complete === true)
     yield* Summary.log(summary)
     return summary
   })

@@ -18,13 +18,16 @@ export interface MemoryState {
   /** `checkpointKey` -> cursor */
   checkpoints: Map<string, string>
   quarantine: Array<{ stream: string; target: string; runId: string; raw: unknown; reason: string; text: string }>
-  runs: Map<string, RunRecord | { runId: string; stream: string; status: "running" | "abandoned" }>
+  /** `startedAt`: the clock's time (ms) when the run started (`lastCompleteRead`) */
+  runs: Map<string, (RunRecord | { runId: string; stream: string; status: "running" | "abandoned" }) & { startedAt?: number }>
   /** row versions written (inserts + updates): a no-op run must not add any */
   rowVersions: number
   /** table name -> its columns and primary key (MemorySchema.ts) */
   shapes: Map<string, TableShape>
   /** `checkpointKey` -> the field paths seen (Sink.knownFields) */
   fields: Map<string, Set<string>>
+  /** `checkpointKey` -> the keys a complete read wrote (detect: missing) */
+  seen: Map<string, Set<string>>
 }
 
 export interface MemoryDatabaseShape {
@@ -51,7 +54,8 @@ const emptyState = (): MemoryState => ({
   runs: new Map(),
   rowVersions: 0,
   shapes: new Map(),
-  fields: new Map()
+  fields: new Map(),
+  seen: new Map()
 })
 
 export const make = (): MemoryDatabaseShape => ({

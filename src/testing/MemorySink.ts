@@ -2,15 +2,15 @@
  * The in-memory Sink, over an in-memory database with the semantics Ferry relies on from Postgres:
  * transactions that commit or roll back as a whole, an upsert that skips unchanged rows and never lets
  * an older cursor overwrite a newer one (append: a version stored is never rewritten; replace: rows go
- * to a staging table that `finishLoad` swaps in), and one lock per stream. `MemoryCheckpoints` keeps its
- * checkpoints in the same database, sharing its transactions as PgSink and the postgres checkpoint
- * store share one.
+ * to a staging table that `finishLoad` swaps in; deletes: MemoryDeletes.ts), one lock per stream.
+ * `MemoryCheckpoints` shares its database and transactions, as PgSink and the postgres store do.
  */
-import { Effect, Either, Layer } from "effect"
+import { Clock, Effect, Either, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
 import * as MemoryChildren from "./MemoryChildren.js"
+import * as MemoryDeletes from "./MemoryDeletes.js"
 import { Sink, type QuarantineItem, type Staged, type WriteResult } from "../Sink.js"
 import { type CursorType, type Row, type StreamSpec, targetName } from "../domain/StreamSpec.js"
 import { evolve } from "./MemorySchema.js"
@@ -95,16 +95,19 @@ const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<
   Effect.suspend(() => {
     const table = tableOf(db, stream)
     // as PgSink: one version per key, then the refused ones set aside
-    const kept = MemoryChildren.digested(stream, Cursor.latestPerKey(rows, Cursor.typeOf(stream)))
-    const rejected = refusedOf(db, kept)
-    const refusedRows = new Set(rejected.map((r) => r.row))
-    const parents: Array<Row> = []
-    const accepted = kept.filter((r) => !refusedRows.has(r))
-    const counts = upsert(table, accepted, Cursor.typeOf(stream), stream.target.write === "append", parents)
-    MemoryChildren.replace(db.state.tables, stream, parents)
-    db.state.rowVersions += counts.inserted + counts.updated
-    const unchanged = rows.length - counts.inserted - counts.updated - rejected.length
-    return written<WriteResult>(db, { ...counts, unchanged, rejected })
+    const plain = (rows: ReadonlyArray<Row>): WriteResult => {
+      const kept = MemoryChildren.digested(stream, Cursor.latestPerKey(rows, Cursor.typeOf(stream)))
+      const rejected = refusedOf(db, kept)
+      const refusedRows = new Set(rejected.map((r) => r.row))
+      const parents: Array<Row> = []
+      const accepted = kept.filter((r) => !refusedRows.has(r))
+      const counts = upsert(table, accepted, Cursor.typeOf(stream), stream.target.write === "append", parents)
+      MemoryChildren.replace(db.state.tables, stream, parents)
+      return { ...counts, unchanged: rows.length - counts.inserted - counts.updated - rejected.length, rejected }
+    }
+    const result = MemoryDeletes.write(stream, table, MemoryDeletes.seenOf(db.state.seen, lockKey(stream)), rows, plain)
+    db.state.rowVersions += result.inserted + result.updated
+    return written<WriteResult>(db, result)
   })
 
 /**
@@ -161,13 +164,13 @@ const quarantine = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string, 
 
 /** as PgSink: the stream's earlier runs still running are dead (this run holds the lock) */
 const startRun = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string) =>
-  Effect.sync(() => {
+  Effect.map(Clock.currentTimeMillis, (now) => {
     for (const [key, r] of db.state.runs) {
       if (r.stream === stream.name && r.status === "running" && r.runId !== runId) {
         db.state.runs.set(key, { ...r, status: "abandoned" })
       }
     }
-    db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running" })
+    db.state.runs.set(`${runId}/${stream.name}`, { runId, stream: stream.name, status: "running", startedAt: now })
   })
 
 /** as PgSink: the staging table's rows become the table's, unless it has none; the staging table goes */
@@ -195,7 +198,9 @@ const prepare = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec)
       onRight: ({ changes, shape }) => {
         db.state.shapes.set(name, shape)
         // a stream with child tables is always upserted, as in PgSink
-        if ((table?.size ?? 0) === 0 && (stream.target.children?.length ?? 0) === 0) bulk.add(stream.name)
+        if ((table?.size ?? 0) === 0 && (stream.target.children?.length ?? 0) === 0 && MemoryDeletes.copies(stream)) {
+          bulk.add(stream.name)
+        }
         else bulk.delete(stream.name)
         const state = table === undefined ? "created" as const : table.size === 0 ? "empty" as const : "filled" as const
         return Effect.succeed({ state, changes })
@@ -232,11 +237,15 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         ),
       beginLoad: (stream) =>
         Effect.sync(() => {
+          db.state.seen.delete(lockKey(stream))
           if (stream.target.write !== "replace") return
           db.state.tables.set(intoName(stream), new Map())
-          bulk.add(stream.name)
+          if (MemoryDeletes.copies(stream)) bulk.add(stream.name)
         }),
       finishLoad: (stream) => swap(db, stream),
+      deleteMissing: (stream, at) =>
+        Effect.sync(() => MemoryDeletes.deleteMissing(stream, tableOf(db, stream), db.state.seen, lockKey(stream), at)),
+      lastCompleteRead: (stream) => Effect.sync(() => MemoryDeletes.lastCompleteRead(db.state.runs, stream)),
       quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
       knownFields: (stream) => Effect.sync(() => [...(db.state.fields.get(lockKey(stream)) ?? [])]),
       recordFields: (stream, _runId, paths) =>
@@ -247,8 +256,9 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         }),
       startRun: (stream, runId) => startRun(db, stream, runId),
       finishRun: (run) =>
-        Effect.sync(() => {
-          db.state.runs.set(`${run.runId}/${run.stream}`, run)
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const started = db.state.runs.get(`${run.runId}/${run.stream}`)
+          db.state.runs.set(`${run.runId}/${run.stream}`, { ...run, startedAt: started?.startedAt ?? now })
         })
     })
   })

@@ -34,6 +34,9 @@ interface StatusRow {
   /** runs of the stream and target found dead (status `abandoned`), and when the last one started */
   readonly abandoned_runs: number
   readonly last_abandoned_at: string | null
+  /** a stream with `target.deletes` only: the last run's deleted (flagged) and missing (complete read) rows */
+  readonly deleted?: number | null
+  readonly missing?: number | null
 }
 
 type RunRow = Record<string, unknown>
@@ -46,12 +49,14 @@ type RunRow = Record<string, unknown>
 const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean; timed: boolean }>(
+    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean; timed: boolean; deletes: boolean }>(
       `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
          EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'already_quarantined'
            AND NOT attisdropped) AS keyed,
          EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'duration_ms'
-           AND NOT attisdropped) AS timed`
+           AND NOT attisdropped) AS timed,
+         EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'missing'
+           AND NOT attisdropped) AS deletes`
     )
     if (!table?.present) return new Map<string, RunRow>()
     const [target, already] = table.keyed ? ["r.target", "r.already_quarantined"] : ["NULL", "NULL"]
@@ -69,6 +74,7 @@ const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
       `SELECT DISTINCT ON (s.stream) s.stream, r.run_id, r.status, r.started_at, r.finished_at,
          ${duration} AS duration_ms,
          r.fetched, r.inserted, r.updated, r.unchanged, r.quarantined, ${already} AS already_quarantined, r.error,
+         ${table.deletes ? "r.deleted, r.missing" : "NULL AS deleted, NULL AS missing"},
          ${abandoned}
        FROM unnest($1::text[], $2::text[]) AS s(stream, target)
        JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL)
@@ -99,7 +105,8 @@ const statusRow = (stream: StreamSpec, checkpoint: Option.Option<string>, run: R
   already_quarantined: toNumber(run?.already_quarantined),
   error: run?.error === null || run?.error === undefined ? null : String(run.error),
   abandoned_runs: toNumber(run?.abandoned_runs) ?? 0,
-  last_abandoned_at: toIso(run?.last_abandoned_at)
+  last_abandoned_at: toIso(run?.last_abandoned_at),
+  ...(stream.target.deletes === undefined ? {} : { deleted: toNumber(run?.deleted), missing: toNumber(run?.missing) })
 })
 
 /** Each stream's row: its checkpoint from the store, its last run from `runs`. */
@@ -138,7 +145,8 @@ const columns = [
 
 const printTable = (rows: ReadonlyArray<StatusRow>, out: (text: string) => void) => {
   out(formatTable(
-    columns,
+    // the deletes' counts: only when a stream has deletes
+    rows.some((r) => "deleted" in r) ? [...columns, "deleted", "missing"] : columns,
     rows.map((r) => ({ ...r, status: r.status ?? "never run", last_run_at: r.started_at, duration: formatDuration(r.duration_ms) }))
   ))
   for (const r of rows) {

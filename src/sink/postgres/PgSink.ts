@@ -8,6 +8,7 @@
  *   upsert when a COPY cannot take the rows;
  * - child tables (Children.ts): created or verified with the parent, their rows replaced with it;
  * - beginLoad/finishLoad (Replace.ts): `write: replace` loads a staging table and swaps it in at the end;
+ * - deletes (Deletes.ts): flagged records in `write`, the keys seen and `deleteMissing` for complete reads;
  * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
  * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts);
  * - knownFields/recordFields (Fields.ts): the field paths seen, for the run summary's new_fields.
@@ -21,6 +22,8 @@ import { Sink, type SinkShape } from "../../Sink.js"
 import * as BulkLoad from "./BulkLoad.js"
 import * as Children from "./Children.js"
 import * as Fields from "./Fields.js"
+import * as Deletes from "./Deletes.js"
+import * as DomainDeletes from "../../domain/Deletes.js"
 import * as Locks from "./Locks.js"
 import * as Prepare from "./Prepare.js"
 import * as Quarantine from "./Quarantine.js"
@@ -48,12 +51,14 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
   const sql = sqlClient.withoutTransforms()
   const locks = Locks.streamLocks(sql, { advisoryLock: options?.advisoryLock ?? true, holdsLock: options?.holdsLock })
   const bulk = BulkLoad.make(sql, options?.copy ?? true)
-  const upsert = Upsert.writer(sql, options?.maxChunkBytes ?? 4 * 1024 * 1024)
+  const upsert = Deletes.writer(sql, Upsert.writer(sql, options?.maxChunkBytes ?? 4 * 1024 * 1024))
   return {
     prepare: (stream) =>
       Prepare.prepare(sql, stream.target).pipe(
-        // a stream with child tables is always upserted (Children.ts)
-        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable && !Children.hasChildren(stream.target)))),
+        // a stream with child tables, or flagged deletes, is always upserted (Children.ts, Deletes.ts)
+        Effect.tap(({ copyable }) =>
+          Effect.sync(() => bulk.prepared(stream, copyable && !Children.hasChildren(stream.target) && Deletes.copies(stream.target)))
+        ),
         Effect.map(({ changes, state }) => ({ state, changes })),
         Locks.blockedOn(sql, stream.target)
       ),
@@ -72,9 +77,10 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       )
     },
     beginLoad: (stream) =>
+      DomainDeletes.missing(stream.target) !== undefined ? Deletes.beginSeen(sql, stream) :
       stream.target.write !== "replace" ? Effect.void : Replace.begin(sql, stream.target).pipe(
         // the staging table is new and empty: a first load (COPY where it can)
-        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable))),
+        Effect.tap(({ copyable }) => Effect.sync(() => bulk.prepared(stream, copyable && Deletes.copies(stream.target)))),
         Effect.asVoid,
         Locks.blockedOn(sql, stream.target)
       ),
@@ -82,6 +88,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       stream.target.write !== "replace"
         ? Effect.succeed(false)
         : Replace.swap(sql, stream.target).pipe(Locks.blockedOn(sql, stream.target)),
+    deleteMissing: (stream, at) => Deletes.deleteMissing(sql, stream, at).pipe(Locks.blockedOn(sql, stream.target)),
+    lastCompleteRead: (stream) => RunLog.lastCompleteRead(sql, stream),
     quarantine: (stream, runId, items) => Quarantine.quarantine(sql, stream, runId, items),
     knownFields: (stream) => Fields.known(sql, stream),
     recordFields: (stream, runId, paths) => Fields.record(sql, stream, runId, paths),

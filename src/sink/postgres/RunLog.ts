@@ -46,14 +46,16 @@ export const finishRun = (sql: SqlClient, r: RunRecord): Effect.Effect<void, Dat
   query(
     sql,
     `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
-       quarantined, retries, checkpoint, error, exit_code, target, already_quarantined, duration_ms)
-     VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+       quarantined, retries, checkpoint, error, exit_code, target, already_quarantined, duration_ms,
+       deleted, missing, complete_read)
+     VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
      ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
        pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
        updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
        retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
        exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined,
-       duration_ms = EXCLUDED.duration_ms`,
+       duration_ms = EXCLUDED.duration_ms, deleted = EXCLUDED.deleted, missing = EXCLUDED.missing,
+       complete_read = EXCLUDED.complete_read`,
     [
       r.runId,
       r.stream,
@@ -70,7 +72,20 @@ export const finishRun = (sql: SqlClient, r: RunRecord): Effect.Effect<void, Dat
       r.exitCode,
       r.target,
       r.counts.alreadyQuarantined,
-      r.durationMs === undefined ? null : Math.round(r.durationMs)
+      r.durationMs === undefined ? null : Math.round(r.durationMs),
+      r.counts.deleted ?? null,
+      r.counts.missing ?? null,
+      r.completeRead === true ? true : null
     ],
     `recording the end of run ${r.runId} of stream ${r.stream}`
   ).pipe(Effect.asVoid)
+
+/** when the last complete read of the stream and target that succeeded started (epoch ms), if any */
+export const lastCompleteRead = (sql: SqlClient, stream: StreamSpec): Effect.Effect<number | undefined, DatabaseError> =>
+  query<{ at: string | null }>(
+    sql,
+    `SELECT (extract(epoch FROM max(coalesce(started_at, finished_at))) * 1000)::float8::text AS at FROM ferry.runs
+     WHERE stream = $1 AND target = $2 AND complete_read AND status = 'succeeded'`,
+    [stream.name, targetName(stream.target)],
+    `reading the last complete read of stream ${stream.name}`
+  ).pipe(Effect.map(([row]) => (row?.at === null || row?.at === undefined ? undefined : Number(row.at))))
