@@ -10,14 +10,15 @@
  *   never after a failed read, a read with an invalid record, or an empty read (unless allowEmpty);
  * - missing, action mark, incremental with fullEvery: an incremental run marks nothing; once the last
  *   complete read is older than fullEvery the run reads everything and marks what it did not see;
- * - config: deletes with append, detect: missing with replace, action delete with child tables, a
- *   `_deleted_at` column: 78 naming the field.
+ * - with child tables (`target.children`): a parent row deleted (flagged or missing) takes its child rows
+ *   with it, in the same transaction; a kill before that COMMIT deletes neither; `mark` keeps both;
+ * - config: deletes with append, detect: missing with replace, a `_deleted_at` column: 78 naming the field.
  * Every run's counts add up: fetched = inserted + updated + unchanged + deleted + quarantined + already_quarantined.
  * Kills during a `detect: missing` run are in test/failpoints.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type Api, type ApiRecord, makeRecords, startApi } from "./support/api.js"
-import { type CliResult, ferry, streamConfig, summaries } from "./support/cli.js"
+import { type CliResult, ferry, start, streamConfig, summaries } from "./support/cli.js"
 import { fileDatabase } from "./support/pg.js"
 
 const db = fileDatabase("ferry_deletes")
@@ -205,18 +206,97 @@ describe("deletes detected by a complete read", () => {
   })
 })
 
+/** a config whose records carry `items`, a child table `<table>_items` keyed by (parent_id, sku) */
+const withChildren = (table: string, deletes: string, o: { incremental?: string | null } = {}) =>
+  config(table, `${deletes}
+      children: [{ path: items, table: ${table}_items, primaryKey: [sku], columns: { sku: text, qty: integer } }]`, o)
+
+const itemized = (records: ReadonlyArray<ApiRecord>) =>
+  records.map((r, i) => ({ ...r, items: [{ sku: "a", qty: i }, { sku: "b", qty: 1 }] }))
+
+/** the parents that have child rows, each once */
+const parents = async (table: string) =>
+  (await db.query(`SELECT DISTINCT parent_id FROM "${table}_items" ORDER BY parent_id`)).map((r) => r.parent_id as string)
+
+describe("deletes with child tables", () => {
+  it("flagged, action delete: the parent's child rows go with it, never over a newer one", async () => {
+    api.records = itemized(makeRecords(6))
+    const dir = withChildren("child_flag", "{ path: deleted, equals: true, action: delete }")
+    const first = await run(dir)
+    expect(first.code, first.stderr.slice(-2000)).toBe(0)
+    expect(only(first)).toMatchObject({ inserted: 6 })
+    expect(await db.query(`SELECT count(*)::int AS n FROM child_flag_items`)).toEqual([{ n: 12 }])
+
+    // r00002 deleted at the source; r00004's flag is older than its stored row: both it and its items stay
+    api.records[2] = { ...api.records[2]!, deleted: true, updated_at: later(api.records[2]!, 30) }
+    api.records[4] = { ...api.records[4]!, deleted: true, updated_at: later(api.records[4]!, -30) }
+    const second = await run(dir, ["--full-refresh"])
+    expect(second.code, second.stderr.slice(-2000)).toBe(0)
+    expect(only(second)).toMatchObject({ deleted: 1 })
+    expect(await ids("child_flag")).toEqual(["r00000", "r00001", "r00003", "r00004", "r00005"])
+    expect(await parents("child_flag")).toEqual(["r00000", "r00001", "r00003", "r00004", "r00005"])
+    expect(await db.query(`SELECT count(*)::int AS n FROM child_flag_items`)).toEqual([{ n: 10 }])
+  })
+
+  it("detect: missing, action delete: the rows a complete read did not see go with their child rows", async () => {
+    const all = itemized(makeRecords(10))
+    api.records = all
+    const dir = withChildren("child_missing", "{ detect: missing, action: delete }", { incremental: null })
+    expect((await run(dir)).code).toBe(0)
+    api.records = all.filter((_, i) => i % 3 !== 0)
+    const second = await run(dir)
+    expect(second.code, second.stderr.slice(-2000)).toBe(0)
+    expect(only(second)).toMatchObject({ missing: 4 })
+    const kept = api.records.map((r) => r.id)
+    expect(await ids("child_missing")).toEqual(kept)
+    expect(await parents("child_missing")).toEqual(kept)
+  })
+
+  it("action mark keeps the parent row and its child rows", async () => {
+    const all = itemized(makeRecords(5))
+    api.records = all
+    const dir = withChildren("child_mark", "{ detect: missing, action: mark }", { incremental: null })
+    expect((await run(dir)).code).toBe(0)
+    api.records = all.slice(1)
+    const second = await run(dir)
+    expect(second.code).toBe(0)
+    expect(only(second)).toMatchObject({ missing: 1 })
+    expect(await ids("child_mark", "_deleted_at IS NOT NULL")).toEqual(["r00000"])
+    expect(await parents("child_mark")).toEqual(all.map((r) => r.id))
+  })
+
+  it.each([
+    ["flagged", "{ path: deleted, equals: true, action: delete }", "before-commit:1"],
+    ["detect: missing", "{ detect: missing, action: delete }", "before-commit:2"]
+  ])("%s: killed right before the COMMIT that deletes, neither the parent nor its children are gone", async (kind, deletes, failpoint) => {
+    const table = kind === "flagged" ? "child_kill_flag" : "child_kill_missing"
+    const all = itemized(makeRecords(8))
+    api.records = all
+    const dir = withChildren(table, deletes, { incremental: null })
+    expect((await run(dir)).code).toBe(0)
+    api.records = kind === "flagged"
+      ? all.map((r, i) => (i === 3 ? { ...r, deleted: true, updated_at: later(r, 1) } : r))
+      : all.filter((_, i) => i !== 3)
+    const killed = await start(["run"], { cwd: dir, env: { DATABASE_URL: db.url, FERRY_FAILPOINT: failpoint } }).done
+    expect(killed.signal, killed.stderr.slice(-1500)).toBe("SIGKILL")
+    const everyone = all.map((r) => r.id)
+    expect(await ids(table)).toEqual(everyone)
+    expect(await parents(table)).toEqual(everyone)
+    // the next run deletes both
+    const again = await run(dir)
+    expect(again.code, again.stderr.slice(-1500)).toBe(0)
+    const kept = everyone.filter((id) => id !== "r00003")
+    expect(await ids(table)).toEqual(kept)
+    expect(await parents(table)).toEqual(kept)
+  })
+})
+
 describe("deletes: config", () => {
   it.each([
     ["with write: append", "{ detect: missing, action: delete }", "write: append", "streams[0].target.deletes"],
     ["detect: missing with write: replace", "{ detect: missing, action: delete }", "write: replace", "streams[0].target.deletes"],
     ["mark with write: replace", "{ path: deleted, equals: true, action: mark }", "write: replace", "streams[0].target.deletes.action"],
-    ["an unknown action", "{ path: deleted, equals: true, action: remove }", "", "streams[0].target.deletes"],
-    [
-      "action delete with child tables (their rows would stay behind)",
-      "{ path: deleted, equals: true, action: delete }",
-      "children: [{ path: items, table: deletes_config_items, primaryKey: [sku], columns: { sku: text } }]",
-      "streams[0].target.deletes.action"
-    ]
+    ["an unknown action", "{ path: deleted, equals: true, action: remove }", "", "streams[0].target.deletes"]
   ])("%s: 78 naming the field", async (_, deletes, write, field) => {
     api.records = makeRecords(3)
     const dir = streamConfig({

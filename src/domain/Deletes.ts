@@ -8,6 +8,7 @@
  * - missing from a complete read, `{ detect: missing, action, allowEmpty }`: after a run that read the
  *   whole collection, the rows whose key the run did not see are deleted or marked (sync/Deletes.ts).
  *
+ * A deleted row takes its child rows (`target.children`) with it; `mark` keeps the row and its children.
  * `mark` adds the column `_deleted_at timestamptz` to the target; the decoder fills it (null, or the
  * run's time for a flagged record), so that the ordinary upsert clears it when a record comes back.
  */
@@ -79,19 +80,11 @@ export const problems = (
     readonly deletes?: Deletes | undefined
     readonly write?: string | undefined
     readonly columns?: object | undefined
-    readonly children?: ReadonlyArray<unknown> | undefined
   }
 ): ReadonlyArray<{ readonly path: ReadonlyArray<string>; readonly message: string }> => {
   const { deletes, write } = target
   if (deletes === undefined) return []
   const at = ["target", "deletes"]
-  if (deletes.action === "delete" && (target.children?.length ?? 0) > 0) {
-    // the child rows of a deleted parent would stay behind
-    return [{
-      path: [...at, "action"],
-      message: "a deleted parent's child rows (target.children) are not deleted with it yet: use action: mark"
-    }]
-  }
   if (write === "append") {
     return [{ path: at, message: "write: append keeps every version of a record: a delete flag is one more version; remove deletes" }]
   }

@@ -1,7 +1,7 @@
 /**
  * Deletes in the in-memory database, as PgSink applies them (sink/postgres/Deletes.ts): flagged rows
  * after the batch's other rows (`delete` removes the stored row, `mark` keeps the first
- * `_deleted_at`), never over a newer stored cursor; the keys a complete-read stream wrote, kept in the
+ * `_deleted_at`), never over a newer stored cursor; a deleted row's child rows with it; the keys a complete-read stream wrote, kept in the
  * database's state (so a rolled-back batch forgets them too) until `deleteMissing`.
  */
 import * as Cursor from "../domain/Cursor.js"
@@ -16,6 +16,9 @@ interface StoredRow {
 
 type Write = (rows: ReadonlyArray<Row>) => WriteResult
 
+/** told the stored values of the rows a delete removed (their child rows go with them: MemoryChildren.remove) */
+type Removed = (rows: ReadonlyArray<Readonly<Record<string, unknown>>>) => void
+
 const sameBut = (a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>, column: string) =>
   JSON.stringify({ ...a, [column]: null }) === JSON.stringify({ ...b, [column]: null })
 
@@ -24,7 +27,8 @@ const applyFlag = (
   table: Map<string, StoredRow>,
   row: Row,
   mark: boolean,
-  compare: (a: string, b: string) => number
+  compare: (a: string, b: string) => number,
+  removed: Removed
 ): "inserted" | "updated" | "deleted" | "unchanged" => {
   const stored = table.get(row.key)
   const newer = stored !== undefined && stored.cursor !== undefined && row.cursor !== undefined &&
@@ -32,6 +36,7 @@ const applyFlag = (
   if (!mark) {
     if (stored === undefined || newer) return "unchanged"
     table.delete(row.key)
+    removed([stored.values])
     return "deleted"
   }
   if (stored === undefined) {
@@ -53,7 +58,8 @@ export const write = (
   table: Map<string, StoredRow>,
   seen: Set<string>,
   rows: ReadonlyArray<Row>,
-  plain: Write
+  plain: Write,
+  removed: Removed
 ): WriteResult => {
   if (Deletes.missing(stream.target) !== undefined) {
     const result = plain(rows)
@@ -66,7 +72,7 @@ export const write = (
   const result = plain(kept.filter((r) => r.deleted !== true))
   const counts = { inserted: result.inserted, updated: result.updated, deleted: 0, unchanged: 0 }
   for (const row of kept) {
-    if (row.deleted === true) counts[applyFlag(table, row, Deletes.marks(stream.target), Cursor.compare(type))]++
+    if (row.deleted === true) counts[applyFlag(table, row, Deletes.marks(stream.target), Cursor.compare(type), removed)]++
   }
   const changed = counts.inserted + counts.updated + counts.deleted + result.rejected.length
   return { ...counts, unchanged: rows.length - changed, rejected: result.rejected }
@@ -88,22 +94,26 @@ export const deleteMissing = (
   table: Map<string, StoredRow>,
   all: Map<string, Set<string>>,
   lock: string,
-  at: string | undefined
+  at: string | undefined,
+  removed: Removed
 ): number => {
   const seen = seenOf(all, lock)
   all.delete(lock)
   if (at === undefined) return 0
   let n = 0
+  const gone: Array<Readonly<Record<string, unknown>>> = []
   for (const [key, row] of table) {
     if (seen.has(key)) continue
     if (!Deletes.marks(stream.target)) {
       table.delete(key)
+      gone.push(row.values)
       n++
     } else if (row.values[Deletes.deletedAtColumn] === null || row.values[Deletes.deletedAtColumn] === undefined) {
       table.set(key, { ...row, values: { ...row.values, [Deletes.deletedAtColumn]: at } })
       n++
     }
   }
+  removed(gone)
   return n
 }
 

@@ -105,7 +105,8 @@ const write = (db: MemoryDatabaseShape, stream: StreamSpec, rows: ReadonlyArray<
       MemoryChildren.replace(db.state.tables, stream, parents)
       return { ...counts, unchanged: rows.length - counts.inserted - counts.updated - rejected.length, rejected }
     }
-    const result = MemoryDeletes.write(stream, table, MemoryDeletes.seenOf(db.state.seen, lockKey(stream)), rows, plain)
+    const result = MemoryDeletes.write(stream, table, MemoryDeletes.seenOf(db.state.seen, lockKey(stream)), rows, plain, (gone) =>
+      MemoryChildren.remove(db.state.tables, stream, gone))
     db.state.rowVersions += result.inserted + result.updated
     return written<WriteResult>(db, result)
   })
@@ -244,7 +245,8 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         }),
       finishLoad: (stream) => swap(db, stream),
       deleteMissing: (stream, at) =>
-        Effect.sync(() => MemoryDeletes.deleteMissing(stream, tableOf(db, stream), db.state.seen, lockKey(stream), at)),
+        Effect.sync(() => MemoryDeletes.deleteMissing(stream, tableOf(db, stream), db.state.seen, lockKey(stream), at, (gone) =>
+          MemoryChildren.remove(db.state.tables, stream, gone))),
       lastCompleteRead: (stream) => Effect.sync(() => MemoryDeletes.lastCompleteRead(db.state.runs, stream)),
       quarantine: (stream, runId, items) => quarantine(db, stream, runId, items),
       knownFields: (stream) => Effect.sync(() => [...(db.state.fields.get(lockKey(stream)) ?? [])]),

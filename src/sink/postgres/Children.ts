@@ -8,7 +8,9 @@
  *   their typed form (`json_build_object` of the stored key, read back by `json_populate_recordset`):
  *   never by comparing texts in JavaScript;
  * - the parent's `_children` column holds a digest of a record's child rows (`digested`), so that a
- *   record whose lists changed is an update even when its own columns did not.
+ *   record whose lists changed is an update even when its own columns did not;
+ * - deletes (Deletes.ts, `action: delete`): the statement that deletes parent rows deletes their child
+ *   rows too (`deleteWith`), in the same transaction.
  *
  * A stream with children never takes the COPY path (PgSink): its first load is upserted.
  */
@@ -75,6 +77,17 @@ export const replace = (
     return Effect.zipRight(remove, insert)
   }, { discard: true })
 }
+
+/**
+ * For a statement deleting parent rows in a CTE named `gone` that returns their key columns: the CTEs
+ * that delete those parents' child rows in the same statement ("" without children). The keys are
+ * compared as Postgres types them (`parent_<key>` has the parent column's type).
+ */
+export const deleteWith = (target: TargetSpec, gone: string): string =>
+  (target.children ?? []).map((child, i) => {
+    const match = tableKey(target).map((k) => `c.${quoteIdent(parentColumn(k))} = g.${quoteIdent(k)}`).join(" AND ")
+    return `, ferry_children_${i} AS (DELETE FROM ${qualifiedName(childTarget(target, child))} AS c USING ${gone} AS g WHERE ${match})`
+  }).join("")
 
 /**
  * Each child table created (only when `locked`: the prepare lock is held) or verified. False when one

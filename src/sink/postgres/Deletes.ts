@@ -4,6 +4,8 @@
  * - Flagged records: in the batch's transaction, after the upsert of the batch's other rows, one
  *   statement deletes the flagged rows' stored rows (`delete`), or upserts them keeping the first
  *   `_deleted_at` (`mark`); both only where the stored cursor is not newer than the flag's.
+ * - A row deleted (`delete`, flagged or missing) takes its child rows (`target.children`) with it: the
+ *   same statement deletes them (Children.deleteWith). `mark` leaves them: the parent row stays.
  * - Missing from a complete read: the keys a run writes go to `ferry."seen_<hash>"`, an UNLOGGED
  *   table of the target's key columns made new by `beginSeen` (under the stream's lock: a killed run's
  *   leftover is reset there) and filled in each batch's transaction; at the run's end
@@ -20,6 +22,7 @@ import * as Json from "../../domain/Json.js"
 import { type Row, type StreamSpec, tableKey, type TargetSpec, targetName } from "../../domain/StreamSpec.js"
 import { fromSqlError, sqlState } from "../../postgres/Database.js"
 import type { WriteResult } from "../../Sink.js"
+import * as Children from "./Children.js"
 import { displayName, isDataError, qualifiedName, query, quoteIdent } from "./Sql.js"
 
 /** the keys a run of `stream` has written: one table per stream and target, in schema ferry */
@@ -79,10 +82,12 @@ export const deleteMissing = (sql: SqlClient, stream: StreamSpec, at: string | u
       const change = Deletes.marks(stream.target)
         ? `UPDATE ${table} AS t SET ${quoteIdent(Deletes.deletedAtColumn)} = $1::timestamptz
              WHERE t.${quoteIdent(Deletes.deletedAtColumn)} IS NULL AND ${unseen} RETURNING 1`
-        : `DELETE FROM ${table} AS t WHERE ${unseen} RETURNING 1`
+        : `DELETE FROM ${table} AS t WHERE ${unseen} RETURNING ${keyList(stream.target, "t")}`
       const [row] = yield* query<{ n: number }>(
         sql,
-        `WITH gone AS (${change}) SELECT count(*)::int AS n FROM gone`,
+        // `delete` takes the rows' children with them (`mark` keeps both)
+        `WITH gone AS (${change})${Deletes.marks(stream.target) ? "" : Children.deleteWith(stream.target, "gone")}
+         SELECT count(*)::int AS n FROM gone`,
         Deletes.marks(stream.target) ? [at] : [],
         `deleting the rows of ${name} a complete read did not see`
       )
@@ -100,7 +105,9 @@ const flaggedSql = (target: TargetSpec): string => {
   const notNewer = (flag: string) => c === undefined ? "" : ` AND (t.${c} IS NULL OR t.${c} <= ${flag}.${c})`
   if (!Deletes.marks(target)) {
     return `WITH gone AS (DELETE FROM ${table} AS t USING ${rows} AS d
-      WHERE (${keyList(target, "t")}) = (${keyList(target, "d")})${notNewer("d")} RETURNING 1)
+      WHERE (${keyList(target, "t")}) = (${keyList(target, "d")})${notNewer("d")} RETURNING ${keyList(target, "t")})${
+      Children.deleteWith(target, "gone")
+    }
       SELECT 'deleted' AS outcome FROM gone`
   }
   const key = new Set(tableKey(target))
