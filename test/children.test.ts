@@ -11,7 +11,11 @@
  *   (a parent whose list became null has none left);
  * - an element that does not decode, a duplicate child key or a non-list quarantines the whole record
  *   with a reason naming the path and index: no parent without some of its children;
- * - children with write: replace is a 78 naming target.children.
+ * - children with write: replace is a 78 naming target.children;
+ * - a column added to a child's columns is added to the child table (`schema.change` naming it), its
+ *   rows filled from the parent's record column as the decoder converts the stored record (the same
+ *   values a --full-refresh writes), or left NULL with the --full-refresh hint without one; a type
+ *   change of a child column is a 78 with the SQL, and changes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type Api, type ApiRecord, startApi } from "./support/api.js"
@@ -28,7 +32,9 @@ afterAll(async () => {
   await api?.close()
 })
 
-const config = (name: string, options: { write?: string; maxInvalid?: number } = {}) =>
+const itemColumns = "{ sku: text, qty: integer, price: { type: numeric, from: price.amount } }"
+
+const config = (name: string, options: { write?: string; maxInvalid?: number; record?: boolean; items?: string } = {}) =>
   configDir(`
 database: { url: "\${DATABASE_URL}" }
 streams:
@@ -43,8 +49,9 @@ streams:
       primaryKey: [id]
       ${options.write === undefined ? "" : `write: ${options.write}`}
       columns: { id: text, name: text, updated_at: timestamptz }
+      ${options.record === true ? "record: _record" : ""}
       children:
-        - { path: items, table: ${name}_items, primaryKey: [sku], columns: { sku: text, qty: integer, price: { type: numeric, from: price.amount } } }
+        - { path: items, table: ${name}_items, primaryKey: [sku], columns: ${options.items ?? itemColumns} }
         - { path: notes, table: ${name}_notes, columns: { text: text } }
     maxInvalid: ${options.maxInvalid ?? 0}
 `)
@@ -183,6 +190,82 @@ describe("target.children", () => {
     expect((await items("checked")).map((r) => `${r.parent_id}/${r.sku}/${r.qty}`)).toEqual(["o1/a/1", "o2/b/2"])
     const [{ reason }] = await db.query(`SELECT reason FROM ferry.quarantine WHERE stream = 'checked'`)
     expect(reason).toContain("small")
+  })
+
+  it("a column added to a child is added and filled from the parent's record column, as the decoder converts it", async () => {
+    api.records = [
+      order(1, 1, [{ ...item("a", 1), color: "red", size: "12" }, { ...item("b", 2), color: 7, size: "large" }]),
+      order(2, 2, [{ ...item("a", 5), size: 3.0 }], [{ text: "n" }]),
+      order(3, 3, null)
+    ]
+    only(await run(config("grown", { record: true })))
+    const columns = "{ sku: text, qty: integer, price: { type: numeric, from: price.amount }, color: text, size: integer }"
+    const grown = config("grown", { record: true, items: columns, maxInvalid: 10 })
+    const dry = await run(grown, ["--dry-run"])
+    expect(dry.code, dry.stderr.slice(-2000)).toBe(0)
+    expect(dry.logs.filter((l) => l.msg === "schema.change").map((l) => [l.table, l.column, l.dry_run])).toEqual([
+      ["public.grown_items", "color", true],
+      ["public.grown_items", "size", true]
+    ])
+    const before = await items("grown")
+
+    // the source has nothing new: only prepare's fill can give the old rows their values
+    const kept = api.records
+    api.records = []
+    const second = await run(grown)
+    expect(only(second)).toMatchObject({ fetched: 0 })
+    expect(second.logs.filter((l) => l.msg === "schema.change").map((l) => ({ ...l, time: undefined, level: undefined }))).toEqual([
+      expect.objectContaining({ table: "public.grown_items", column: "color", type: "text", filled: 2, unfit: 0 }),
+      // "large" is no integer (unfit, NULL); "12" and 3.0 are, as the decoder converts them
+      expect.objectContaining({ table: "public.grown_items", column: "size", type: "integer", filled: 2, unfit: 1 })
+    ])
+    const filled = await db.query(`SELECT parent_id, sku, color, size FROM grown_items ORDER BY parent_id, sku`)
+    expect(filled).toEqual([
+      { parent_id: "o1", sku: "a", color: "red", size: 12 },
+      { parent_id: "o1", sku: "b", color: "7", size: null },
+      { parent_id: "o2", sku: "a", color: null, size: 3 }
+    ])
+    expect(await items("grown")).toEqual(before)
+
+    // a full re-read: o2 (its digest covers the new columns) is rewritten with the values the fill gave; o1,
+    // whose "large" the decoder refuses, is now an invalid record (its rows keep what they have)
+    api.records = kept
+    const again = await run(grown, ["--full-refresh"])
+    expect(only(again)).toMatchObject({ fetched: 3, updated: 1, unchanged: 1, quarantined: 1 })
+    expect(again.logs.filter((l) => l.msg === "schema.change")).toEqual([])
+    expect(await db.query(`SELECT parent_id, sku, color, size FROM grown_items ORDER BY parent_id, sku`)).toEqual(filled)
+  })
+
+  it("without a record column the child's new column stays NULL, with the --full-refresh hint", async () => {
+    api.records = [order(1, 1, [{ ...item("a", 1), color: "red" }])]
+    only(await run(config("plain")))
+    const grown = config("plain", { items: "{ sku: text, qty: integer, color: text }" })
+    // nothing re-read: the stored row keeps NULL
+    api.records = []
+    const second = await run(grown)
+    const [change] = only(second) && second.logs.filter((l) => l.msg === "schema.change")
+    expect(change).toMatchObject({ table: "public.plain_items", column: "color", filled: null })
+    expect(change!.hint).toContain("--full-refresh")
+    expect(await db.query(`SELECT color FROM plain_items`)).toEqual([{ color: null }])
+    api.records = [order(1, 1, [{ ...item("a", 1), color: "red" }])]
+    expect(only(await run(grown, ["--full-refresh"]))).toMatchObject({ updated: 1 })
+    expect(await db.query(`SELECT color FROM plain_items`)).toEqual([{ color: "red" }])
+  })
+
+  it("a type change in a child's column is 78 with the SQL to run, and changes nothing", async () => {
+    api.records = [order(1, 1, [item("a", 1)])]
+    only(await run(config("retyped")))
+    const result = await run(config("retyped", { items: "{ sku: text, qty: text, added: text }" }))
+    expect(result.code).toBe(78)
+    expect(result.stderr).not.toMatch(/\n\s+at /)
+    const [summary] = summaries(result)
+    expect(summary!.error).toContain(`column "qty" is integer, the stream needs text`)
+    expect(summary!.error).toContain(
+      `ALTER TABLE "public"."retyped_items" ADD COLUMN "added" text; ` +
+        `ALTER TABLE "public"."retyped_items" ALTER COLUMN "qty" TYPE text USING "qty"::text;`
+    )
+    const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'retyped_items' AND column_name = 'added'`)
+    expect(n).toBe(0)
   })
 
   it("with write: replace: 78 naming target.children, nothing created", async () => {

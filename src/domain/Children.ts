@@ -13,7 +13,7 @@
 import { Either } from "effect"
 import { describe, isObject } from "./ColumnValue.js"
 import { compilePath } from "./JsonPath.js"
-import { type Row, rowFrom } from "./RowDecoder.js"
+import { columnValue, type Row, rowFrom } from "./RowDecoder.js"
 import { type ChildSpec, type Column, tableKey, type TargetSpec } from "./Target.js"
 
 /** a child row's position in its list, the key of a child without a `primaryKey` */
@@ -65,12 +65,59 @@ interface CompiledChild {
   readonly indexed: boolean
 }
 
+/** one element of the list as a target of its own: the child's columns and key, for the decoder */
+const elementOf = (parent: TargetSpec, child: ChildSpec): TargetSpec => ({
+  schema: parent.schema,
+  table: child.table,
+  primaryKey: child.primaryKey ?? [],
+  columns: child.columns
+})
+
 const compileChild = (parent: TargetSpec, child: ChildSpec): CompiledChild => ({
   path: child.path,
   read: compilePath(child.path),
-  element: { schema: parent.schema, table: child.table, primaryKey: child.primaryKey ?? [], columns: child.columns },
+  element: elementOf(parent, child),
   indexed: child.primaryKey === undefined
 })
+
+/** an element's child key (without the parent's) and the values of some of its columns, or why each does not decode */
+export interface ElementColumns {
+  readonly key: Readonly<Record<string, unknown>>
+  readonly values: ReadonlyArray<readonly [string, Either.Either<unknown, string>]>
+}
+
+/**
+ * For filling a child table's new `columns` from its parent's stored record (schema evolution): each
+ * element of the record's list with its child key (`primaryKey` as the decoder converts it, or `_index`)
+ * and each column's value as the decoder converts it. A non-list, a non-object element, or an element
+ * whose key does not decode gives nothing (no child row was written from it).
+ */
+export const elementColumns = (
+  parent: TargetSpec,
+  child: ChildSpec,
+  columns: ReadonlyArray<string>
+): (record: unknown) => ReadonlyArray<ElementColumns> => {
+  const read = compilePath(child.path)
+  const element = elementOf(parent, child)
+  const keys = (child.primaryKey ?? []).map((name) => [name, columnValue(element, name)] as const)
+  const readers = columns.map((name) => [name, columnValue(element, name)] as const)
+  return (record) => {
+    const list = isObject(record) ? read(record) : undefined
+    if (!Array.isArray(list)) return []
+    const found: Array<ElementColumns> = []
+    list.forEach((item: unknown, i) => {
+      if (!isObject(item)) return
+      const key: Record<string, unknown> = child.primaryKey === undefined ? { [indexColumn]: i } : {}
+      for (const [name, readKey] of keys) {
+        const value = readKey(item)
+        if (Either.isLeft(value) || value.right === null) return
+        key[name] = value.right
+      }
+      found.push({ key, values: readers.map(([name, readValue]) => [name, readValue(item)] as const) })
+    })
+    return found
+  }
+}
 
 /** The rows of one list, or why the record is invalid. */
 const decodeList = (

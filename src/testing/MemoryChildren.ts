@@ -2,10 +2,16 @@
  * Child tables (`target.children`) in the in-memory database, as PgSink keeps them: a parent's child
  * rows are replaced exactly when its row is inserted or updated (in the same transaction), and a
  * record whose lists changed is a changed row (the `_children` column, here the lists' JSON); a
- * parent row deleted (MemoryDeletes.ts, `action: delete`) takes its child rows with it.
+ * parent row deleted (MemoryDeletes.ts, `action: delete`) takes its child rows with it; a column a child
+ * lists and its table lacks is added, filled from the parent's record column (as ChildEvolve.ts).
  */
-import { childTarget, digestColumn, parentColumn } from "../domain/Children.js"
+import { Either } from "effect"
+import { childTarget, digestColumn, elementColumns, parentColumn } from "../domain/Children.js"
+import type { TargetMismatch } from "../domain/Errors.js"
+import type { ChildSpec, Column, TargetSpec } from "../domain/Target.js"
 import { type Row, type StreamSpec, tableKey } from "../domain/StreamSpec.js"
+import type { SchemaChange } from "../Sink.js"
+import { evolve, type TableShape } from "./MemorySchema.js"
 
 interface StoredChild {
   readonly cursor: string | undefined
@@ -57,4 +63,68 @@ export const replace = (
       for (const values of rows) table.set(keyText(values, target.primaryKey), { cursor: undefined, values })
     }
   })
+}
+
+type Tables = Map<string, Map<string, StoredChild>>
+
+/** as ChildEvolve.ts: the new `columns` of `child`'s rows filled from the parent rows' `record` */
+const fill = (tables: Tables, parent: TargetSpec, child: ChildSpec, record: string, columns: ReadonlyArray<Column>) => {
+  const table = childTarget(parent, child)
+  const rows = tables.get(`${table.schema}.${table.table}`)
+  const parents = tables.get(`${parent.schema}.${parent.table}`)
+  const elements = elementColumns(parent, child, columns.map((c) => c.name))
+  const filled = new Map<string, number>()
+  const unfit = new Map<string, number>()
+  const count = (counts: Map<string, number>, name: string) => counts.set(name, (counts.get(name) ?? 0) + 1)
+  for (const stored of parents?.values() ?? []) {
+    const parentKey = Object.fromEntries(tableKey(parent).map((k) => [parentColumn(k), stored.values[k]]))
+    for (const element of elements(stored.values[record])) {
+      const key = keyText({ ...parentKey, ...element.key }, table.primaryKey)
+      const row = rows?.get(key)
+      const values: Record<string, unknown> = { ...row?.values }
+      for (const [name, value] of element.values) {
+        if (Either.isLeft(value)) count(unfit, name)
+        else if (value.right !== null && row !== undefined) {
+          values[name] = value.right
+          count(filled, name)
+        }
+      }
+      if (row !== undefined) rows!.set(key, { ...row, values })
+    }
+  }
+  return { filled, unfit }
+}
+
+/**
+ * As PgSink's prepare: each child table's shape made, or checked and its missing columns added (filled
+ * from the parent's record column `record`, when given); the columns added, or why a table does not fit.
+ */
+export const prepare = (
+  tables: Tables,
+  shapes: Map<string, TableShape>,
+  parent: TargetSpec,
+  record: string | undefined
+): Either.Either<ReadonlyArray<SchemaChange>, TargetMismatch> => {
+  const changes: Array<SchemaChange> = []
+  for (const child of parent.children ?? []) {
+    const target = childTarget(parent, child)
+    const name = `${target.schema}.${target.table}`
+    const shape = shapes.get(name)
+    if (shape === undefined) {
+      shapes.set(name, { columns: target.columns, primaryKey: target.primaryKey })
+      continue
+    }
+    const rows = tables.get(name) ?? new Map<string, StoredChild>()
+    const evolved = evolve(target, shape, rows)
+    if (Either.isLeft(evolved)) return Either.left(evolved.left)
+    shapes.set(name, evolved.right.shape)
+    const added = target.columns.filter((c) => !shape.columns.some((e) => e.name === c.name))
+    if (record === undefined || rows.size === 0 || added.length === 0) {
+      changes.push(...evolved.right.changes)
+      continue
+    }
+    const { filled, unfit } = fill(tables, parent, child, record, added)
+    changes.push(...evolved.right.changes.map((c) => ({ ...c, filled: filled.get(c.column) ?? 0, unfit: unfit.get(c.column) ?? 0 })))
+  }
+  return Either.right(changes)
 }

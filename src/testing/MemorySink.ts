@@ -191,9 +191,19 @@ const prepare = (db: MemoryDatabaseShape, bulk: Set<string>, stream: StreamSpec)
     const name = tableName(stream)
     const table = db.state.tables.get(name)
     const shape = db.state.shapes.get(name)
-    const evolved = table === undefined || shape === undefined
+    const parent = table === undefined || shape === undefined
       ? Either.right({ shape: { columns: stream.target.columns, primaryKey: stream.target.primaryKey }, changes: [] })
       : evolve(stream.target, shape, table)
+    // child tables: the parent's record column fills their new columns if the parent had it before
+    const record = (table?.size ?? 0) > 0 && Either.isRight(parent) &&
+        !parent.right.changes.some((c) => c.column === stream.target.record)
+      ? stream.target.record
+      : undefined
+    const evolved = Either.flatMap(parent, (p) =>
+      Either.map(
+        MemoryChildren.prepare(db.state.tables, db.state.shapes, stream.target, record),
+        (children) => ({ shape: p.shape, changes: [...p.changes, ...children] })
+      ))
     return Either.match(evolved, {
       onLeft: (mismatch) => Effect.fail(mismatch),
       onRight: ({ changes, shape }) => {

@@ -1,7 +1,8 @@
 /**
  * Child tables (`target.children`, domain/Children.ts) in Postgres.
  *
- * - prepare: each child table is created or verified as the parent is (TargetTable.ts);
+ * - prepare: each child table is created or verified as the parent is (TargetTable.ts), the columns it
+ *   lacks added and filled from the parent's record column (ChildEvolve.ts);
  * - write: the parent's upsert returns the key of every row it inserted or updated (an unchanged row,
  *   or an older version it skipped, returns nothing); in the same savepoint, the child rows of exactly
  *   those parents are deleted and the batch's new ones inserted. The keys are matched in Postgres, in
@@ -23,6 +24,8 @@ import { type DatabaseError, TargetMismatch } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
 import { type Row, type StreamSpec, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
 import { displayName, qualifiedName, query, quoteIdent } from "./Sql.js"
+import type { SchemaChange } from "../../Sink.js"
+import * as ChildEvolve from "./ChildEvolve.js"
 import * as TargetTable from "./TargetTable.js"
 
 export const hasChildren = (target: TargetSpec): boolean => (target.children?.length ?? 0) > 0
@@ -90,15 +93,18 @@ export const deleteWith = (target: TargetSpec, gone: string): string =>
   }).join("")
 
 /**
- * Each child table created (only when `locked`: the prepare lock is held) or verified. False when one
- * is missing and the prepare lock is not held: the caller takes it and asks again.
+ * Each child table created (only when `locked`: the prepare lock is held) or verified, the columns it
+ * lacks added (ChildEvolve.ts: filled from the parent's record column `record`, when given). Undefined
+ * when something is to create or add and the prepare lock is not held: the caller takes it and asks again.
  */
 export const prepare = (
   sql: SqlClient,
   target: TargetSpec,
-  locked: boolean
-): Effect.Effect<boolean, DatabaseError | TargetMismatch> =>
+  locked: boolean,
+  record: string | undefined
+): Effect.Effect<ReadonlyArray<SchemaChange> | undefined, DatabaseError | TargetMismatch> =>
   Effect.gen(function*() {
+    const changes: Array<SchemaChange> = []
     for (const child of target.children ?? []) {
       const table = childTarget(target, child)
       const name = displayName(table)
@@ -112,11 +118,15 @@ export const prepare = (
         `looking up table ${name}`
       )
       if (found === undefined) {
-        if (!locked) return false
+        if (!locked) return undefined
         yield* TargetTable.create(sql, table)
       } else if (found.kind !== "r" && found.kind !== "p") {
         return yield* new TargetMismatch({ table: name, problems: [`${name} exists but is not a table`] })
-      } else yield* TargetTable.verify(sql, table)
+      } else {
+        const { empty, missing } = yield* TargetTable.verify(sql, table)
+        if (missing.length > 0 && !locked) return undefined
+        if (missing.length > 0) changes.push(...(yield* ChildEvolve.addColumns(sql, target, child, missing, empty, record)))
+      }
     }
-    return true
+    return changes
   })

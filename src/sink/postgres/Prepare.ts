@@ -78,9 +78,15 @@ const pass = (sql: SqlClient, target: TargetSpec, locked: boolean) =>
       const changes = missing.length === 0 ? [] : yield* Evolve.addColumns(sql, target, missing, empty)
       prepared = { state: empty ? "empty" : "filled", copyable: empty && !found.pglite, changes }
     }
-    // child tables (none for most streams), as the parent: created under the lock, else verified
-    if (!(yield* Children.prepare(sql, target, locked))) return yield* new NeedsLock()
-    return prepared
+    // child tables (none for most streams), as the parent: created under the lock, else verified and
+    // evolved, filled from the parent's record column when the parent had one before this run
+    if (!Children.hasChildren(target)) return prepared
+    const record = prepared.state === "filled" && !prepared.changes.some((c) => c.column === target.record)
+      ? target.record
+      : undefined
+    const children = yield* Children.prepare(sql, target, locked, record)
+    if (children === undefined) return yield* new NeedsLock()
+    return children.length === 0 ? prepared : { ...prepared, changes: [...prepared.changes, ...children] }
   }).pipe(sql.withTransaction)
 
 export const prepare = (sql: SqlClient, target: TargetSpec): Effect.Effect<Prepared, DatabaseError | TargetMismatch> => {
