@@ -25,7 +25,9 @@
  * killed with SIGKILL:
  * - after a random delay within the stream's measured run time, or
  * - right after the source sent its k-th page (k random), or
- * - (the three) 0-150 ms after the source sent its last page: around the swap or the deletes, or
+ * - (the three) after the source sent its last page, at 0.4 to 1.4 times the time from there to the
+ *   exit measured on the runs that completed: around the swap or the deletes, or as soon as the run
+ *   logs that the swap (`target.replaced`) or the deletes (`deletes.missing`) committed, or
  * - by a random failpoint (FERRY_FAILPOINT=<point>:<n>, src/lib/Failpoint.ts): after-fetch, after-upsert,
  *   before-commit, after-commit or retry-backoff (and mid-swap for replace), at a random pass n (up to
  *   6 for the commits of the three, whose last transaction is the swap or the deletes).
@@ -273,6 +275,8 @@ const makeCombo = async (stream, index) => {
     previous: undefined,
     /** a run's duration, spawn to exit, measured on the runs that completed */
     expectedMs: 2500,
+    /** (the streams that read everything) from the last page served to the exit, on the runs that completed */
+    tailMs: 400,
     runs: 0,
     landed: 0,
     byKind: {},
@@ -304,7 +308,8 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]]) {
   })
 }
 
-const runFerry = (combo, args, env = {}) => {
+/** `onStderr(all so far)` is called as the run writes to stderr (its JSON logs) */
+const runFerry = (combo, args, env = {}, onStderr) => {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: combo.dir,
     env: { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: combo.url, ...env },
@@ -312,7 +317,10 @@ const runFerry = (combo, args, env = {}) => {
   })
   children.add(child)
   let stderr = ""
-  child.stderr.on("data", (d) => (stderr += d))
+  child.stderr.on("data", (d) => {
+    stderr += d
+    onStderr?.(stderr)
+  })
   const done = new Promise((resolve) =>
     child.on("close", (code, signal) => {
       children.delete(child)
@@ -378,7 +386,7 @@ const attempt = async (combo) => {
   // the merge streams draw as they always did (same seed, same choices); the others may also be
   // killed around their end (the swap, the deletes), at a failpoint of a later transaction, or mid-swap
   const r = random()
-  const kind = r < 0.3 ? "time" : r < 0.5 ? "page" : combo.readsAll && r < 0.65 ? "end" : "failpoint"
+  const kind = r < 0.3 ? "time" : r < 0.5 ? "page" : combo.readsAll && r < 0.65 ? "end" : combo.readsAll && r < 0.75 ? "done" : "failpoint"
   let env = {}
   let point
   if (kind === "failpoint") {
@@ -402,7 +410,10 @@ const attempt = async (combo) => {
   }
   const basePages = api.pagesServed()
   const spawned = Date.now()
-  const running = runFerry(combo, ["run"], env)
+  // "done": killed as soon as the run logs that its swap (deletes) committed, before it records its end
+  const doneLog = combo.kind === "replace" ? `"msg":"target.replaced"` : `"msg":"deletes.missing"`
+  const running = runFerry(combo, ["run"], env, kind === "done" ? (text) => text.includes(doneLog) && running.child.kill("SIGKILL") : undefined)
+  if (kind === "done") point = `kill on the log line ${doneLog}`
   let timer
   if (kind === "time") {
     const delay = Math.floor(random() * combo.expectedMs)
@@ -414,12 +425,21 @@ const attempt = async (combo) => {
       if (n - basePages === k) running.child.kill("SIGKILL")
     }
     point = `kill after page ${k} of ~${pages}`
-  } else if (kind === "end") {
-    const delay = Math.floor(random() * 150)
-    api.onServed = (_n, last) => {
-      if (last) timer = setTimeout(() => running.child.kill("SIGKILL"), delay)
+  }
+  // the end of a run that reads everything (its last batch, then the swap or the deletes): the time from
+  // the last page to the exit, measured on the runs that completed; "end" kills land across all of it
+  let lastPageAt
+  const watch = api.onServed
+  if (combo.readsAll) {
+    const delay = kind === "end" ? Math.floor((0.4 + random()) * combo.tailMs) : undefined
+    api.onServed = (n, last) => {
+      if (last) {
+        lastPageAt = Date.now()
+        if (delay !== undefined) timer = setTimeout(() => running.child.kill("SIGKILL"), delay)
+      }
+      watch?.(n, last)
     }
-    point = `kill ${delay} ms after the last page`
+    if (delay !== undefined) point = `kill ${delay} ms after the last page (of ~${combo.tailMs} ms to the exit)`
   }
   const result = await running.done
   clearTimeout(timer)
@@ -439,7 +459,10 @@ const attempt = async (combo) => {
     combo.landed++
     combo.byKind[kind] = (combo.byKind[kind] ?? 0) + 1
   } else if (result.code !== 0) violations.push(`exited ${result.code ?? result.signal} without a kill: ${tail(result.stderr)}`)
-  else combo.expectedMs = Math.round(combo.expectedMs * 0.5 + (Date.now() - spawned) * 0.5)
+  else {
+    combo.expectedMs = Math.round(combo.expectedMs * 0.5 + (Date.now() - spawned) * 0.5)
+    if (lastPageAt !== undefined) combo.tailMs = Math.round(combo.tailMs * 0.5 + (Date.now() - lastPageAt) * 0.5)
+  }
 
   const checkpoint = combo.incremental ? await checkpointOf(combo) : undefined
   const target = await readTarget(combo.query, combo.name, "public", { marked: combo.kind === "mark" })
