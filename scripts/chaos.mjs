@@ -12,16 +12,25 @@
  * wire protocol as test/support/pg.ts does (PGlite has one session, so streams sharing one would
  * wait for each other). Needs the bin built (`npm run build`; the tests build it).
  *
- * Four streams, each with its own local truth source (scripts/truth-source.mjs): the postgres and the
- * file checkpoint store × an `asc` source (Link pagination) and an `unsorted` one (body cursor, 60 s
- * lookback). Records change between runs and during them (`updatesPerPage`: every page request
- * changes a few records first), and 5 % of page requests answer 503 (so retries, and the
- * `retry-backoff` failpoint, happen). The four streams run side by side, each one run after another
- * (a quarter of the kills each). Each run is killed with SIGKILL:
+ * Seven streams, each with its own local truth source (scripts/truth-source.mjs). Four `merge` ones:
+ * the postgres and the file checkpoint store × an `asc` source (Link pagination) and an `unsorted` one
+ * (body cursor, 60 s lookback). Three that read the whole source every run, with the postgres store:
+ * `write: replace` (asc), `deletes: { detect: missing, action: delete }` (unsorted, no incremental) and
+ * `{ detect: missing, action: mark }` (incremental asc, `fullEvery: 1 millis`: every run is a complete
+ * read). Records change between runs and during them (`updatesPerPage`: every page request changes a
+ * few records first), and 5 % of page requests answer 503 (so retries, and the `retry-backoff`
+ * failpoint, happen). The sources of the three also lose records: up to 2 % before each run and one per
+ * page request during it, and up to 2 % of the lost ones come back (a new version) before each run.
+ * The streams run side by side, each one run after another (the kills shared among them). Each run is
+ * killed with SIGKILL:
  * - after a random delay within the stream's measured run time, or
  * - right after the source sent its k-th page (k random), or
+ * - (the three) after the source sent its last page, at 0.4 to 1.4 times the time from there to the
+ *   exit measured on the runs that completed: around the swap or the deletes, or as soon as the run
+ *   logs that the swap (`target.replaced`) or the deletes (`deletes.missing`) committed, or
  * - by a random failpoint (FERRY_FAILPOINT=<point>:<n>, src/lib/Failpoint.ts): after-fetch, after-upsert,
- *   before-commit, after-commit or retry-backoff, at a random pass n.
+ *   before-commit, after-commit or retry-backoff (and mid-swap for replace), at a random pass n (up to
+ *   6 for the commits of the three, whose last transaction is the swap or the deletes).
  * A kill "landed" when the process died of SIGKILL; one sent after it had exited (or a failpoint the
  * run never reached n times) does not count, and that run must have exited 0.
  *
@@ -37,8 +46,17 @@
  *   transaction after a kill: it is written after the commit; `unsorted` advances only at the end);
  * - T has no id S lacks and no version newer than S's;
  * - `ferry.runs` says 'succeeded' for a killed run only if it had finished, with C as its checkpoint.
+ * `write: replace` (P: T before the run; no checkpoint): T is exactly P, or exactly what the run read:
+ * the ids the source served during the run, each at a version served for it; after a run that exited
+ * 0, the read, and no staging table left. Never a mix, never empty, no row the run did not read.
+ * `detect: missing` (P as above; ids come back only between runs): every id of S that P held is in T,
+ * and (mark) not newly marked: a kill never deletes what is there; no row the source never had; after
+ * a run that exited 0, every id of S is in T unmarked, and every row of a record gone before the run is
+ * deleted (marked). The mark stream's checkpoint is checked as above (its marked rows count as S).
  * Then, on a quiet source, one run to completion per stream: exit 0, 0 missing, 0 extra, 0 stale
- * (every column at S's version), C = S's greatest cursor; and one more run writes nothing.
+ * (every column at S's version), C = S's greatest cursor (mark: T's greatest); replace: T is exactly S;
+ * delete: exactly S's ids; mark: the unmarked rows exactly S, the marked ones records gone. One more
+ * run writes (deletes, marks) nothing; replace: T is S again.
  *
  * Prints the seed, the kills that landed, and one verdict line; exits 0 only when every check held
  * and all the kills landed, 1 otherwise (2: bad arguments or setup). The same seed gives the same
@@ -51,7 +69,17 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import pg from "pg"
-import { checkpointViolations, diff, msOf, readCheckpoint, readTarget, runRowViolations } from "./truth-check.mjs"
+import {
+  checkpointViolations,
+  deleteViolations,
+  diff,
+  msOf,
+  readCheckpoint,
+  readTarget,
+  replaceViolations,
+  runRowViolations,
+  sameTable
+} from "./truth-check.mjs"
 import { prng, startTruthApi, truthStreamYaml } from "./truth-source.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
@@ -98,6 +126,27 @@ const UPDATES_PER_PAGE = 2
 const FAIL_RATE = 0.05
 const UNSORTED_LOOKBACK_MS = 60_000
 const POINTS = ["after-fetch", "after-upsert", "before-commit", "after-commit", "retry-backoff"]
+/** hard deletes: the streams that read everything lose up to this fraction of the source before a run, and get up to as many back */
+const REMOVE_FRACTION = 0.02
+const REMOVES_PER_PAGE = 1
+
+/**
+ * The streams: `merge` ones per store × order, and three that read the whole source every run (a
+ * source that also loses records between runs and during them, and gets some back between runs):
+ * `write: replace` (asc: a record changed mid-run is served again at the end), `detect: missing` with
+ * `action: delete` (unsorted, no incremental) and with `action: mark` (incremental asc with `fullEvery:
+ * 1 millis`: every run is a complete read from `initial`, which ferry.runs decides; its checkpoint is
+ * checked as the merge streams' are).
+ */
+const STREAMS = [
+  { kind: "merge", store: "postgres", order: "asc" },
+  { kind: "merge", store: "postgres", order: "unsorted" },
+  { kind: "merge", store: "file", order: "asc" },
+  { kind: "merge", store: "file", order: "unsorted" },
+  { kind: "replace", store: "postgres", order: "asc", name: "chaos_replace" },
+  { kind: "delete", store: "postgres", order: "unsorted", name: "chaos_missing_delete" },
+  { kind: "mark", store: "postgres", order: "asc", name: "chaos_missing_mark" }
+]
 
 const started = Date.now()
 const log = (line) => process.stdout.write(`${line}\n`)
@@ -150,7 +199,7 @@ const openDatabase = async () => {
     }
   }
   const instances = []
-  for (let i = 0; i < 4; i++) instances.push(await open())
+  for (let i = 0; i < STREAMS.length; i++) instances.push(await open())
   rmSync(template, { recursive: true, force: true })
   return {
     url: (i) => instances[i].url,
@@ -175,21 +224,48 @@ const queryOn = (url) => async (text, params) => {
 // ---------------------------------------------------------------------------------------------
 // one stream per store × order, each with its own source
 
-const configYaml = (api, name, store, order) => `
+/** the stream's options beyond merge, per kind */
+const streamOptions = {
+  merge: {},
+  replace: { incremental: false, write: "replace" },
+  delete: { incremental: false, deletes: "{ detect: missing, action: delete }" },
+  mark: { deletes: "{ detect: missing, action: mark }", fullEvery: "1 millis" }
+}
+
+const configYaml = (api, name, { kind, order, store }) => `
 database: { url: "\${DATABASE_URL}" }
 ${store === "file" ? "checkpoint: { store: file, path: ./checkpoints.json }" : ""}
-streams:${truthStreamYaml({ url: api.url, name, order, lookbackMs: UNSORTED_LOOKBACK_MS, retry: "{ attempts: 6, base: 20 millis, max: 200 millis }" })}`
+streams:${
+  truthStreamYaml({
+    url: api.url,
+    name,
+    order,
+    lookbackMs: UNSORTED_LOOKBACK_MS,
+    retry: "{ attempts: 6, base: 20 millis, max: 200 millis }",
+    ...streamOptions[kind]
+  })
+}`
 
-const makeCombo = async (store, order, index) => {
+const makeCombo = async (stream, index) => {
+  const { kind, order, store } = stream
   const seed = SEED + index
   const api = await startTruthApi({ count: RECORDS, order, pagination: order === "asc" ? "link" : "cursor", pageSize: PAGE, seed })
-  const name = `chaos_${store}_${order}`
+  const name = stream.name ?? `chaos_${store}_${order}`
   const dir = mkdtempSync(join(tmpdir(), "ferry-chaos-"))
-  writeFileSync(join(dir, "ferry.config.yaml"), configYaml(api, name, store, order))
+  writeFileSync(join(dir, "ferry.config.yaml"), configYaml(api, name, stream))
   return {
+    kind,
     store,
     order,
     name,
+    /** reads the whole source every run (no incremental, or fullEvery always due) */
+    readsAll: kind !== "merge",
+    /** has a checkpoint to check */
+    incremental: kind === "merge" || kind === "mark",
+    /** T after the previous run (replace and deletes: what a run may keep or must not lose) */
+    table: new Map(),
+    /** what the runs of replace and deletes did (the summary shows the kills landed on both sides) */
+    effects: { swapped: 0, swappedKilled: 0, kept: 0, acted: 0, actedKilled: 0 },
     url: urlOf(index),
     query: queryOn(urlOf(index)),
     api,
@@ -199,6 +275,8 @@ const makeCombo = async (store, order, index) => {
     previous: undefined,
     /** a run's duration, spawn to exit, measured on the runs that completed */
     expectedMs: 2500,
+    /** (the streams that read everything) from the last page served to the exit, on the runs that completed */
+    tailMs: 400,
     runs: 0,
     landed: 0,
     byKind: {},
@@ -207,9 +285,7 @@ const makeCombo = async (store, order, index) => {
 }
 
 const combos = []
-for (const [store, order] of [["postgres", "asc"], ["postgres", "unsorted"], ["file", "asc"], ["file", "unsorted"]]) {
-  combos.push(await makeCombo(store, order, combos.length))
-}
+for (const stream of STREAMS) combos.push(await makeCombo(stream, combos.length))
 
 /** the bin's processes still running: killed if the script is interrupted */
 const children = new Set()
@@ -232,7 +308,8 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]]) {
   })
 }
 
-const runFerry = (combo, args, env = {}) => {
+/** `onStderr(all so far)` is called as the run writes to stderr (its JSON logs) */
+const runFerry = (combo, args, env = {}, onStderr) => {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: combo.dir,
     env: { PATH: process.env.PATH, FERRY_LOG_FORMAT: "json", DATABASE_URL: combo.url, ...env },
@@ -240,7 +317,10 @@ const runFerry = (combo, args, env = {}) => {
   })
   children.add(child)
   let stderr = ""
-  child.stderr.on("data", (d) => (stderr += d))
+  child.stderr.on("data", (d) => {
+    stderr += d
+    onStderr?.(stderr)
+  })
   const done = new Promise((resolve) =>
     child.on("close", (code, signal) => {
       children.delete(child)
@@ -267,35 +347,73 @@ const checkpointOf = (combo) => readCheckpoint(combo.query, combo.store, combo.n
 
 const pick = (random, xs) => xs[Math.floor(random() * xs.length)]
 
+/**
+ * S for the checkpoint checks of a `mark` stream: the source's records, and the rows T holds of
+ * records gone (a marked row is meant to stay; whether it should be there is deleteViolations' check).
+ */
+const withGoneRows = (truth, target) => {
+  const out = new Map(truth)
+  for (const [id, row] of target) {
+    if (!truth.has(id)) out.set(id, { id, name: row.name, amount: row.amount, version: row.version, updated_at: new Date(row.ms).toISOString() })
+  }
+  return out
+}
+
+/** a replace run that exited 0 leaves no staging table */
+const stagingLeft = async (combo) => {
+  const [{ left }] = await combo.query(`SELECT to_regclass($1) IS NOT NULL AS left`, [`public."${combo.name}__ferry_staging"`])
+  return left ? [`the staging table ${combo.name}__ferry_staging is left after a run that exited 0`] : []
+}
+
 const attempt = async (combo) => {
   const { api, random } = combo
   combo.runs++
   const label = `${combo.name} run ${combo.runs}`
   // keep work for every run: with `asc` the checkpoint reaches the end, so change records until at
   // least half the source is left to read (in groups sharing a cursor), plus a few random changes
-  const before = await checkpointOf(combo)
+  // the streams that read everything: records go (hard deletes) and some come back, before the run
+  const before = combo.readsAll ? undefined : await checkpointOf(combo)
   const from = before === undefined ? undefined : new Date(msOf(before) - combo.lookbackMs).toISOString()
+  if (combo.readsAll) {
+    api.remove(Math.floor(random() * RECORDS * REMOVE_FRACTION))
+    api.restore(Math.floor(random() * RECORDS * REMOVE_FRACTION))
+  }
   while (api.countSince(from) < RECORDS / 2) api.change(Math.ceil(RECORDS / 20))
   api.change(Math.floor(random() * 20))
   const remaining = api.countSince(from)
   const pages = Math.ceil(remaining / PAGE)
 
+  // the merge streams draw as they always did (same seed, same choices); the others may also be
+  // killed around their end (the swap, the deletes), at a failpoint of a later transaction, or mid-swap
   const r = random()
-  const kind = r < 0.3 ? "time" : r < 0.5 ? "page" : "failpoint"
+  const kind = r < 0.3 ? "time" : r < 0.5 ? "page" : combo.readsAll && r < 0.65 ? "end" : combo.readsAll && r < 0.75 ? "done" : "failpoint"
   let env = {}
   let point
   if (kind === "failpoint") {
-    const name = pick(random, POINTS)
-    const n = name === "after-fetch" ? 1 + Math.floor(random() * pages) : 1 + Math.floor(random() * (name === "retry-backoff" ? 2 : 3))
+    const name = pick(random, combo.kind === "replace" ? [...POINTS, "mid-swap"] : POINTS)
+    const late = name === "before-commit" || name === "after-commit" ? (combo.readsAll ? 6 : 3) : 3
+    const n = name === "after-fetch"
+      ? 1 + Math.floor(random() * pages)
+      : name === "mid-swap"
+      ? 1
+      : 1 + Math.floor(random() * (name === "retry-backoff" ? 2 : late))
     env = { FERRY_FAILPOINT: `${name}:${n}` }
     point = `failpoint ${name}:${n}`
   }
   api.updatesPerPage = UPDATES_PER_PAGE
   api.failRate = FAIL_RATE
   api.delayMs = PAGE_DELAY_MS
+  if (combo.readsAll) {
+    api.removesPerPage = REMOVES_PER_PAGE
+    api.served = new Map()
+    api.removed = new Set()
+  }
   const basePages = api.pagesServed()
   const spawned = Date.now()
-  const running = runFerry(combo, ["run"], env)
+  // "done": killed as soon as the run logs that its swap (deletes) committed, before it records its end
+  const doneLog = combo.kind === "replace" ? `"msg":"target.replaced"` : `"msg":"deletes.missing"`
+  const running = runFerry(combo, ["run"], env, kind === "done" ? (text) => text.includes(doneLog) && running.child.kill("SIGKILL") : undefined)
+  if (kind === "done") point = `kill on the log line ${doneLog}`
   let timer
   if (kind === "time") {
     const delay = Math.floor(random() * combo.expectedMs)
@@ -308,12 +426,32 @@ const attempt = async (combo) => {
     }
     point = `kill after page ${k} of ~${pages}`
   }
+  // the end of a run that reads everything (its last batch, then the swap or the deletes): the time from
+  // the last page to the exit, measured on the runs that completed; "end" kills land across all of it
+  let lastPageAt
+  const watch = api.onServed
+  if (combo.readsAll) {
+    const delay = kind === "end" ? Math.floor((0.4 + random()) * combo.tailMs) : undefined
+    api.onServed = (n, last) => {
+      if (last) {
+        lastPageAt = Date.now()
+        if (delay !== undefined) timer = setTimeout(() => running.child.kill("SIGKILL"), delay)
+      }
+      watch?.(n, last)
+    }
+    if (delay !== undefined) point = `kill ${delay} ms after the last page (of ~${combo.tailMs} ms to the exit)`
+  }
   const result = await running.done
   clearTimeout(timer)
   api.onServed = undefined
   api.updatesPerPage = 0
+  api.removesPerPage = 0
   api.failRate = 0
   api.delayMs = 0
+  const served = api.served
+  const removed = api.removed
+  api.served = undefined
+  api.removed = undefined
 
   const landed = result.signal === "SIGKILL"
   const violations = []
@@ -321,10 +459,13 @@ const attempt = async (combo) => {
     combo.landed++
     combo.byKind[kind] = (combo.byKind[kind] ?? 0) + 1
   } else if (result.code !== 0) violations.push(`exited ${result.code ?? result.signal} without a kill: ${tail(result.stderr)}`)
-  else combo.expectedMs = Math.round(combo.expectedMs * 0.5 + (Date.now() - spawned) * 0.5)
+  else {
+    combo.expectedMs = Math.round(combo.expectedMs * 0.5 + (Date.now() - spawned) * 0.5)
+    if (lastPageAt !== undefined) combo.tailMs = Math.round(combo.tailMs * 0.5 + (Date.now() - lastPageAt) * 0.5)
+  }
 
-  const checkpoint = await checkpointOf(combo)
-  const target = await readTarget(combo.query, combo.name)
+  const checkpoint = combo.incremental ? await checkpointOf(combo) : undefined
+  const target = await readTarget(combo.query, combo.name, "public", { marked: combo.kind === "mark" })
   let finished = !landed && result.code === 0
   if (landed) {
     const runId = logsOf(result.stderr).find((l) => typeof l.run_id === "string")?.run_id
@@ -332,16 +473,35 @@ const attempt = async (combo) => {
     violations.push(...runs.violations)
     finished = runs.finished
   }
-  violations.push(...checkpointViolations({
-    truth: api.truth(),
-    target,
-    checkpoint,
-    previous: combo.previous,
-    store: combo.store,
-    order: combo.order,
-    lookbackMs: combo.lookbackMs,
-    completed: finished
-  }))
+  const truth = api.truth()
+  if (combo.incremental) {
+    violations.push(...checkpointViolations({
+      truth: combo.kind === "mark" ? withGoneRows(truth, target) : truth,
+      target,
+      checkpoint,
+      previous: combo.previous,
+      store: combo.store,
+      order: combo.order,
+      lookbackMs: combo.lookbackMs,
+      completed: finished
+    }))
+  }
+  if (combo.kind === "replace") {
+    violations.push(...replaceViolations({ previous: combo.table, target, served, completed: finished }))
+    if (finished) violations.push(...await stagingLeft(combo))
+    // how often a run (killed or not) swapped, and how often a killed one left the old table
+    if (!sameTable(combo.table, target)) combo.effects[landed ? "swappedKilled" : "swapped"]++
+    else if (landed) combo.effects.kept++
+  } else if (combo.kind !== "merge") {
+    violations.push(...deleteViolations({ previous: combo.table, target, truth, gone: api.gone(), removed, action: combo.kind, completed: finished }))
+    // the rows of records gone that this run deleted or marked (by a killed run, too: after the deletes' COMMIT)
+    let acted = 0
+    for (const [id, row] of combo.table) {
+      if (!truth.has(id) && (target.get(id) === undefined || (target.get(id).marked && !row.marked))) acted++
+    }
+    combo.effects[landed ? "actedKilled" : "acted"] += acted
+  }
+  combo.table = target
   combo.previous = checkpoint
   const outcome = landed ? "killed" : `exited ${result.code}`
   debug(`${label}: ${point}: ${outcome} (${api.pagesServed() - basePages} pages served), checkpoint ${checkpoint ?? "none"}`)
@@ -359,7 +519,8 @@ const killsFor = async (combo, want) => {
 }
 await Promise.all(combos.map((combo, i) => killsFor(combo, quota[i])))
 
-const finalRun = async (combo) => {
+/** the final run of a `merge` stream: the table is the source, C its greatest cursor, a run after writes nothing */
+const finalMerge = async (combo) => {
   const { api } = combo
   const first = await runFerry(combo, ["run"]).done
   if (first.code !== 0) combo.violations.push(`final run exited ${first.code ?? first.signal}: ${tail(first.stderr)}`)
@@ -379,6 +540,55 @@ const finalRun = async (combo) => {
     combo.violations.push(`a run after the final one exited ${again.code} and wrote ${summary?.inserted} + ${summary?.updated} rows`)
   }
 }
+
+/**
+ * The final run of a stream that reads everything, on a quiet source: replace, the table is exactly the
+ * source (no staging table left); delete, exactly the source's ids at their versions; mark, the unmarked
+ * rows exactly the source, the marked ones records gone. A run after it: the same table, and (deletes)
+ * nothing written, deleted or marked.
+ */
+const finalWhole = async (combo) => {
+  const { api } = combo
+  const mark = combo.kind === "mark"
+  const check = async (when) => {
+    const target = await readTarget(combo.query, combo.name, "public", { marked: mark })
+    const truth = api.truth()
+    const unmarked = new Map([...target].filter(([, row]) => row.marked !== true))
+    const { extra, missing, stale } = diff(truth, unmarked)
+    const badMarks = [...target].filter(([id, row]) => row.marked === true && (truth.has(id) || !api.gone().has(id))).map(([id]) => id)
+    combo.final ??= { missing: missing.length, extra: extra.length, stale: stale.length, ...(mark ? { marked: target.size - unmarked.size } : {}) }
+    if (missing.length + extra.length + stale.length + badMarks.length > 0) {
+      combo.violations.push(
+        `${when}: ${missing.length} missing, ${extra.length} extra, ${stale.length} stale, ${badMarks.length} marked but not gone ` +
+          `(${[...missing, ...extra, ...stale, ...badMarks].slice(0, 5).join(", ")})`
+      )
+    }
+    if (combo.kind === "replace") combo.violations.push(...(await stagingLeft(combo)).map((v) => `${when}: ${v}`))
+    return target
+  }
+  const first = await runFerry(combo, ["run"]).done
+  if (first.code !== 0) combo.violations.push(`final run exited ${first.code ?? first.signal}: ${tail(first.stderr)}`)
+  const target = await check("final")
+  if (mark) {
+    const checkpoint = await checkpointOf(combo)
+    const greatest = Math.max(...[...target.values()].map((row) => row.ms))
+    if (msOf(checkpoint) !== greatest) combo.violations.push(`final checkpoint ${checkpoint}, the table's greatest cursor ${new Date(greatest).toISOString()}`)
+  }
+  const again = await runFerry(combo, ["run"]).done
+  await check("a run after the final one")
+  const summary = logsOf(again.stderr).find((l) => l.msg === "run.summary")
+  const wrote = combo.kind === "replace" ? 0 : (summary?.inserted ?? 0) + (summary?.updated ?? 0) + (summary?.missing ?? 0)
+  if (again.code !== 0 || summary === undefined || wrote !== 0) {
+    combo.violations.push(`a run after the final one exited ${again.code} and wrote, deleted or marked ${wrote} rows`)
+  }
+}
+
+/** the final runs of a stream; their violations name it */
+const finalRun = async (combo) => {
+  const from = combo.violations.length
+  await (combo.kind === "merge" ? finalMerge(combo) : finalWhole(combo))
+  combo.violations.splice(from, Infinity, ...combo.violations.slice(from).map((v) => `${combo.name}: ${v}`))
+}
 await Promise.all(combos.map(finalRun))
 
 // ---------------------------------------------------------------------------------------------
@@ -392,6 +602,13 @@ for (const c of combos) {
   log(
     `  ${c.name}: ${c.landed} kills landed in ${c.runs} runs (${kinds || "none"}); final ` +
       `${c.final ? `${c.final.missing} missing, ${c.final.extra} extra, ${c.final.stale} stale` : "not run"}` +
+      (c.final?.marked === undefined ? "" : `, ${c.final.marked} marked (records gone)`) +
+      (c.kind === "replace"
+        ? `; swapped by ${c.effects.swapped} runs that exited 0 and ${c.effects.swappedKilled} killed after the swap, ${c.effects.kept} killed runs kept the old table`
+        : "") +
+      (c.kind === "delete" || c.kind === "mark"
+        ? `; ${c.effects.acted} rows ${c.kind === "mark" ? "marked" : "deleted"} by runs that exited 0, ${c.effects.actedKilled} by killed runs (after the COMMIT)`
+        : "") +
       (c.violations.length > 0 ? `; ${c.violations.length} violation(s)` : "")
   )
 }

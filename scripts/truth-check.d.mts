@@ -8,10 +8,17 @@ export interface TargetRow {
   readonly ms: number
   readonly name: string
   readonly amount: number
+  /** `_deleted_at` is set (read with `{ marked: true }`) */
+  readonly marked?: boolean
 }
 
 export declare const msOf: (cursor: string | null | undefined) => number
-export declare const readTarget: (query: Query, table: string, schema?: string) => Promise<Map<string, TargetRow>>
+export declare const readTarget: (
+  query: Query,
+  table: string,
+  schema?: string,
+  options?: { readonly marked?: boolean }
+) => Promise<Map<string, TargetRow>>
 export declare const readCheckpoint: (
   query: Query,
   store: "postgres" | "file",
@@ -38,3 +45,19 @@ export declare const runRowViolations: (
   stream: string,
   checkpoint: string | undefined
 ) => Promise<{ violations: Array<string>; finished: boolean }>
+export declare const replaceViolations: (o: {
+  previous: ReadonlyMap<string, TargetRow>
+  target: ReadonlyMap<string, TargetRow>
+  served: ReadonlyMap<string, ReadonlyArray<TruthRecord>>
+  completed: boolean
+}) => Array<string>
+export declare const deleteViolations: (o: {
+  previous: ReadonlyMap<string, TargetRow>
+  target: ReadonlyMap<string, TargetRow>
+  truth: ReadonlyMap<string, TruthRecord>
+  gone: ReadonlyMap<string, TruthRecord>
+  removed: ReadonlySet<string>
+  action: "delete" | "mark"
+  completed: boolean
+}) => Array<string>
+export declare const sameTable: (a: ReadonlyMap<string, TargetRow>, b: ReadonlyMap<string, TargetRow>) => boolean

@@ -29,16 +29,28 @@ export interface TruthApi {
   /** the fraction of page requests answered with 503 (seeded; 0: none) */
   failRate: number
   /** called right after the n-th data page (counted since the server started) was sent */
-  onServed: ((n: number) => void) | undefined
+  onServed: ((n: number, last: boolean) => void) | undefined
   /** data pages sent since the server started */
   readonly pagesServed: () => number
   /** the time of the last request of a first page (no pagination token) */
   readonly lastFirstPageAt: () => number
   /** change `n` random records now (one instant for all of them) */
   readonly change: (n: number) => void
+  /** records removed at the start of every page request (0: none) */
+  removesPerPage: number
+  /** set to a new Map to record every record version a page carried, by id */
+  served: Map<string, TruthRecord[]> | undefined
+  /** set to a new Set to record the ids removed while it is set */
+  removed: Set<string> | undefined
+  /** take `n` random records out of the source (hard deletes) */
+  readonly remove: (n: number) => void
+  /** bring `n` random removed records back, each as a new version (`updated_at` = now) */
+  readonly restore: (n: number) => void
   /** the current records (the truth), by id */
   readonly truth: () => ReadonlyMap<string, TruthRecord>
-  /** the greatest `updated_at` in the source */
+  /** the last version of each record the source no longer has, by id */
+  readonly gone: () => ReadonlyMap<string, TruthRecord>
+  /** the greatest `updated_at` of a record the source has */
   readonly maxCursor: () => string
   /** records with `updated_at` >= `since`: what a run from that cursor has to read */
   readonly countSince: (since: string | undefined) => number
@@ -55,4 +67,12 @@ export declare const truthStreamYaml: (options: {
   readonly lookbackMs: number
   /** the `retry:` value, e.g. `{ attempts: 2, base: 10 millis, max: 1 second }` */
   readonly retry: string
+  /** false: no `incremental` (every run reads everything); default true */
+  readonly incremental?: boolean
+  /** `target.write` (default: none, merge) */
+  readonly write?: "merge" | "append" | "replace"
+  /** `target.deletes` as YAML, e.g. `{ detect: missing, action: delete }` */
+  readonly deletes?: string
+  /** the stream's `fullEvery`, e.g. `1 millis` */
+  readonly fullEvery?: string
 }) => string

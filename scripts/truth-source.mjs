@@ -15,7 +15,15 @@
  *   `version + 1`, and `updated_at` = now. Each request's changes share one instant (ties), strictly later
  *   than every cursor already in the source, so a change never lands behind what was already served.
  * - With `failRate > 0`, that fraction of page requests (seeded) answers 503 instead, changing nothing.
- * - `onServed(n)` is called right after the n-th page of data has been written to the socket.
+ * - `onServed(n, last)` is called right after the n-th page of data has been written to the socket
+ *   (`last`: the page had no next one).
+ * - Records can go and come back (hard deletes): `remove(n)` takes n random records out of the source
+ *   (served no more; keyset pages do not shift), `restore(n)` brings n of them back as a new version
+ *   (`updated_at` = now, like a change). With `removesPerPage > 0` every page request first removes that
+ *   many. `truth()` is what the source has now, `gone()` the last version of each record it no longer has.
+ * - `served` (set it to a new Map to start recording): every record version a page carried, by id;
+ *   `removed` (a new Set): the ids removed while it is set. The chaos checks of `write: replace` and
+ *   `deletes` read what one run could have seen from them.
  *
  * Everything is seeded: the same seed gives the same records and the same changes.
  */
@@ -54,7 +62,8 @@ export const startTruthApi = async (options) => {
     entries.push({
       record: { id: `t${String(i).padStart(6, "0")}`, name: `record ${i}`, amount: i % 1000, version: 1, updated_at: new Date(ms).toISOString() },
       ms,
-      pos: positions[i]
+      pos: positions[i],
+      present: true
     })
   }
   /** asc: sorted by (ms, id); unsorted: indexed by pos */
@@ -77,18 +86,53 @@ export const startTruthApi = async (options) => {
     return lo
   }
 
+  /** takes `e` out of the sorted array (binary search on its key) */
+  const unsort = (e) => {
+    let i = lowerBound(e.ms, undefined)
+    while (sorted[i] !== e) i++
+    sorted.splice(i, 1)
+  }
+
+  /** n random records out of the source (the last one always stays) */
+  const remove = (n) => {
+    for (let k = 0; k < n && sorted.length > 1; k++) {
+      const e = sorted[Math.floor(random() * sorted.length)]
+      unsort(e)
+      e.present = false
+      api.removed?.add(e.record.id)
+    }
+  }
+
+  /** n random records the source no longer has back, each as a new version */
+  const restore = (n) => {
+    const absent = entries.filter((e) => !e.present)
+    const back = new Set()
+    while (back.size < Math.min(n, absent.length)) back.add(absent[Math.floor(random() * absent.length)])
+    const ms = Math.max(Date.now(), lastMs + 1)
+    lastMs = ms
+    for (const e of back) {
+      const version = e.record.version + 1
+      e.record = { ...e.record, name: `${e.record.id} back v${version}`, amount: (e.record.amount * 3 + version) % 10_000, version, updated_at: new Date(ms).toISOString() }
+      e.ms = ms
+      e.present = true
+      sorted.splice(lowerBound(ms, e.record.id), 0, e)
+    }
+  }
+
   const change = (n) => {
     if (n <= 0) return
     // strictly later than anything in the source: a change never lands behind a served key
     const ms = Math.max(Date.now(), lastMs + 1)
     lastMs = ms
     const changed = new Set()
-    while (changed.size < Math.min(n, entries.length)) changed.add(entries[Math.floor(random() * entries.length)])
+    // drawn from every record, skipping the removed ones (with none removed, the draws of old)
+    while (changed.size < Math.min(n, sorted.length)) {
+      const e = entries[Math.floor(random() * entries.length)]
+      if (e.present) changed.add(e)
+    }
     for (const e of changed) {
       // remove from the sorted array (binary search on the old key), re-insert at the new one
-      let i = lowerBound(e.ms, undefined)
-      while (sorted[i] !== e) i++
-      sorted.splice(i, 1)
+      unsort(e)
       const version = e.record.version + 1
       e.record = {
         ...e.record,
@@ -104,7 +148,16 @@ export const startTruthApi = async (options) => {
 
   let served = 0
   let firstPageAt = 0
-  const api = { order: options.order, updatesPerPage: 0, delayMs: 0, failRate: 0, onServed: undefined }
+  const api = {
+    order: options.order,
+    updatesPerPage: 0,
+    removesPerPage: 0,
+    delayMs: 0,
+    failRate: 0,
+    onServed: undefined,
+    served: undefined,
+    removed: undefined
+  }
 
   const page = (url) => {
     const sinceText = url.searchParams.get("since")
@@ -126,12 +179,12 @@ export const startTruthApi = async (options) => {
     let i = token === null ? 0 : Number(token) + 1
     for (; i < byPos.length && out.length < options.pageSize; i++) {
       const e = byPos[i]
-      if (e.ms >= since) out.push(e)
+      if (e.present && e.ms >= since) out.push(e)
     }
     // more only if a later position still matches the filter
     let more = false
     for (let j = i; j < byPos.length; j++) {
-      if (byPos[j].ms >= since) {
+      if (byPos[j].present && byPos[j].ms >= since) {
         more = true
         break
       }
@@ -147,10 +200,18 @@ export const startTruthApi = async (options) => {
     if (api.delayMs > 0) await new Promise((r) => setTimeout(r, api.delayMs))
     if (api.failRate > 0 && failRandom() < api.failRate) return sendJson(res, { error: "try again" }, 503)
     change(api.updatesPerPage)
+    remove(api.removesPerPage)
     const { next, records } = page(url)
+    if (api.served !== undefined) {
+      for (const r of records) {
+        const versions = api.served.get(r.id)
+        if (versions === undefined) api.served.set(r.id, [r])
+        else versions.push(r)
+      }
+    }
     served++
     const n = served
-    res.once("finish", () => api.onServed?.(n))
+    res.once("finish", () => api.onServed?.(n, next === undefined))
     if (options.pagination === "link") {
       const headers = {}
       if (next !== undefined) {
@@ -186,8 +247,12 @@ export const startTruthApi = async (options) => {
     pagesServed: () => served,
     lastFirstPageAt: () => firstPageAt,
     change,
-    truth: () => new Map(entries.map((e) => [e.record.id, e.record])),
-    maxCursor: () => new Date(lastMs).toISOString(),
+    remove,
+    restore,
+    truth: () => new Map(entries.filter((e) => e.present).map((e) => [e.record.id, e.record])),
+    gone: () => new Map(entries.filter((e) => !e.present).map((e) => [e.record.id, e.record])),
+    /** the greatest cursor of a record the source has (with no removals: of any change) */
+    maxCursor: () => new Date(sorted[sorted.length - 1].ms).toISOString(),
     countSince: (since) => (since === undefined ? sorted.length : sorted.length - lowerBound(Date.parse(since), undefined))
   })
 }
@@ -195,23 +260,25 @@ export const startTruthApi = async (options) => {
 /**
  * One stream of a truth source in a Ferry config (YAML, indented as an item of `streams:`): link
  * pagination for `asc`, a body cursor for `unsorted` with a lookback of `lookbackMs`, the records' columns.
- * Shared by the crash suite and the chaos script, which must test the same shape of stream.
+ * Shared by the crash suite and the chaos script, which must test the same shape of stream. The chaos
+ * script's other streams: `incremental: false` (every run reads everything), `write`, `deletes` (the
+ * YAML of `target.deletes`), `fullEvery`.
  */
-export const truthStreamYaml = ({ lookbackMs, name, order, retry, url }) => `
+export const truthStreamYaml = ({ deletes, fullEvery, incremental = true, lookbackMs, name, order, retry, url, write }) => `
   - name: ${name}
     source:
       url: ${url}/records
       records: data
       pagination: ${order === "asc" ? "{ type: link }" : "{ type: cursor, nextPath: next, param: cursor }"}
-      incremental:
+${incremental ? `      incremental:
         cursorField: updated_at
         param: since
         initial: "2000-01-01T00:00:00Z"
         order: ${order}
         ${order === "unsorted" ? `lookback: ${lookbackMs} millis` : ""}
-      retry: ${retry}
+` : ""}      retry: ${retry}
     target:
       table: ${name}
       primaryKey: [id]
       columns: { id: text, name: text, amount: numeric, version: integer, updated_at: timestamptz }
-`
+${write === undefined ? "" : `      write: ${write}\n`}${deletes === undefined ? "" : `      deletes: ${deletes}\n`}${fullEvery === undefined ? "" : `    fullEvery: ${fullEvery}\n`}`

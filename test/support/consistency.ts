@@ -3,5 +3,14 @@
  * test/crash.test.ts, test/failpoints.test.ts and scripts/chaos.mjs. They live in
  * scripts/truth-check.mjs (plain JS, so that the chaos script runs under bare node); see there.
  */
-export { checkpointViolations, diff, msOf, readCheckpoint, readTarget, runRowViolations } from "../../scripts/truth-check.mjs"
+export {
+  checkpointViolations,
+  deleteViolations,
+  diff,
+  msOf,
+  readCheckpoint,
+  readTarget,
+  replaceViolations,
+  runRowViolations
+} from "../../scripts/truth-check.mjs"
 export type { Query, TargetRow } from "../../scripts/truth-check.mjs"
