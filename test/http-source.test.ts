@@ -3,7 +3,7 @@ import { Cause, Chunk, Duration, Effect, Either, Exit, HashMap, Logger, Option, 
 import type * as http from "node:http"
 import type { RateLimited, SourceError } from "../src/domain/Errors.js"
 import * as HttpSource from "../src/source/http/HttpSource.js"
-import { nextLink, parseLinkHeader } from "../src/source/http/Paginators.js"
+import { nextLink, parseLinkHeader } from "../src/source/http/LinkHeader.js"
 import { redactUrl } from "../src/source/http/Request.js"
 import type { Page } from "../src/Source.js"
 import { pagesOf } from "../src/Source.js"

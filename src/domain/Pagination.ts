@@ -1,10 +1,11 @@
 /**
  * Pagination styles, one tagged member each; `source/http/Paginators.ts` gives each its two duties
  * (what is the next request, and is there one). A style is written `type: <style>` with its fields
- * (`type: cursor` covers two styles, told apart by `nextPath` or `fromRecord`) and decodes to its member.
+ * (`type: link` covers the Link header and a next URL in the body, told apart by `nextPath`; `type: cursor`
+ * covers three styles, told apart by `nextPath`, `fromRecord` or `nextHeader`) and decodes to its member.
  */
-import { ParseResult, Schema } from "effect"
-import { DottedPath, integerAtLeast, NonEmpty, withDefault } from "./Fields.js"
+import { ParseResult, Schema, type SchemaAST } from "effect"
+import { DottedPath, HeaderName, integerAtLeast, NonEmpty, withDefault } from "./Fields.js"
 
 /** A style written `type: <type>` with `fields`, decoded to its member: the same fields tagged `tag`. */
 const style = <const Type extends string, const Tag extends string, Fields extends Schema.Struct.Fields>(
@@ -34,40 +35,62 @@ const CursorFromRecord = Schema.TaggedStruct("CursorFromRecord", {
   hasMorePath: Schema.optional(DottedPath)
 })
 
-const cursorRule = "cursor pagination needs exactly one of nextPath (token in the body) or fromRecord (field of the last record)"
+/** a token in the response header `nextHeader`, sent back as `param` */
+const CursorHeader = Schema.TaggedStruct("CursorHeader", { param: NonEmpty, nextHeader: HeaderName })
 
-/** `type: cursor`: one shape for the two styles, so that a mistake gets one message naming the field to fix. */
+/** RFC 8288 `Link: <...>; rel="next"` */
+const Link = Schema.TaggedStruct("Link", {})
+
+/** the next page's URL in the body at `nextPath` (JSON:API `links.next`, HAL `_links.next.href`), absolute or relative */
+const LinkInBody = Schema.TaggedStruct("LinkInBody", { nextPath: DottedPath })
+
+const fail = (ast: SchemaAST.AST, input: unknown, message: string) =>
+  ParseResult.fail(new ParseResult.Type(ast, input, message))
+
+const cursorRule =
+  "cursor pagination needs exactly one of nextPath (token in the body), fromRecord (field of the last record) or nextHeader (token in a response header)"
+
+/** `type: cursor`: one shape for the three styles, so that a mistake gets one message naming the field to fix. */
 const WrittenCursor = Schema.transformOrFail(
   Schema.Struct({
     type: Schema.Literal("cursor"),
     param: NonEmpty,
     nextPath: Schema.optional(DottedPath),
     fromRecord: Schema.optional(DottedPath),
+    nextHeader: Schema.optional(HeaderName),
     hasMorePath: Schema.optional(DottedPath)
   }),
-  Schema.Union(Schema.typeSchema(CursorToken), Schema.typeSchema(CursorFromRecord)),
+  Schema.Union(Schema.typeSchema(CursorToken), Schema.typeSchema(CursorFromRecord), Schema.typeSchema(CursorHeader)),
   {
     strict: true,
-    decode: ({ fromRecord, hasMorePath, nextPath, param }, _, ast, input) => {
-      if ((nextPath === undefined) === (fromRecord === undefined)) {
-        return ParseResult.fail(new ParseResult.Type(ast, input, cursorRule))
-      }
+    decode: ({ fromRecord, hasMorePath, nextHeader, nextPath, param }, _, ast, input) => {
+      if ([nextPath, fromRecord, nextHeader].filter((field) => field !== undefined).length !== 1) return fail(ast, input, cursorRule)
       if (fromRecord !== undefined) return ParseResult.succeed(CursorFromRecord.make({ param, fromRecord, hasMorePath }))
       if (hasMorePath !== undefined) {
-        const issue = new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with fromRecord")
-        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, issue))
+        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with fromRecord")))
       }
+      if (nextHeader !== undefined) return ParseResult.succeed(CursorHeader.make({ param, nextHeader }))
       return ParseResult.succeed(CursorToken.make({ param, nextPath: nextPath! }))
     },
     encode: ({ _tag, ...fields }) => ParseResult.succeed({ type: "cursor" as const, ...fields })
   }
 )
 
+/** `type: link`: the Link header, or with `nextPath` the next URL in the body. */
+const WrittenLink = Schema.transformOrFail(
+  Schema.Struct({ type: Schema.Literal("link"), nextPath: Schema.optional(DottedPath) }),
+  Schema.Union(Schema.typeSchema(Link), Schema.typeSchema(LinkInBody)),
+  {
+    strict: true,
+    decode: ({ nextPath }) => ParseResult.succeed(nextPath === undefined ? Link.make({}) : LinkInBody.make({ nextPath })),
+    encode: ({ _tag, ...fields }) => ParseResult.succeed({ type: "link" as const, ...fields })
+  }
+)
+
 /** A pagination as written (`{ type: offset, limit: 50 }`), decoded to its style (defaults filled in). */
 export const Pagination = Schema.Union(
   style("none", "None", {}),
-  /** RFC 8288 `Link: <...>; rel="next"` */
-  style("link", "Link", {}),
+  WrittenLink,
   WrittenCursor,
   style("offset", "Offset", {
     offsetParam: withDefault(NonEmpty, () => "offset"),

@@ -10,6 +10,7 @@ import { Either, Option } from "effect"
 import type { Pagination } from "../../domain/Pagination.js"
 import * as Json from "../../domain/Json.js"
 import { valueAt, valueAtKeys } from "../../domain/JsonPath.js"
+import { nextLink } from "./LinkHeader.js"
 
 /** The last request and what came back. */
 export interface Exchange {
@@ -47,87 +48,6 @@ const asParam = (value: unknown): Option.Option<string> =>
 
 // --- link -------------------------------------------------------------------------------------------
 
-export interface Link {
-  readonly target: string
-  readonly params: Readonly<Record<string, string>>
-}
-
-/**
- * Parse an RFC 8288 `Link` header value: `<a>; rel="next", <b>; rel=last; title="x, y"`. Commas and
- * semicolons inside `<...>` and quoted strings do not split; parameter names are lower-cased.
- */
-export const parseLinkHeader = (header: string): ReadonlyArray<Link> => {
-  const links: Array<Link> = []
-  let i = 0
-  const n = header.length
-  const skipSpace = () => {
-    while (i < n && (header[i] === " " || header[i] === "\t")) i++
-  }
-  while (i < n) {
-    skipSpace()
-    if (header[i] !== "<") {
-      // not a link-value: skip to the next top-level comma
-      while (i < n && header[i] !== ",") i++
-      i++
-      continue
-    }
-    const close = header.indexOf(">", i)
-    if (close < 0) break
-    const target = header.slice(i + 1, close).trim()
-    i = close + 1
-    const params: Record<string, string> = {}
-    for (;;) {
-      skipSpace()
-      if (header[i] !== ";") break
-      i++
-      skipSpace()
-      let name = ""
-      while (i < n && !"=;, \t".includes(header[i]!)) name += header[i++]
-      skipSpace()
-      let value = ""
-      if (header[i] === "=") {
-        i++
-        skipSpace()
-        if (header[i] === "\"") {
-          i++
-          while (i < n && header[i] !== "\"") {
-            if (header[i] === "\\" && i + 1 < n) i++
-            value += header[i++]
-          }
-          i++
-        } else {
-          while (i < n && !";, \t".includes(header[i]!)) value += header[i++]
-        }
-      }
-      const key = name.toLowerCase()
-      // RFC 8288: only the first occurrence of a parameter counts
-      if (key !== "" && !(key in params)) params[key] = value
-    }
-    links.push({ target, params })
-    skipSpace()
-    if (header[i] === ",") i++
-    else {
-      while (i < n && header[i] !== ",") i++
-      i++
-    }
-  }
-  return links
-}
-
-/** The `rel="next"` target of a Link header, resolved against the request URL. */
-export const nextLink = (header: string, base: URL): Option.Option<URL> => {
-  for (const link of parseLinkHeader(header)) {
-    const rels = (link.params["rel"] ?? "").toLowerCase().split(/\s+/)
-    if (!rels.includes("next")) continue
-    try {
-      return Option.some(new URL(link.target, base))
-    } catch {
-      continue
-    }
-  }
-  return Option.none()
-}
-
 const link: Paginator = {
   first: (url) => url,
   next: ({ headers, url }) => {
@@ -135,6 +55,21 @@ const link: Paginator = {
     return header === undefined ? end : Either.right(nextLink(header, url))
   }
 }
+
+/**
+ * The next page's URL in the body at `nextPath`, resolved against the request URL; a JSON:API link
+ * object (`{ href }`) counts as its `href`. null, "" or missing ends.
+ */
+const linkInBody = (nextPath: string): Paginator => ({
+  first: (url) => url,
+  next: ({ body, url }) => {
+    const found = valueAt(body, nextPath)
+    const target = typeof found === "object" && found !== null && !Array.isArray(found) ? (found as { href?: unknown }).href : found
+    if (target === undefined || target === null || target === "") return end
+    if (typeof target !== "string") return Either.left(`the next-page link at "${nextPath}" is not a string`)
+    return URL.canParse(target, url.href) ? goTo(new URL(target, url)) : Either.left(`the next-page link at "${nextPath}" is not a URL`)
+  }
+})
 
 // --- cursor -----------------------------------------------------------------------------------------
 
@@ -166,6 +101,15 @@ const cursorFromRecord = (param: string, fromRecord: string, hasMorePath: string
       onNone: () => Either.left(`the last record has no string or number at "${fromRecord}" to continue from`),
       onSome: (v) => goTo(withParams(url, { [param]: v }))
     })
+  }
+})
+
+/** A token in the response header `nextHeader`, sent back as `param`; a missing or empty header ends. */
+const cursorHeader = (param: string, nextHeader: string): Paginator => ({
+  first: (url) => url,
+  next: ({ headers, url }) => {
+    const token = headers[nextHeader.toLowerCase()]?.trim()
+    return token === undefined || token === "" ? end : goTo(withParams(url, { [param]: token }))
   }
 })
 
@@ -259,7 +203,7 @@ const envelopes = (body: unknown, records: string | undefined): ReadonlyArray<{ 
  */
 export const moreSign = (pagination: Pagination, records: string | undefined, last: Exchange): string | undefined => {
   const tag = pagination._tag
-  if (tag === "Link" || tag === "CursorToken" || tag === "CursorFromRecord") return undefined
+  if (tag !== "None" && tag !== "Offset" && tag !== "Page") return undefined
   const header = last.headers["link"]
   if (header !== undefined && Option.isSome(nextLink(header, last.url))) return "a Link header with rel=\"next\""
   for (const { at, value } of envelopes(last.body, records)) {
@@ -283,6 +227,10 @@ export const fromSpec = (pagination: Pagination): Paginator => {
       return none
     case "Link":
       return link
+    case "LinkInBody":
+      return linkInBody(pagination.nextPath)
+    case "CursorHeader":
+      return cursorHeader(pagination.param, pagination.nextHeader)
     case "CursorToken":
       return cursorToken(pagination.param, pagination.nextPath)
     case "CursorFromRecord":
