@@ -155,6 +155,91 @@ describe.each([
         expect(s.requests.map((r) => r.url.pathname + r.url.search)).toEqual(["/v1/items", "/v1/items?after=1"])
       }))
 
+    for (const [label, last] of [["null", null], ["empty string", ""], ["missing", undefined]] as const) {
+      it.scopedLive(`link nextPath: follows JSON:API links.next (absolute, or a link object) and a relative HAL href; a ${label} link ends`, () =>
+        Effect.gen(function*() {
+          let base = ""
+          const s = yield* server((_req, res, url) => {
+            const page = url.searchParams.get("page")
+            if (page === null) json(res, { data: [{ id: 1 }], links: { next: `${base}/v1/items?page=2` } })
+            else if (page === "2") json(res, { data: [{ id: 2 }], links: { next: { href: "items?page=3" } } })
+            else json(res, { data: [{ id: 3 }], links: last === undefined ? {} : { next: last } })
+          })
+          base = s.url
+          const result = yield* pages(
+            streamOf(`${s.url}/v1/items`, { records: "data", pagination: { type: "link", nextPath: "links.next" } })
+          )
+          expect(ids(result)).toEqual([1, 2, 3])
+          expect(s.requests.map((r) => r.url.pathname + r.url.search)).toEqual(["/v1/items", "/v1/items?page=2", "/v1/items?page=3"])
+        }))
+    }
+
+    it.scopedLive("link nextPath: HAL _links.next.href, relative to the current URL; the Link header is not read", () =>
+      Effect.gen(function*() {
+        const s = yield* server((_req, res, url) => {
+          const link = { link: `</elsewhere>; rel="next"` }
+          if (url.searchParams.get("p") === null) json(res, { _embedded: [{ id: 1 }], _links: { next: { href: "/items?p=2" } } }, 200, link)
+          else json(res, { _embedded: [{ id: 2 }], _links: { self: { href: "/items?p=2" } } }, 200, link)
+        })
+        const result = yield* pages(
+          streamOf(`${s.url}/items`, { records: "_embedded", pagination: { type: "link", nextPath: "_links.next.href" } })
+        )
+        expect(ids(result)).toEqual([1, 2])
+        expect(param(s, "p")).toEqual([null, "2"])
+      }))
+
+    it.scopedLive("link nextPath: a next link that is not a string is a SourceError naming the path", () =>
+      Effect.gen(function*() {
+        const s = yield* server((_req, res) => json(res, { data: [{ id: 1 }], next: 42 }))
+        const error = yield* failure(streamOf(`${s.url}/items`, { records: "data", pagination: { type: "link", nextPath: "next" } }))
+        expect(error._tag).toBe("SourceError")
+        expect(error.message).toContain(`the next-page link at "next" is not a string`)
+        expect(s.requests.length).toBe(1)
+      }))
+
+    it.scopedLive("link nextPath: a next URL on another origin is refused, not requested", () =>
+      Effect.gen(function*() {
+        const s = yield* server((_req, res) => json(res, { data: [{ id: 1 }], next: "http://another.invalid/items?p=2" }))
+        const error = yield* failure(streamOf(`${s.url}/items`, { records: "data", pagination: { type: "link", nextPath: "next" } }))
+        expect(error._tag).toBe("SourceError")
+        expect(error.message).toContain("the next page is on another origin (http://another.invalid")
+        expect(s.requests.length).toBe(1)
+      }))
+
+    it.scopedLive("link nextPath: the same next URL twice is a SourceError (pagination repeats)", () =>
+      Effect.gen(function*() {
+        const s = yield* server((_req, res) => json(res, { data: [{ id: 1 }], next: "/items?page=2" }))
+        const error = yield* failure(streamOf(`${s.url}/items`, { records: "data", pagination: { type: "link", nextPath: "next" } }))
+        expect(error.message).toBe(`pagination repeats: the server sent the same next page twice at ${s.url}/items?page=2`)
+        expect(s.requests.length).toBe(2)
+      }))
+
+    for (const [label, last] of [["missing", undefined], ["empty", ""]] as const) {
+      it.scopedLive(`cursor nextHeader: sends the header's token back, a ${label} header ends`, () =>
+        Effect.gen(function*() {
+          const s = yield* server((_req, res, url) => {
+            const cursor = url.searchParams.get("cursor")
+            if (cursor === null) json(res, [{ id: 1 }], 200, { "x-next-cursor": "t/1 =" })
+            else if (cursor === "t/1 =") json(res, [{ id: 2 }], 200, { "X-Next-Cursor": "t2" })
+            else json(res, [{ id: 3 }], 200, last === undefined ? {} : { "x-next-cursor": last })
+          })
+          const result = yield* pages(
+            streamOf(`${s.url}/items?cursor_ok=1`, { pagination: { type: "cursor", param: "cursor", nextHeader: "X-Next-Cursor" } })
+          )
+          expect(ids(result)).toEqual([1, 2, 3])
+          expect(param(s, "cursor")).toEqual([null, "t/1 =", "t2"])
+          expect(param(s, "cursor_ok")).toEqual(["1", "1", "1"])
+        }))
+    }
+
+    it.scopedLive("cursor nextHeader: the same token twice is a SourceError (pagination repeats)", () =>
+      Effect.gen(function*() {
+        const s = yield* server((_req, res) => json(res, [{ id: 1 }], 200, { "x-next": "same" }))
+        const error = yield* failure(streamOf(`${s.url}/items`, { pagination: { type: "cursor", param: "c", nextHeader: "X-Next" } }))
+        expect(error.message).toBe(`pagination repeats: the server sent the same next page twice at ${s.url}/items?c=same`)
+        expect(s.requests.length).toBe(2)
+      }))
+
     for (const [label, last] of [["null", { next: null }], ["empty string", { next: "" }], ["missing", {}]] as const) {
       it.scopedLive(`cursor nextPath: sends the token back, a ${label} token ends`, () =>
         Effect.gen(function*() {
