@@ -87,6 +87,28 @@ const parse = (text: string, file: string, vars: Record<string, string | undefin
 const comparable = (config: Config.FerryConfigShape) =>
   JSON.parse(JSON.stringify({ ...config, file: undefined, streams: config.streams.map((s) => ({ ...s, decode: undefined })) }))
 
+describe("Config.parse: pagination styles of issue 14", () => {
+  const withPagination = (pagination: string) =>
+    `streams:\n  - name: a\n    source: { url: "https://x.test/a", pagination: ${pagination} }\n    target: { table: a, primaryKey: [id] }\n`
+  it.effect("type: link with nextPath is the body's next URL; without it, the Link header; cursor nextHeader is a third cursor style", () =>
+    Effect.gen(function*() {
+      const pagination = (text: string) => parse(withPagination(text), "/tmp/c.yaml").pipe(Effect.map((c) => c.streams[0]!.source.pagination))
+      expect(yield* pagination("{ type: link, nextPath: links.next }")).toEqual({ _tag: "LinkInBody", nextPath: "links.next" })
+      expect(yield* pagination("{ type: link, nextPath: _links.next.href }")).toEqual({ _tag: "LinkInBody", nextPath: "_links.next.href" })
+      expect(yield* pagination("{ type: link }")).toEqual({ _tag: "Link" })
+      expect(yield* pagination("{ type: cursor, nextHeader: X-Next-Cursor, param: cursor }")).toEqual({
+        _tag: "CursorHeader",
+        nextHeader: "X-Next-Cursor",
+        param: "cursor"
+      })
+      expect(yield* pagination("{ type: cursor, nextPath: meta.next, param: cursor }")).toEqual({
+        _tag: "CursorToken",
+        nextPath: "meta.next",
+        param: "cursor"
+      })
+    }))
+})
+
 describe("Config.parse: numbers past 2^53 keep their digits (issue 10)", () => {
   const config = (initial: string) => `
 streams:
@@ -615,6 +637,48 @@ const cases: ReadonlyArray<Case> = [
     text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextPath: "n", hasMorePath: "more" })),
     path: "streams[0].source.pagination.hasMorePath",
     says: "only used with fromRecord"
+  },
+  {
+    name: "cursor with nextPath and nextHeader",
+    text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextPath: "next", nextHeader: "X-Next" })),
+    path: "streams[0].source.pagination",
+    says: "exactly one of nextPath (token in the body), fromRecord (field of the last record) or nextHeader"
+  },
+  {
+    name: "cursor with fromRecord and nextHeader",
+    text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", fromRecord: "id", nextHeader: "X-Next" })),
+    path: "streams[0].source.pagination",
+    says: "exactly one of nextPath"
+  },
+  {
+    name: "hasMorePath with nextHeader",
+    text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextHeader: "X-Next", hasMorePath: "more" })),
+    path: "streams[0].source.pagination.hasMorePath",
+    says: "only used with fromRecord"
+  },
+  {
+    name: "nextHeader not a header name",
+    text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextHeader: "X Next" })),
+    path: "streams[0].source.pagination.nextHeader",
+    says: "not a valid HTTP header name"
+  },
+  {
+    name: "nextHeader without param",
+    text: broken((c) => (stream0(c).source.pagination = { type: "cursor", nextHeader: "X-Next" })),
+    path: "streams[0].source.pagination.param",
+    says: "is required"
+  },
+  {
+    name: "link nextPath not a dotted path",
+    text: broken((c) => (stream0(c).source.pagination = { type: "link", nextPath: "links..next" })),
+    path: "streams[0].source.pagination.nextPath",
+    says: "dotted path"
+  },
+  {
+    name: "link with a cursor's key",
+    text: broken((c) => (stream0(c).source.pagination = { type: "link", nextPath: "links.next", param: "p" })),
+    path: "streams[0].source.pagination.param",
+    says: "unknown key \"param\" (expected one of type, nextPath)"
   },
   {
     name: "offset limit 0",
