@@ -201,7 +201,7 @@ const toJsonb: Converter = (value) => {
   return problem === undefined ? value : new Problem(problem)
 }
 
-export const converters: Record<ColumnType, Converter> = {
+const converters: Record<ColumnType, Converter> = {
   text: toText,
   integer: toInteger,
   bigint: toBigint,

@@ -5,7 +5,7 @@
  */
 import { Schema } from "effect"
 
-export const timeFormats = ["iso", "unix", "unix_ms"] as const
+const timeFormats = ["iso", "unix", "unix_ms"] as const
 export const TimeFormat = Schema.Literal(...timeFormats).annotations({
   message: () => ({ message: `expected one of ${timeFormats.join(", ")}`, override: true })
 })
