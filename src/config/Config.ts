@@ -11,6 +11,7 @@ import * as nodePath from "node:path"
 import * as Children from "../domain/Children.js"
 import * as Deletes from "../domain/Deletes.js"
 import { ConfigError } from "../domain/Errors.js"
+import { epochOfInitial } from "../domain/Epoch.js"
 import { Incremental } from "../domain/Incremental.js"
 import * as RowDecoder from "../domain/RowDecoder.js"
 import { Redactor, secretsOf } from "../domain/Secrets.js"
@@ -18,6 +19,7 @@ import type { StreamSpec } from "../domain/StreamSpec.js"
 import { TargetSpec } from "../domain/Target.js"
 import * as ConfigFile from "./ConfigFile.js"
 import { type Env, envSecrets, type EnvValue, resolveTree } from "./Interpolation.js"
+import { cursorFormat } from "./Epoch.js"
 import { parseSyntax } from "./Syntax.js"
 
 export interface FerryConfigShape {
@@ -92,9 +94,14 @@ const read = (file: string): Effect.Effect<string, ConfigError> =>
 const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSpec => {
   const { incremental: given, ...source } = stream.source
   const declared = stream.target.columns === undefined ? undefined : ConfigFile.columnList(stream.target.columns)
+  const format = cursorFormat(stream)
+  const epoch = format === "unix" || format === "unix_ms" ? format : undefined
   const incremental = given && Incremental.make({
     ...given,
-    cursorType: given.cursorType ?? RowDecoder.inferCursorType(
+    ...(epoch === undefined ? {} : { format: epoch }),
+    ...(epoch === undefined || given.initial === undefined ? {} : { initial: epochOfInitial(given.initial, epoch) }),
+    // an epoch cursor is a number (its column is a timestamp)
+    cursorType: epoch !== undefined ? "number" : given.cursorType ?? RowDecoder.inferCursorType(
       given.initial,
       declared?.find((c) => c.name === RowDecoder.cursorColumnOf(declared, given.cursorField))?.type
     )

@@ -9,6 +9,8 @@
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 import { childrenProblems } from "./Children.js"
+import { epochProblems } from "./Epoch.js"
+import { TimeFormat } from "../domain/Epoch.js"
 import { formatPath, humanize } from "./Messages.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
@@ -55,7 +57,7 @@ const ColumnTypeField = Schema.transformOrFail(Schema.String, ColumnType, {
 /** `name: type` or `name: { type, from }`; `from` (a dotted path in the record) defaults to the name. */
 const ColumnField = Schema.Union(
   ColumnTypeField,
-  Schema.Struct({ type: ColumnTypeField, from: Schema.optional(DottedPath) })
+  Schema.Struct({ type: ColumnTypeField, from: Schema.optional(DottedPath), format: Schema.optional(TimeFormat) })
 )
 
 // --- a stream -----------------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })
     }
   })
-  issues.push(...roleProblems(stream.target, incremental))
+  issues.push(...roleProblems(stream.target, incremental), ...epochProblems(stream))
   if (columns === undefined) {
     // the default shape derives column names from the primary key and the cursor field: they must fit too
     const defaults = defaultColumns(primaryKey, incremental && { ...incremental, cursorType: "string" }).columns
@@ -238,7 +240,8 @@ export type StreamConfig = ConfigFile["streams"][number]
 /** The `columns` map as runtime columns, in file order. */
 export const columnList = (columns: NonNullable<StreamConfig["target"]["columns"]>) =>
   Object.entries(columns).map(([name, column]) =>
-    typeof column === "string" ? { name, type: column, from: name } : { name, type: column.type, from: column.from ?? name }
+    typeof column === "string" ? { name, type: column, from: name }
+    : { name, type: column.type, from: column.from ?? name, ...(column.format === undefined ? {} : { format: column.format }) }
   )
 
 // --- errors -------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  * Postgres.
  */
 import { Either } from "effect"
+import { epochToIso, type TimeFormat } from "./Epoch.js"
 import { LosslessNumber } from "./Json.js"
 import type { ColumnType } from "./Target.js"
 
@@ -200,7 +201,7 @@ const toJsonb: Converter = (value) => {
   return problem === undefined ? value : new Problem(problem)
 }
 
-export const converters: Record<ColumnType, Converter> = {
+const converters: Record<ColumnType, Converter> = {
   text: toText,
   integer: toInteger,
   bigint: toBigint,
@@ -213,6 +214,18 @@ export const converters: Record<ColumnType, Converter> = {
   date: toDate,
   uuid: toUuid,
   jsonb: toJsonb
+}
+
+/**
+ * The converter of a column with a `format`: an epoch value as its instant (`timestamptz`), its UTC
+ * clock time (`timestamp`) or its UTC date (`date`). `iso` (or none) is the column type's own.
+ */
+export const converterOf = (type: ColumnType, format: TimeFormat | undefined): Converter => {
+  if (format === undefined || format === "iso") return converters[type]
+  return (value) => {
+    const iso = epochToIso(value, format)
+    return typeof iso !== "string" ? new Problem(iso.problem) : type === "date" ? iso.slice(0, 10) : iso
+  }
 }
 
 /** The value converted for a column of `type`, or why it does not fit. `null` stays null. */

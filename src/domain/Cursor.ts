@@ -4,6 +4,7 @@
  * the rest as text.
  */
 import { Duration } from "effect"
+import { epochMinus, type TimeFormat } from "./Epoch.js"
 import type { CursorType } from "./Incremental.js"
 import type { Row } from "./RowDecoder.js"
 import type { StreamSpec } from "./StreamSpec.js"
@@ -133,11 +134,19 @@ export const greatest = (
 }
 
 /**
- * The cursor to request from: the checkpoint less the lookback. Only timestamps can be moved back;
+ * The cursor to request from: the checkpoint less the lookback. Only timestamps and epoch cursors can be moved back;
  * the result is floored to the millisecond, which re-reads a little more, never less.
  */
-export const minusLookback = (type: CursorType, cursor: string, lookback: Duration.Duration): string => {
-  if (type !== "timestamp" || Duration.toMillis(lookback) === 0) return cursor
+export const minusLookback = (
+  type: CursorType,
+  cursor: string,
+  lookback: Duration.Duration,
+  format?: TimeFormat | undefined
+): string => {
+  if (Duration.toMillis(lookback) === 0) return cursor
+  // an epoch cursor (a number) moves back exactly, in its own unit
+  if (format === "unix" || format === "unix_ms") return epochMinus(cursor, format, Duration.toMillis(lookback))
+  if (type !== "timestamp") return cursor
   const at = instantOf(cursor)
   return Number.isNaN(at) ? cursor : new Date(at - Duration.toMillis(lookback)).toISOString()
 }

@@ -3,6 +3,7 @@
  * value the previous runs stored.
  */
 import { Duration, Schema } from "effect"
+import { TimeFormat } from "./Epoch.js"
 import { DottedPath, DurationField, NonEmpty, oneOf, ScalarText, withDefault } from "./Fields.js"
 
 /** How cursor values compare: as instants, as numbers, or as strings. */
@@ -22,6 +23,8 @@ export const Incremental = Schema.Struct({
   param: Schema.optional(NonEmpty),
   /** or as templates: `{ updated_at: "gte.{cursor}" }` */
   params: Schema.optional(Schema.Record({ key: NonEmpty, value: CursorTemplate })),
+  /** `unix`/`unix_ms`: the cursor is an epoch value, compared as a number, sent and stored as the API writes it */
+  format: Schema.optional(TimeFormat),
   /** the cursor of the very first run; absent: the first run reads everything */
   initial: Schema.optional(ScalarText),
   /** re-read this much before the checkpoint (timestamp cursors) */

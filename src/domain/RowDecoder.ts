@@ -4,8 +4,9 @@
  * failing the whole batch in Postgres (the sink still bisects a batch Postgres refuses, as a last resort).
  */
 import { Either } from "effect"
-import { type Converter, converters, describe, isObject, isoTimestamp, numericText, Problem } from "./ColumnValue.js"
+import { type Converter, converterOf, describe, isObject, isoTimestamp, numericText, Problem } from "./ColumnValue.js"
 import type { CursorType, Incremental } from "./Incremental.js"
+import { LosslessNumber } from "./Json.js"
 import { compilePath } from "./JsonPath.js"
 import { type KeyPart, keyParts } from "./RowKey.js"
 import { type Column, type ColumnType, tableKey, type TargetSpec } from "./Target.js"
@@ -75,7 +76,10 @@ export const defaultColumns = (
   if (incremental) {
     const existing = cursorColumnOf(columns, incremental.cursorField)
     cursorColumn = existing ?? incremental.cursorField.split(".").join("_")
-    if (existing === undefined) {
+    const format = incremental.format
+    if (existing === undefined && format !== undefined && format !== "iso") {
+      columns.push({ name: cursorColumn, type: "timestamptz", from: incremental.cursorField, format })
+    } else if (existing === undefined) {
       columns.push({ name: cursorColumn, type: cursorColumnType[incremental.cursorType], from: incremental.cursorField })
     }
   }
@@ -98,6 +102,8 @@ interface Decoder {
   readonly keyColumns: ReadonlyArray<string>
   /** per key column, its key form; `undefined`: the value itself */
   readonly keyParts: ReadonlyArray<KeyPart | undefined>
+  /** the cursor column's reader when it has an epoch `format`: the cursor is the value as sent, not the instant */
+  readonly epochCursor: ((record: unknown) => unknown) | undefined
   /** a column named `__proto__` (a stream made in code): set as an own property, never the prototype */
   readonly protoColumn: boolean
 }
@@ -108,6 +114,15 @@ const extraReader = (target: TargetSpec) => {
   return (record: unknown): unknown => unmappedOf(record as Record<string, unknown>, tree)
 }
 
+const epochCursorReader = (target: TargetSpec): ((record: unknown) => unknown) | undefined => {
+  const column = target.columns.findLast((c) => c.name === target.cursorColumn)
+  return column?.format === undefined || column.format === "iso" ? undefined : compilePath(column.from)
+}
+
+/** an epoch value (checked by its column) as text: `1700000000`, `"1700000000.5"` */
+const epochText = (raw: unknown): string =>
+  typeof raw === "string" ? raw.trim() : raw instanceof LosslessNumber ? raw.text : String(raw)
+
 const compile = (target: TargetSpec): Decoder => ({
   target,
   columns: target.columns,
@@ -115,7 +130,8 @@ const compile = (target: TargetSpec): Decoder => ({
   cursorColumn: target.cursorColumn,
   names: target.columns.map((c) => c.name),
   reads: target.columns.map((c) => c.name === target.extra ? extraReader(target) : compilePath(c.from)),
-  converts: target.columns.map((c) => converters[c.type]),
+  converts: target.columns.map((c) => converterOf(c.type, c.format)),
+  epochCursor: epochCursorReader(target),
   labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
   keyColumns: tableKey(target),
   keyParts: tableKey(target).map((name) => {
@@ -169,7 +185,7 @@ const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string
   if (decoder.cursorColumn !== undefined) {
     const value = values[decoder.cursorColumn]
     if (value === null) return Either.left(`missing cursor field ${columnSource(decoder.target, decoder.cursorColumn)}`)
-    cursor = String(value)
+    cursor = decoder.epochCursor === undefined ? String(value) : epochText(decoder.epochCursor(record))
   }
   return Either.right({ key: keyOf(decoder, values), cursor, values })
 }

@@ -1,6 +1,7 @@
 /** Where a stream's rows go: a PostgreSQL table, its columns and their types. */
 import { Schema } from "effect"
 import { Deletes } from "./Deletes.js"
+import { TimeFormat } from "./Epoch.js"
 import { withDefault } from "./Fields.js"
 
 export const columnTypes = [
@@ -24,7 +25,9 @@ const Column = Schema.Struct({
   name: Schema.String,
   type: ColumnType,
   /** dotted path in the decoded record; "" is the whole record */
-  from: Schema.String
+  from: Schema.String,
+  /** timestamptz/timestamp/date only: the record's value is Unix seconds or milliseconds (`Epoch.ts`) */
+  format: Schema.optional(TimeFormat)
 })
 export type Column = typeof Column.Type
 

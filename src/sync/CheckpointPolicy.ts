@@ -62,7 +62,7 @@ export const startFrom = (
   const start = fullRefresh ? incremental.initial : (checkpoint ?? incremental.initial)
   return start === undefined
     ? Option.none()
-    : Option.some(Cursor.minusLookback(incremental.cursorType, start, incremental.lookback))
+    : Option.some(Cursor.minusLookback(incremental.cursorType, start, incremental.lookback, incremental.format))
 }
 
 /**
