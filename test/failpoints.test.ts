@@ -247,7 +247,10 @@ describe("write: replace, killed at any point: the old table or the new one, who
         { failpoint: "before-commit:2" },
         // during the load, and from 0 to 40 ms after the last page was served: around the swap
         ...[150, 300].map((ms) => ({ ms })),
-        ...[0, 2, 5, 10, 20, 40].map((afterLast) => ({ afterLast }))
+        ...[0, 2, 5, 10, 20, 40].map((afterLast) => ({ afterLast })),
+        // as soon as the swap's commit is logged: after it, whatever the machine's load (the timed kills
+        // above may all land before it on a busy machine)
+        { onLog: "\"msg\":\"target.replaced\"" }
       ]
       const outcomes: Array<string> = []
       for (const kill of killAt) {
@@ -261,6 +264,14 @@ describe("write: replace, killed at any point: the old table or the new one, who
           env: { ...env, ...("failpoint" in kill ? { FERRY_FAILPOINT: kill.failpoint } : {}) }
         })
         const timer = "ms" in kill ? setTimeout(() => running.child.kill("SIGKILL"), kill.ms) : undefined
+        if ("onLog" in kill && kill.onLog !== undefined) {
+          const marker = kill.onLog
+          let logged = ""
+          running.child.stderr?.on("data", (chunk: Buffer) => {
+            logged += chunk.toString()
+            if (logged.includes(marker)) running.child.kill("SIGKILL")
+          })
+        }
         if ("afterLast" in kill) {
           const pages = api.pagesServed + Math.ceil(count / 7)
           while (api.pagesServed < pages && running.child.exitCode === null) await new Promise((r) => setTimeout(r, 1))

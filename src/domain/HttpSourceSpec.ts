@@ -5,6 +5,7 @@ import { DottedPath, DurationField, HeaderName, HttpUrl, NonEmpty, ScalarText, w
 import { Incremental } from "./Incremental.js"
 import { Origin } from "./Origin.js"
 import { Pagination } from "./Pagination.js"
+import { RateLimit } from "./RateLimit.js"
 import { Retry } from "./Retry.js"
 
 export const HttpSourceSpec = Schema.Struct({
@@ -24,6 +25,8 @@ export const HttpSourceSpec = Schema.Struct({
   incremental: Schema.optional(Incremental),
   /** per request, the body's read included */
   timeout: withDefault(DurationField, () => Duration.seconds(30)),
-  retry: withDefault(Retry, () => Retry.make({}))
+  retry: withDefault(Retry, () => Retry.make({})),
+  /** absent: no limit (`source/http/RateLimit.ts`) */
+  rateLimit: Schema.optional(RateLimit)
 })
 export type HttpSourceSpec = typeof HttpSourceSpec.Type

@@ -13,6 +13,7 @@ import * as Failpoint from "../../lib/Failpoint.js"
 import type { Page } from "../../Source.js"
 import { send } from "./Client.js"
 import type * as Pagination from "./Paginators.js"
+import type { Limiter } from "./RateLimit.js"
 import { effectiveAuth, redactUrl, requestUrl } from "./Request.js"
 import type { Decision, RequestFailure } from "./RetrySchedule.js"
 import { schedule } from "./RetrySchedule.js"
@@ -84,13 +85,15 @@ const giveUp = (stream: string, url: string, last: RequestFailure, decision: Dec
 }
 
 /** One page, and what the pagination reads from it. */
-export const fetchPage = (client: HttpClient.HttpClient, stream: StreamSpec, url: URL) =>
+export const fetchPage = (client: HttpClient.HttpClient, stream: StreamSpec, url: URL, limiter?: Limiter) =>
   Effect.gen(function*() {
     const spec = stream.source
     const shown = redactUrl(requestUrl(spec, url), effectiveAuth(spec))
     const fail = (reason: string, status?: number) => new SourceError({ stream: stream.name, url: shown, status, reason })
 
-    const { received, retries } = yield* send(client, spec, url).pipe(
+    // with a rate limit, every try waits its turn: retries count as requests
+    const request = limiter === undefined ? send(client, spec, url) : Effect.zipRight(limiter.take, send(client, spec, url))
+    const { received, retries } = yield* request.pipe(
       // a try that succeeds knows how many retries came before it
       Effect.zipWith(Schedule.CurrentIterationMetadata, (received, meta) => ({ received, retries: meta.recurrence })),
       Effect.retryOrElse(

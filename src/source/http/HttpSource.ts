@@ -15,6 +15,7 @@ import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Pagination from "./Paginators.js"
 import { nextPageRefusal } from "../../domain/Origin.js"
 import { fetchPage } from "./FetchPage.js"
+import * as RateLimit from "./RateLimit.js"
 import { effectiveAuth, firstUrl, redactUrl, sentUrl } from "./Request.js"
 
 /** A backstop only: the repeat and empty-page guards stop real loops long before this. */
@@ -92,6 +93,8 @@ const withMorePages = (spec: StreamSpec["source"], page: Page, exchange: Paginat
 export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Effect.gen(function*() {
   // no trace headers to third-party APIs
   const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+  // one limiter per stream for the Source's life, so every read of the stream in a run shares it
+  const limiterFor = RateLimit.registry()
 
   const pages = (stream: StreamSpec, from: Option.Option<string>): Stream.Stream<Page, SourceError | RateLimited> =>
     Stream.suspend(() => {
@@ -108,6 +111,7 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
       }
       // every URL requested in this run: a server that sends one twice would keep us here for ever
       const seen = new Set<string>()
+      const limiter = limiterFor(stream.name, spec.rateLimit)
       const initial: Step = { _tag: "Fetch", url: paginator.first(start), afterEmpty: false, previous: undefined }
       return Stream.unfoldEffect(initial, (step: Step) =>
         Effect.gen(function*() {
@@ -119,7 +123,7 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
           if (seen.has(key)) return yield* refuse(repeats)
           if (seen.size >= maxPages) return yield* refuse(`more than ${maxPages} pages; stopping`)
           seen.add(key)
-          const fetched = yield* fetchPage(client, stream, step.url)
+          const fetched = yield* fetchPage(client, stream, step.url, limiter)
           const fingerprint = fingerprintOf(fetched.exchange.records)
           if (fingerprint !== undefined && fingerprint === step.previous) return yield* refuse(repeats, fetched.page.url)
           const next = stepAfter(stream, step, paginator.next(fetched.exchange), fetched, fingerprint)
