@@ -59,6 +59,8 @@ export const secretsOf = (auth: Auth | undefined): ReadonlyArray<string> => {
       case "header":
       case "query":
         return [Redacted.value(auth.value)]
+      case "oauth2":
+        return [Redacted.value(auth.clientSecret), ...(auth.refreshToken ? [Redacted.value(auth.refreshToken)] : [])]
     }
   })()
   return values.filter((v) => v.length > 0)

@@ -3,11 +3,14 @@
  * trace span, its body read within the stream's timeout, and anything but a 2xx turned into a
  * `RequestFailure` that says whether another try can help (`RetrySchedule.ts` decides when).
  */
-import { Headers, HttpClient } from "@effect/platform"
+import { Headers, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
+import type { Redacted } from "effect"
 import { Clock, Duration, Effect } from "effect"
+import { carriesCredentials } from "../../domain/Origin.js"
 import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
 import { effectiveAuth, redactUrl, requestUrl, scrub, toHttpRequest } from "./Request.js"
+import { accessToken, type OAuth2Auth } from "./OAuth2.js"
 import { classify, RequestFailure, serverDelay } from "./RetrySchedule.js"
 
 /** A 2xx response, read whole. */
@@ -80,16 +83,16 @@ const checkStatus = (received: Received): Effect.Effect<Received, RequestFailure
     ))
 }
 
-/** One GET of `url`; the client should not propagate trace headers (no trace headers to third-party APIs). */
-export const send = (
+/** One try, its status not yet checked. */
+const exchange = (
   client: HttpClient.HttpClient,
   spec: HttpSourceSpec,
-  url: URL
+  request: HttpClientRequest.HttpClientRequest,
+  sent: URL
 ): Effect.Effect<Received, RequestFailure> => {
   const auth = effectiveAuth(spec)
-  const sent = requestUrl(spec, url)
   const shown = redactUrl(sent, auth)
-  return client.execute(toHttpRequest(spec, url)).pipe(
+  return client.execute(request).pipe(
     // the client's trace span records the full URL and the headers: keep secrets out of it too
     Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)]),
     Effect.locallyWith(HttpClient.currentTracerDisabledWhen, (disabled) => shown === sent.toString() ? disabled : () => true),
@@ -106,7 +109,38 @@ export const send = (
     Effect.timeoutFail({
       duration: spec.timeout,
       onTimeout: () => noResponse(`timed out after ${Duration.format(spec.timeout)}`)
-    }),
-    Effect.flatMap(checkStatus)
+    })
   )
+}
+
+/** With an OAuth2 token where the credentials go: a 401 renews the token once and tries again. */
+const withToken = (
+  client: HttpClient.HttpClient,
+  spec: HttpSourceSpec,
+  auth: OAuth2Auth,
+  url: URL
+): Effect.Effect<Received, RequestFailure> => {
+  const sent = requestUrl(spec, url)
+  const base = toHttpRequest(spec, url)
+  const tryWith = (token: Redacted.Redacted<string>) =>
+    exchange(client, spec, HttpClientRequest.bearerToken(base, token), sent)
+  return Effect.gen(function*() {
+    const token = yield* accessToken(client, auth)
+    const received = yield* tryWith(token)
+    if (received.status !== 401) return received
+    return yield* tryWith(yield* accessToken(client, auth, token))
+  })
+}
+
+/** One GET of `url`; the client should not propagate trace headers (no trace headers to third-party APIs). */
+export const send = (
+  client: HttpClient.HttpClient,
+  spec: HttpSourceSpec,
+  url: URL
+): Effect.Effect<Received, RequestFailure> => {
+  const auth = effectiveAuth(spec)
+  const received = auth?.type === "oauth2" && carriesCredentials(spec, url)
+    ? withToken(client, spec, auth, url)
+    : exchange(client, spec, toHttpRequest(spec, url), requestUrl(spec, url))
+  return Effect.flatMap(received, checkStatus)
 }

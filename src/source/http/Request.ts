@@ -158,6 +158,7 @@ export const toHttpRequest = (spec: HttpSourceSpec, url: URL): HttpClientRequest
     case "header":
       return HttpClientRequest.setHeader(base, auth.name, Redacted.value(auth.value))
     case "query":
+    case "oauth2": // the token is added by `Client.send` (`OAuth2.ts`)
       return base
   }
 }
