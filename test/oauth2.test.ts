@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { OAuth2Server } from "oauth2-mock-server"
-import { ferry, streamConfig } from "./support/cli.js"
+import { configDir, ferry, streamConfig } from "./support/cli.js"
 import { fileDatabase } from "./support/pg.js"
 import { expectNoSecrets, ferryTablesText } from "./support/secrets.js"
 
@@ -19,6 +19,7 @@ let apiUrl = ""
 let seen: Array<string> = []
 let refuseNext = 0
 let tokenRequests = 0
+let lastGrant: Record<string, string> = {}
 
 const claims = (token: string): { iss?: string; exp?: number } => {
   try {
@@ -33,6 +34,7 @@ beforeAll(async () => {
   await oauth.start(0, "127.0.0.1")
   oauth.service.on("beforeResponse", (response, req) => {
     tokenRequests++
+    lastGrant = { ...(req.body as Record<string, string>) }
     if ((req.body as Record<string, string>).client_secret !== SECRET) {
       response.statusCode = 401
       response.body = { error: "invalid_client", error_description: `bad secret ${(req.body as any).client_secret}` }
@@ -65,13 +67,13 @@ afterAll(async () => {
   await new Promise((resolve) => api.close(resolve))
 })
 
-const run = (name: string, secret = SECRET) =>
+const run = (name: string, secret = SECRET, extra = "") =>
   ferry(["run"], {
     cwd: streamConfig({
       name,
       url: `${apiUrl}/items`,
       incremental: null,
-      auth: `{ type: oauth2, tokenUrl: "${oauth.issuer.url}/token", clientId: ferry, clientSecret: "\${SECRET}", scopes: [read] }`
+      auth: `{ type: oauth2, tokenUrl: "${oauth.issuer.url}/token", clientId: ferry, clientSecret: "\${SECRET}", scopes: [read]${extra} }`
     }),
     env: { DATABASE_URL: db.url, SECRET: secret }
   })
@@ -129,5 +131,33 @@ describe("oauth2 client credentials", () => {
     expect(result.code).toBe(69)
     expect(result.stderr).toContain("invalid_client")
     expectNoSecrets([result.stderr, result.stdout, ...(await ferryTablesText(db))], [wrong, SECRET])
+  })
+})
+
+describe("oauth2 refresh_token and config", () => {
+  it("the refresh_token grant sends the refresh token, and the run redacts it", async () => {
+    const refresh = "r3fresh-token-value-456"
+    const result = await run("oauth_refresh", SECRET, `, grant: refresh_token, refreshToken: "${refresh}"`)
+    expect(result.code, result.stderr).toBe(0)
+    expect(lastGrant.grant_type).toBe("refresh_token")
+    expect(lastGrant.refresh_token).toBe(refresh)
+    expect(await ids("oauth_refresh")).toEqual(["1", "2", "3"])
+    expectNoSecrets([result.stderr, ...(await ferryTablesText(db))], [refresh, SECRET])
+  })
+
+  it("a tokenUrl over plain http to another host is a config error (78) naming the field", async () => {
+    const cwd = configDir(`
+database: { url: "postgres://x@127.0.0.1/x" }
+streams:
+  - name: s
+    source:
+      url: https://api.example.com/items
+      auth: { type: oauth2, tokenUrl: "http://auth.example.com/token", clientId: c, clientSecret: "abcdsecret" }
+    target: { table: s, primaryKey: [id], columns: { id: text } }
+`)
+    const result = await ferry(["check"], { cwd })
+    expect(result.code).toBe(78)
+    expect(result.stderr).toContain("auth.tokenUrl: expected an https URL")
+    expect(result.stderr).not.toContain("abcdsecret")
   })
 })
