@@ -56,7 +56,7 @@ beforeAll(async () => {
     setTimeout(() => {
       res.writeHead(200, { "content-type": "application/json", ...next })
         .end(JSON.stringify({ data: [{ id: String(page), name: `p${page}` }] }))
-    }, 400)
+    }, 700)
   })
   await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve))
   apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`
@@ -95,7 +95,7 @@ describe("oauth2 client credentials", () => {
     seen = []
     tokenRequests = 0
     const short = (token: { payload: Record<string, unknown> }) => {
-      token.payload.exp = Math.floor(Date.now() / 1000) + 1
+      token.payload.exp = Math.floor(Date.now() / 1000) + 2
     }
     const shortResponse = (response: { body: any }) => {
       if (typeof response.body === "object" && response.body.access_token) response.body.expires_in = 1
@@ -159,5 +159,20 @@ streams:
     expect(result.code).toBe(78)
     expect(result.stderr).toContain("auth.tokenUrl: expected an https URL")
     expect(result.stderr).not.toContain("abcdsecret")
+  })
+
+  it("grant: refresh_token without a refreshToken is a config error (78) naming the field", async () => {
+    const cwd = configDir(`
+database: { url: "postgres://x@127.0.0.1/x" }
+streams:
+  - name: s
+    source:
+      url: https://api.example.com/items
+      auth: { type: oauth2, tokenUrl: "https://auth.example.com/token", clientId: c, clientSecret: "abcdsecret", grant: refresh_token }
+    target: { table: s, primaryKey: [id], columns: { id: text } }
+`)
+    const result = await ferry(["check"], { cwd })
+    expect(result.code).toBe(78)
+    expect(result.stderr).toContain("auth.refreshToken: expected a refreshToken")
   })
 })

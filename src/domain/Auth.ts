@@ -40,7 +40,12 @@ const OAuth2 = Schema.Struct({
   grant: Schema.optionalWith(Schema.Literal("client_credentials", "refresh_token"), { default: () => "client_credentials" }),
   refreshToken: Schema.optional(Secret),
   origins
-})
+}).pipe(
+  Schema.filter((auth) =>
+    auth.grant !== "refresh_token" || auth.refreshToken !== undefined ||
+    { path: ["refreshToken"], message: "expected a refreshToken: grant is refresh_token" }
+  )
+)
 
 export const Auth = Schema.Union(
   Schema.Struct({ type: Schema.Literal("bearer"), token: Secret, origins }),
