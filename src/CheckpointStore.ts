@@ -20,6 +20,8 @@ export interface CheckpointKey {
   readonly target: string
   /** how its cursors compare (the file store keeps the greatest) */
   readonly cursorType: CursorType
+  /** a child stream's parent row (its key as JSON, `Parent.ts`): each parent row has its own checkpoint */
+  readonly parent?: string | undefined
 }
 
 export const keyOf = (stream: StreamSpec): CheckpointKey => ({
@@ -58,7 +60,10 @@ export interface CheckpointStoreShape {
     cursor: string,
     guard?: Effect.Effect<void, DatabaseError>
   ) => Effect.Effect<void, DatabaseError>
-  /** forgets the key's checkpoint and its stream's legacy one (`reset`: the next run starts from `initial`) */
+  /**
+   * forgets the key's checkpoint and its stream's legacy one (`reset`: the next run starts from
+   * `initial`); a key without `parent`: those of every parent row too
+   */
   readonly clear: (key: CheckpointKey) => Effect.Effect<void, DatabaseError>
 }
 

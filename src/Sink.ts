@@ -6,8 +6,9 @@
  * in-memory one is `testing/MemorySink.ts`.
  */
 import { Context } from "effect"
-import type { Effect, Scope } from "effect"
+import type { Effect, Option, Scope } from "effect"
 import type { DatabaseError, LockHeld, TargetMismatch } from "./domain/Errors.js"
+import type { ParentRow, ParentSpec } from "./domain/Parent.js"
 import type { Row, StreamSpec } from "./domain/StreamSpec.js"
 
 export interface WriteResult {
@@ -187,6 +188,17 @@ export interface SinkShape {
    * and target's earlier runs still `running` are dead (the lock says so): they become `abandoned`
    */
   readonly startRun: (stream: StreamSpec, runId: string) => Effect.Effect<void, DatabaseError>
+  /**
+   * Up to `limit` rows of a child stream's parent table, in primary key order after `after` (the last
+   * row of the previous call), with `columns` as text (`Parent.ts`); rows the source deleted
+   * (`deletes.action: mark`) left out. None: the table does not exist (its stream never ran).
+   */
+  readonly parentRows: (
+    parent: ParentSpec,
+    columns: ReadonlyArray<string>,
+    after: ParentRow | undefined,
+    limit: number
+  ) => Effect.Effect<Option.Option<ReadonlyArray<ParentRow>>, DatabaseError>
   readonly finishRun: (run: RunRecord) => Effect.Effect<void, DatabaseError>
 }
 

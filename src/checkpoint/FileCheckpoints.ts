@@ -149,6 +149,12 @@ const withFileLock = <A>(path: string, body: Effect.Effect<A, DatabaseError>): E
 }
 
 /**
+ * A key's entry under its stream: the target table, then, for a child stream's parent row, a space and
+ * the parent row's key (a table name has no space, so no target can be taken for another's entry).
+ */
+const entryName = (key: CheckpointKey): string => key.parent === undefined ? key.target : `${key.target} ${key.parent}`
+
+/**
  * One JSON file `{ "version": 2, "streams": { stream: { target: { cursor, updatedAt } } } }`, saved
  * after the rows commit (transactional: false). Every change is a read-modify-write under
  * `<path>.lock`, so two processes saving different streams keep both updates; the replace is
@@ -178,16 +184,17 @@ export const layer = (path: string): Layer.Layer<CheckpointStore> =>
             return result
           })
         ))
-      const own = (state: FileState, key: CheckpointKey): Entry | undefined => state.streams[key.stream]?.[key.target]
+      const own = (state: FileState, key: CheckpointKey): Entry | undefined => state.streams[key.stream]?.[entryName(key)]
       const found = (state: FileState, key: CheckpointKey): Option.Option<Stored> => {
         const mine = own(state, key)
         if (mine !== undefined) return Option.some({ cursor: mine.cursor, legacy: false })
+        if (key.parent !== undefined) return Option.none()
         const legacy = state.legacy[key.stream]
         return legacy === undefined ? Option.none() : Option.some({ cursor: legacy.cursor, legacy: true })
       }
       const put = (state: FileState, key: CheckpointKey, entry: Entry) => {
         const targets = state.streams[key.stream] ?? entries<Entry>()
-        targets[key.target] = entry
+        targets[entryName(key)] = entry
         state.streams[key.stream] = targets
       }
       return {
@@ -217,13 +224,15 @@ export const layer = (path: string): Layer.Layer<CheckpointStore> =>
         clear: (key) =>
           update((state) => {
             const targets = state.streams[key.stream]
-            const changed = own(state, key) !== undefined || state.legacy[key.stream] !== undefined
-            if (targets !== undefined) {
-              delete targets[key.target]
-              if (Object.keys(targets).length === 0) delete state.streams[key.stream]
-            }
-            delete state.legacy[key.stream]
-            return [undefined, changed]
+            // a stream's key clears its parent rows' checkpoints too; a parent row's key, its own
+            const names = Object.keys(targets ?? {}).filter((name) =>
+              name === entryName(key) || (key.parent === undefined && name.startsWith(`${key.target} `))
+            )
+            const legacy = key.parent === undefined && state.legacy[key.stream] !== undefined
+            for (const name of names) delete targets![name]
+            if (targets !== undefined && Object.keys(targets).length === 0) delete state.streams[key.stream]
+            if (legacy) delete state.legacy[key.stream]
+            return [undefined, names.length > 0 || legacy]
           })
       } satisfies CheckpointStoreShape
     })

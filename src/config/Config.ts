@@ -144,6 +144,14 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
   }
 }
 
+/** Each child stream with its parent's name and target table (the file's rules checked they exist). */
+const withParents = (given: ReadonlyArray<ConfigFile.StreamConfig>, streams: ReadonlyArray<StreamSpec>): ReadonlyArray<StreamSpec> =>
+  streams.map((stream, i) => {
+    const name = given[i]!.parent?.stream
+    const parent = streams.find((s) => s.name === name)
+    return parent === undefined ? stream : { ...stream, parent: { stream: parent.name, target: parent.target } }
+  })
+
 const decodeOrSame = (text: string) => Either.getOrElse(Either.try(() => decodeURIComponent(text)), () => text)
 
 /** The password inside `postgres://user:password@host/db`, as written and decoded. */
@@ -154,7 +162,7 @@ const databasePassword = (url: string): ReadonlyArray<string> => {
 
 const toShape = (file: string, config: ConfigFile.ConfigFile, fromEnv: ReadonlyArray<EnvValue>): FerryConfigShape => {
   const url = config.database.url ?? ""
-  const streams = config.streams.map((stream) => toStreamSpec(stream, config.database.schema))
+  const streams = withParents(config.streams, config.streams.map((stream) => toStreamSpec(stream, config.database.schema)))
   const secrets = [
     ...databasePassword(url),
     ...streams.flatMap((s) => [...secretsOf(s.source.auth), ...Object.values(s.source.headers)]),

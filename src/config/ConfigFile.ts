@@ -10,6 +10,7 @@ import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 import { childrenProblems } from "./Children.js"
 import { epochProblems } from "./Epoch.js"
+import { parentProblems } from "./Parents.js"
 import { TimeFormat } from "../domain/Epoch.js"
 import { formatPath, humanize } from "./Messages.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
@@ -18,6 +19,7 @@ import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
 import { Deletes } from "../domain/Deletes.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
+import { ParentField } from "../domain/Parent.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
 import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
 
@@ -192,7 +194,9 @@ const StreamFields = Schema.Struct({
   source: SourceField,
   target: TargetField,
   /** a complete read (from `initial`) when the last one is older than this: hard-delete detection */
-  fullEvery: Schema.optional(DurationField)
+  fullEvery: Schema.optional(DurationField),
+  /** a child stream: read once per row of the parent stream's table (`{parent.<column>}`, domain/Parent.ts) */
+  parent: Schema.optional(ParentField)
 })
 const StreamField = StreamFields.pipe(Schema.filter(streamProblems))
 
@@ -224,13 +228,14 @@ export const ConfigFile = Schema.Struct({
   ),
   streams: Schema.Array(StreamField).pipe(
     Schema.minItems(1, { message: () => "must list at least one stream" }),
-    Schema.filter((streams) =>
-      streams.flatMap((s, i) =>
+    Schema.filter((streams) => {
+      const duplicates = streams.flatMap((s, i) =>
         streams.findIndex((t) => t.name === s.name) < i
           ? [{ path: [i, "name"], message: `duplicate stream name "${s.name}"` }]
           : []
       )
-    )
+      return duplicates.length > 0 ? duplicates : parentProblems(streams)
+    })
   )
 }).annotations({ title: "Ferry configuration", description: "Streams from HTTP JSON APIs into PostgreSQL" })
 

@@ -8,6 +8,7 @@ import { type Converter, converterOf, describe, isObject, isoTimestamp, numericT
 import type { CursorType, Incremental } from "./Incremental.js"
 import { LosslessNumber } from "./Json.js"
 import { compilePath } from "./JsonPath.js"
+import { parentColumnOf, parentReader } from "./Parent.js"
 import { type KeyPart, keyParts } from "./RowKey.js"
 import { type Column, type ColumnType, tableKey, type TargetSpec } from "./Target.js"
 import { mappedPaths, mappedTree, unmappedOf } from "./Unmapped.js"
@@ -119,6 +120,13 @@ const epochCursorReader = (target: TargetSpec): ((record: unknown) => unknown) |
   return column?.format === undefined || column.format === "iso" ? undefined : compilePath(column.from)
 }
 
+/** a column's reader: the extra fields, a parent stream's value (`{parent.<column>}`), or the value at its path */
+const readerOf = (target: TargetSpec, column: Column) => {
+  if (column.name === target.extra) return extraReader(target)
+  const parent = parentColumnOf(column.from)
+  return parent === undefined ? compilePath(column.from) : parentReader(parent)
+}
+
 /** an epoch value (checked by its column) as text: `1700000000`, `"1700000000.5"` */
 const epochText = (raw: unknown): string =>
   typeof raw === "string" ? raw.trim() : raw instanceof LosslessNumber ? raw.text : String(raw)
@@ -129,7 +137,7 @@ const compile = (target: TargetSpec): Decoder => ({
   primaryKey: target.primaryKey,
   cursorColumn: target.cursorColumn,
   names: target.columns.map((c) => c.name),
-  reads: target.columns.map((c) => c.name === target.extra ? extraReader(target) : compilePath(c.from)),
+  reads: target.columns.map((c) => readerOf(target, c)),
   converts: target.columns.map((c) => converterOf(c.type, c.format)),
   epochCursor: epochCursorReader(target),
   labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),

@@ -11,6 +11,7 @@ import { HttpSourceSpec } from "./HttpSourceSpec.js"
 import { type CursorType, Incremental } from "./Incremental.js"
 import { parseOrigin } from "./Origin.js"
 import { Pagination } from "./Pagination.js"
+import { ParentSpec } from "./Parent.js"
 import { Retry } from "./Retry.js"
 import { inferCursorType, type Row, rowFrom } from "./RowDecoder.js"
 import { type Column, type ColumnType, TargetSpec, type WriteMode } from "./Target.js"
@@ -32,7 +33,9 @@ export const StreamSettings = Schema.Struct({
   /** invalid records tolerated per run before the run exits 65 */
   maxInvalid: withDefault(integerAtLeast(0), () => 0),
   /** an incremental stream reads the whole collection when its last complete read is older than this */
-  fullEvery: Schema.optional(Schema.DurationFromSelf)
+  fullEvery: Schema.optional(Schema.DurationFromSelf),
+  /** a child stream: read once per row of this stream's target table (`Parent.ts`) */
+  parent: Schema.optional(ParentSpec)
 })
 
 export interface StreamSpec extends Schema.Schema.Type<typeof StreamSettings> {

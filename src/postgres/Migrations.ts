@@ -100,6 +100,13 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
     `ALTER TABLE ferry.runs ADD COLUMN missing bigint`,
     `ALTER TABLE ferry.runs ADD COLUMN complete_read boolean`,
     `CREATE INDEX runs_complete_read ON ferry.runs (stream, target, started_at) WHERE complete_read`
+  ),
+  // Parent → child streams (issue 14): a child stream keeps one checkpoint per parent row, keyed by
+  // the parent row's primary key as JSON; '' is a stream's own checkpoint.
+  "7_state_parent": statements(
+    `ALTER TABLE ferry.state ADD COLUMN parent text NOT NULL DEFAULT ''`,
+    `ALTER TABLE ferry.state DROP CONSTRAINT state_pkey`,
+    `ALTER TABLE ferry.state ADD PRIMARY KEY (stream, target, parent)`
   )
 }
 

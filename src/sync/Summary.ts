@@ -19,6 +19,8 @@ export interface StreamSummary extends RunCounts {
   readonly error: string | undefined
   /** dotted paths of fields no column maps, first seen by this run (logged as `new_fields`) */
   readonly newFields: ReadonlyArray<string>
+  /** a child stream: the parent rows read, and those skipped (a 404, or values that make no URL) */
+  readonly parents?: { readonly read: number; readonly skipped: number } | undefined
 }
 
 export const noCounts: RunCounts = {
@@ -96,6 +98,7 @@ interface Ended {
   readonly counts: RunCounts
   readonly newFields: ReadonlyArray<string>
   readonly checkpoint: string | undefined
+  readonly parents?: StreamSummary["parents"]
   readonly durationMs: number
   readonly dryRun: boolean
   /** the exit code of an interrupted run, asked only then */
@@ -120,7 +123,8 @@ export const make = (run: Ended, exit: Exit.Exit<void, FerryError>, redactor: Re
     dryRun: run.dryRun,
     exitCode: outcome.exitCode,
     error: outcome.error,
-    newFields: run.newFields
+    newFields: run.newFields,
+    ...(run.parents === undefined ? {} : { parents: run.parents })
   }
 }
 
@@ -150,6 +154,7 @@ export const log = (summary: StreamSummary) => {
     dry_run: summary.dryRun,
     exit_code: summary.exitCode,
     new_fields: summary.newFields,
+    ...(summary.parents === undefined ? {} : { parents: summary.parents.read, parents_skipped: summary.parents.skipped }),
     ...(summary.error === undefined ? {} : { error: summary.error })
   }
   const log = summary.status === "succeeded" ? Effect.logInfo("run.summary") : Effect.logError("run.summary")

@@ -15,7 +15,15 @@ export const layer: Layer.Layer<CheckpointStore, never, MemoryDatabase> = Layer.
           Option.map(Option.fromNullable(db.state.checkpoints.get(checkpointKey(key))), (cursor) => ({ cursor, legacy: false }))
         ),
       save: (key, cursor) => Effect.sync(() => void db.state.checkpoints.set(checkpointKey(key), cursor)),
-      clear: (key) => Effect.sync(() => void db.state.checkpoints.delete(checkpointKey(key)))
+      clear: (key) =>
+        Effect.sync(() => {
+          db.state.checkpoints.delete(checkpointKey(key))
+          // a stream's key clears its parent rows' checkpoints too
+          if (key.parent !== undefined) return
+          for (const name of [...db.state.checkpoints.keys()]) {
+            if (name.startsWith(`${checkpointKey(key)} `)) db.state.checkpoints.delete(name)
+          }
+        })
     })
   )
 )

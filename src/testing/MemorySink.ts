@@ -9,6 +9,7 @@ import { Clock, Effect, Either, Layer } from "effect"
 import type { CheckpointKey } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { DatabaseError, LockHeld } from "../domain/Errors.js"
+import * as MemoryParents from "./MemoryParents.js"
 import * as MemoryChildren from "./MemoryChildren.js"
 import * as MemoryDeletes from "./MemoryDeletes.js"
 import { Sink, type QuarantineItem, type Staged, type WriteResult } from "../Sink.js"
@@ -57,7 +58,8 @@ const tableName = (stream: StreamSpec): string => `${stream.target.schema}.${str
 const intoName = (stream: StreamSpec): string => tableName(stream) + (stream.target.write === "replace" ? "~staging" : "")
 
 /** `stream@schema.table`: a stream's checkpoint and lock, as in ferry.state */
-export const checkpointKey = (key: Pick<CheckpointKey, "stream" | "target">): string => `${key.stream}@${key.target}`
+export const checkpointKey = (key: Pick<CheckpointKey, "stream" | "target" | "parent">): string =>
+  key.parent === undefined ? `${key.stream}@${key.target}` : `${key.stream}@${key.target} ${key.parent}`
 const lockKey = (stream: StreamSpec): string => checkpointKey({ stream: stream.name, target: targetName(stream.target) })
 
 /** a quarantined record's identity: its text, made as PgSink makes the text it stores */
@@ -267,6 +269,7 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
           db.state.fields.set(lockKey(stream), known)
         }),
       startRun: (stream, runId) => startRun(db, stream, runId),
+      parentRows: (parent, columns, after, limit) => MemoryParents.parentRows(db.state.tables, parent, columns, after, limit),
       finishRun: (run) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           const started = db.state.runs.get(`${run.runId}/${run.stream}`)

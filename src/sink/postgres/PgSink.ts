@@ -11,7 +11,8 @@
  * - deletes (Deletes.ts): flagged records in `write`, the keys seen and `deleteMissing` for complete reads;
  * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
  * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts);
- * - knownFields/recordFields (Fields.ts): the field paths seen, for the run summary's new_fields.
+ * - knownFields/recordFields (Fields.ts): the field paths seen, for the run summary's new_fields;
+ * - parentRows (ParentRows.ts): a child stream's parent rows, a chunk at a time.
  *
  * Every identifier from the config is quoted (Sql.ts); values are always bind parameters.
  */
@@ -25,6 +26,7 @@ import * as Fields from "./Fields.js"
 import * as Deletes from "./Deletes.js"
 import * as DomainDeletes from "../../domain/Deletes.js"
 import * as Locks from "./Locks.js"
+import * as ParentRows from "./ParentRows.js"
 import * as Prepare from "./Prepare.js"
 import * as Quarantine from "./Quarantine.js"
 import * as Replace from "./Replace.js"
@@ -94,7 +96,8 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     knownFields: (stream) => Fields.known(sql, stream),
     recordFields: (stream, runId, paths) => Fields.record(sql, stream, runId, paths),
     startRun: (stream, runId) => RunLog.startRun(sql, stream, runId),
-    finishRun: (run) => RunLog.finishRun(sql, run)
+    finishRun: (run) => RunLog.finishRun(sql, run),
+    parentRows: (parent, columns, after, limit) => ParentRows.parentRows(sql, parent, columns, after, limit)
   }
 }
 

@@ -1,0 +1,83 @@
+/**
+ * One batch of pages committed: its rows (as the sink staged them), its quarantined records and the
+ * checkpoint it moves to, in one transaction (rolled back in a dry run), then counted.
+ */
+import { Clock, Effect, Ref } from "effect"
+import * as Failpoint from "../lib/Failpoint.js"
+import type { QuarantineResult, WriteResult } from "../Sink.js"
+import * as CheckpointPolicy from "./CheckpointPolicy.js"
+import * as Drift from "./Drift.js"
+import type { DecodedPage, Rows } from "./Pages.js"
+import { checkpointSaves, type Run, type RunState } from "./Run.js"
+import * as Summary from "./Summary.js"
+
+/**
+ * Writes a batch of pages in one transaction (rolled back in a dry run) with the checkpoint it moves
+ * to, then counts it. A signal lets the transaction finish, never cutting it in half, and then waits
+ * for its bookkeeping too (the file checkpoint, the counts and the checkpoint the summary reports), or
+ * the summary would under-count it.
+ */
+export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArray<DecodedPage>) =>
+  Effect.gen(function*() {
+    const { dryRun, options, sink, stream } = run
+    const before = yield* Ref.get(run.state)
+    const work = writeBatch(run, before, batch)
+    const dry = Effect.zipRight(Effect.zipRight(sink.prepare(stream), sink.beginLoad(stream)), work)
+    const done = yield* (dryRun ? sink.rolledBackTransaction(dry) : sink.transaction(work))
+    yield* Failpoint.pass("after-commit")
+    yield* checkpointSaves(run, done.next).afterCommit
+    const counts = Summary.addBatch(before.counts, batch, done.written, done.quarantined)
+    const checkpoint = dryRun ? before.checkpoint : (done.next ?? before.checkpoint)
+    const newFields = [...before.newFields, ...done.fields.reported]
+    yield* Ref.set(run.state, { ...before, seen: done.seen, checkpoint, counts, newFields })
+    yield* Drift.logDrift(done.fields, capNotice())
+    for (const page of batch) {
+      yield* Effect.logDebug("page").pipe(
+        Effect.annotateLogs({ url: page.url, records: page.records, bytes: page.bytes, retries: page.retries })
+      )
+    }
+    if (options.onProgress) {
+      const now = yield* Clock.currentTimeMillis
+      options.onProgress({ stream: stream.name, ...counts, elapsedMs: now - run.startedAt })
+    }
+  }).pipe(Effect.uninterruptible)
+
+/** The work of a batch's transaction: its rows, its quarantined records and its checkpoint. */
+const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage>) =>
+  Effect.gen(function*() {
+    const { rows, written } = yield* writeRows(run, batch)
+    const quarantined = yield* quarantine(run, batch, rows, written)
+    yield* Failpoint.pass("after-upsert")
+    const seen = CheckpointPolicy.committed(run.type, before.seen, batch, rows, written.rejected)
+    const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen)
+    yield* checkpointSaves(run, next).inTransaction
+    const fields = Drift.ofBatch(batch)
+    yield* run.sink.recordFields(run.stream, run.options.runId, fields.paths)
+    return { written, quarantined, seen, next, fields }
+  })
+
+/**
+ * The batch's rows, as the sink staged them; `rows`: those the sink asked for (to write them row by
+ * row: `rejected` names rows of these), empty when it wrote the staged form.
+ */
+const writeRows = (run: Run, batch: ReadonlyArray<DecodedPage>) =>
+  Effect.gen(function*() {
+    const withRows = batch.filter((p) => p.valid > 0)
+    let rows: Rows = []
+    const given = () => {
+      rows = withRows.length === 1 ? withRows[0].rows() : withRows.flatMap((p) => p.rows())
+      return rows.map((r) => r.row)
+    }
+    const written = yield* run.sink.writeStaged(run.stream, withRows.map((p) => p.staged!), given)
+    return { rows, written }
+  })
+
+/** The records that did not decode and the rows Postgres refused (as the records they came from). */
+const quarantine = (run: Run, batch: ReadonlyArray<DecodedPage>, rows: Rows, written: WriteResult) => {
+  const invalid = batch.length === 1 ? batch[0].invalid : batch.flatMap((p) => p.invalid)
+  const rawOf = written.rejected.length === 0 ? undefined : new Map(rows.map((r) => [r.row, r.raw] as const))
+  const items = invalid.concat(written.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason })))
+  return items.length > 0
+    ? run.sink.quarantine(run.stream, run.options.runId, items)
+    : Effect.succeed<QuarantineResult>({ stored: 0, already: 0 })
+}
