@@ -141,7 +141,7 @@ export const sourceFor = <S extends Pick<HttpSourceSpec, "url" | "params" | "hea
  * The parent values of the record being decoded, set on it under a symbol by the child's run: no
  * JSON sees it (the `record` column, `extra`, the fields seen), and no record from an API can set it.
  */
-export const parentValues: unique symbol = Symbol.for("ferry/parentValues")
+const parentValues: unique symbol = Symbol.for("ferry/parentValues")
 
 /** Attaches `row`'s values to a raw record for the columns that read `{parent.<column>}`. */
 export const withParentValues = (record: unknown, row: ParentRow): unknown => {

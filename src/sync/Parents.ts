@@ -17,7 +17,7 @@ import { type Fields, read } from "./Read.js"
 import type { Run } from "./Run.js"
 
 /** parent rows read per query */
-export const chunkSize = 500
+const chunkSize = 500
 
 const skip = (run: Run, row: ParentRow, reason: string, url?: string) =>
   Effect.zipRight(

@@ -37,6 +37,8 @@ interface StatusRow {
   /** a stream with `target.deletes` only: the last run's deleted (flagged) and missing (complete read) rows */
   readonly deleted?: number | null
   readonly missing?: number | null
+  /** a child stream: its parent stream (it keeps a checkpoint per parent row, none of its own) */
+  readonly parent_stream?: string
 }
 
 type RunRow = Record<string, unknown>
@@ -106,7 +108,8 @@ const statusRow = (stream: StreamSpec, checkpoint: Option.Option<string>, run: R
   error: run?.error === null || run?.error === undefined ? null : String(run.error),
   abandoned_runs: toNumber(run?.abandoned_runs) ?? 0,
   last_abandoned_at: toIso(run?.last_abandoned_at),
-  ...(stream.target.deletes === undefined ? {} : { deleted: toNumber(run?.deleted), missing: toNumber(run?.missing) })
+  ...(stream.target.deletes === undefined ? {} : { deleted: toNumber(run?.deleted), missing: toNumber(run?.missing) }),
+  ...(stream.parent === undefined ? {} : { parent_stream: stream.parent.stream })
 })
 
 /** Each stream's row: its checkpoint from the store, its last run from `runs`. */
@@ -147,7 +150,13 @@ const printTable = (rows: ReadonlyArray<StatusRow>, out: (text: string) => void)
   out(formatTable(
     // the deletes' counts: only when a stream has deletes
     rows.some((r) => "deleted" in r) ? [...columns, "deleted", "missing"] : columns,
-    rows.map((r) => ({ ...r, status: r.status ?? "never run", last_run_at: r.started_at, duration: formatDuration(r.duration_ms) }))
+    rows.map((r) => ({
+      ...r,
+      checkpoint: r.parent_stream === undefined ? r.checkpoint : `per ${r.parent_stream} row`,
+      status: r.status ?? "never run",
+      last_run_at: r.started_at,
+      duration: formatDuration(r.duration_ms)
+    }))
   ))
   for (const r of rows) {
     if (r.error) out(`${r.stream}: last error: ${r.error}`)

@@ -1,0 +1,277 @@
+/**
+ * Parent → child streams (issue 14 item 2) through the bin, on a server and on the embedded database:
+ * repositories, then the issues of each, as GitHub serves them (`/repos/{owner}/{name}/issues?since=`).
+ * Each parent row has its own checkpoint; a new parent row starts from `initial` while the others go
+ * on from theirs; a 404 is skipped, not fatal; a parent value can neither leave the configured path
+ * nor reach another host; the parent rows are read in chunks.
+ */
+import { readFileSync } from "node:fs"
+import pg from "pg"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { configDir, ferry, summaries } from "./support/cli.js"
+import { json, startServer, type TestServer } from "./support/http.js"
+import { fileDatabase, serverOnly } from "./support/pg.js"
+
+const db = fileDatabase("ferry_parents")
+let api: TestServer
+
+interface Issue {
+  readonly id: number
+  readonly title: string
+  readonly updated_at: string
+}
+const repos: Array<{ id: number; full_name: string }> = []
+const issues = new Map<string, Array<Issue>>()
+/** repositories whose issues answer 500 */
+const broken = new Set<string>()
+
+beforeAll(async () => {
+  api = await startServer((req, res, url) => {
+    if (req.headers.authorization !== "Bearer s3cret-token") return json(res, { message: "Bad credentials" }, 401)
+    if (url.pathname === "/repos") return json(res, repos)
+    const match = /^\/repos\/(.+)\/issues$/.exec(url.pathname)
+    const name = match === null ? undefined : decodeURIComponent(match[1]!)
+    if (name !== undefined && broken.has(name)) return json(res, { message: "boom" }, 500)
+    const list = name === undefined ? undefined : issues.get(name)
+    if (list === undefined) return json(res, { message: "Not Found" }, 404)
+    const since = url.searchParams.get("since")
+    json(res, list.filter((i) => since === null || i.updated_at >= since))
+  })
+})
+afterAll(async () => {
+  await api?.close()
+})
+
+const config = (childExtra = "", childSource = "") =>
+  configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: issues
+    parent: { stream: repos }
+    source:
+      url: ${api.url}/repos/{parent.full_name}/issues
+      auth: { type: bearer, token: "\${TOKEN}" }
+      headers: { X-Repo-Id: "{parent.id}" }
+      incremental: { cursorField: updated_at, param: since, initial: "2020-01-01T00:00:00Z", order: asc }
+      retry: { attempts: 1, base: 10 millis, max: 10 millis }
+      ${childSource}
+    target:
+      table: issues
+      primaryKey: [repo, id]
+      columns:
+        repo: { type: text, from: "{parent.full_name}" }
+        id: bigint
+        title: text
+        updated_at: timestamptz
+    ${childExtra}
+  - name: repos
+    source:
+      url: ${api.url}/repos
+      auth: { type: bearer, token: "\${TOKEN}" }
+    target:
+      table: repos
+      primaryKey: [id]
+      columns: { id: bigint, full_name: text }
+`)
+
+const readConfig = (dir: string) => readFileSync(join(dir, "ferry.config.yaml"), "utf8")
+/** the one-line error of a run that failed before any stream ran */
+const errorLine = (result: { readonly logs: ReadonlyArray<Record<string, any>> }) =>
+  String(result.logs.find((l) => l.level === "error")?.msg)
+const env = () => ({ DATABASE_URL: db.url, TOKEN: "s3cret-token" })
+const run = (dir: string, ...args: Array<string>) => ferry(["run", ...args], { cwd: dir, env: env() })
+const issueRequests = () => api.requests.filter((r) => r.url.pathname.endsWith("/issues"))
+const states = async () =>
+  Object.fromEntries(
+    (await db.query(`SELECT parent, cursor FROM ferry.state WHERE stream = 'issues' ORDER BY parent`)).map((r) => [r.parent, r.cursor])
+  )
+
+describe("parent → child streams", () => {
+  it("reads each parent row's child URL after the parent, with a checkpoint per parent row; a 404 is skipped", async () => {
+    repos.push({ id: 1, full_name: "octo/alpha" }, { id: 2, full_name: "octo/beta" }, { id: 3, full_name: "octo/gone" })
+    issues.set("octo/alpha", [{ id: 10, title: "a1", updated_at: "2024-01-01T00:00:00Z" }])
+    issues.set("octo/beta", [{ id: 10, title: "b1", updated_at: "2024-02-01T00:00:00Z" }])
+    const dir = config()
+    const first = await run(dir)
+    expect(first.code, first.stderr).toBe(0)
+    // the parent ran first although the config lists it second
+    expect(summaries(first).map((s) => s.stream)).toEqual(["repos", "issues"])
+    const [, child] = summaries(first)
+    expect(child).toMatchObject({ status: "succeeded", fetched: 2, inserted: 2, parents: 3, parents_skipped: 1, checkpoint: null })
+    const skipped = first.logs.find((l) => l.msg === "parent.skipped")
+    expect(skipped).toMatchObject({ stream: "issues", parent: "[\"3\"]", reason: expect.stringMatching(/404/) })
+    expect(first.stderr).not.toContain("s3cret-token")
+    // the path keeps the full name's slash; the header carries the parent's id; the first read starts at initial
+    const seen = issueRequests().map((r) => [r.url.pathname, r.headers["x-repo-id"], r.url.searchParams.get("since")])
+    expect(seen).toEqual([
+      ["/repos/octo/alpha/issues", "1", "2020-01-01T00:00:00Z"],
+      ["/repos/octo/beta/issues", "2", "2020-01-01T00:00:00Z"],
+      ["/repos/octo/gone/issues", "3", "2020-01-01T00:00:00Z"]
+    ])
+    expect(await db.query(`SELECT repo, id::int AS id, title FROM issues ORDER BY repo, id`)).toEqual([
+      { repo: "octo/alpha", id: 10, title: "a1" },
+      { repo: "octo/beta", id: 10, title: "b1" }
+    ])
+    expect(await states()).toEqual({ "[\"1\"]": "2024-01-01T00:00:00Z", "[\"2\"]": "2024-02-01T00:00:00Z" })
+
+    // a new repository starts from initial; the others go on from their own checkpoints
+    repos.push({ id: 4, full_name: "octo/delta" })
+    issues.set("octo/delta", [{ id: 1, title: "d1", updated_at: "2021-05-05T00:00:00Z" }])
+    issues.get("octo/alpha")!.push({ id: 11, title: "a2", updated_at: "2024-03-01T00:00:00Z" })
+    api.requests.length = 0
+    const second = await run(dir)
+    expect(second.code, second.stderr).toBe(0)
+    const since = Object.fromEntries(issueRequests().map((r) => [r.url.pathname, r.url.searchParams.get("since")]))
+    expect(since["/repos/octo/alpha/issues"]).toBe("2024-01-01T00:00:00Z")
+    expect(since["/repos/octo/beta/issues"]).toBe("2024-02-01T00:00:00Z")
+    expect(since["/repos/octo/delta/issues"]).toBe("2020-01-01T00:00:00Z")
+    expect(summaries(second)[1]).toMatchObject({ fetched: 4, inserted: 2, unchanged: 2, parents: 4 })
+    expect((await states())["[\"4\"]"]).toBe("2021-05-05T00:00:00Z")
+
+    // the child alone reads the parent's table as it stands: no request for the parent
+    api.requests.length = 0
+    const alone = await run(dir, "--stream", "issues")
+    expect(alone.code, alone.stderr).toBe(0)
+    expect(api.requests.some((r) => r.url.pathname === "/repos")).toBe(false)
+    expect(issueRequests()).toHaveLength(4)
+  })
+
+  it("stops at a failing parent row with its exit code, keeping what the others committed", async () => {
+    broken.add("octo/beta")
+    issues.get("octo/delta")!.push({ id: 2, title: "d2", updated_at: "2022-01-01T00:00:00Z" })
+    const result = await run(config(), "--stream", "issues")
+    broken.clear()
+    expect(result.code).toBe(69)
+    expect(summaries(result)[0]).toMatchObject({ status: "failed", exit_code: 69, error: expect.stringMatching(/octo\/beta/) })
+    // alpha (before beta) committed; delta (after it) not reached
+    expect((await states())["[\"4\"]"]).toBe("2021-05-05T00:00:00Z")
+  })
+
+  it("never lets a parent value leave the configured path: a '..' segment is skipped, '?' and '#' stay in the path", async () => {
+    repos.push({ id: 5, full_name: "../../admin" }, { id: 6, full_name: "odd/na?me#x" })
+    issues.set("odd/na?me#x", [{ id: 1, title: "odd", updated_at: "2023-01-01T00:00:00Z" }])
+    api.requests.length = 0
+    const result = await run(config())
+    expect(result.code, result.stderr).toBe(0)
+    expect(api.requests.some((r) => r.url.pathname.includes("admin"))).toBe(false)
+    expect(result.logs.find((l) => l.msg === "parent.skipped" && l.parent === "[\"5\"]")).toMatchObject({
+      reason: expect.stringMatching(/\{parent\.full_name\}: .*'\.\.'/)
+    })
+    const odd = issueRequests().find((r) => r.headers["x-repo-id"] === "6")!
+    expect(odd.url.pathname).toBe("/repos/odd/na%3Fme%23x/issues")
+    expect(odd.url.searchParams.get("since")).toBe("2020-01-01T00:00:00Z")
+    expect(await db.query(`SELECT repo FROM issues WHERE title = 'odd'`)).toEqual([{ repo: "odd/na?me#x" }])
+  })
+
+  it("status says the child keeps a checkpoint per parent row; reset forgets them all", async () => {
+    const dir = config()
+    const status = await ferry(["status", "--json"], { cwd: dir, env: env() })
+    expect(JSON.parse(status.stdout).streams.find((s: { stream: string }) => s.stream === "issues")).toMatchObject({
+      checkpoint: null,
+      parent_stream: "repos",
+      status: "succeeded"
+    })
+    expect((await ferry(["status"], { cwd: dir, env: env() })).stdout).toMatch(/issues\s+per repos row\s+succeeded/)
+    expect(Object.keys(await states()).length).toBeGreaterThan(2)
+    const result = await ferry(["reset", "--stream", "issues"], { cwd: dir, env: env() })
+    expect(result.code, result.stderr).toBe(0)
+    expect(await states()).toEqual({})
+  })
+})
+
+describe("parent → child config rules (78, naming the field)", () => {
+  const cases: ReadonlyArray<readonly [string, string, string, RegExp]> = [
+    ["an unknown parent", "", "", /streams\[0\]\.parent\.stream: no stream "nope"/],
+    ["a column the parent has not", "", "params: { x: \"{parent.owner}\" }", /streams\[0\]\.source\.params\.x: \{parent\.owner\}: "owner" is not a column of repos's table \(id, full_name\)/],
+    ["write: replace", "", "", /streams\[0\]\.target\.write: a child stream is read one parent row at a time/]
+  ]
+  it.each(cases)("refuses %s", async (what, extra, source, message) => {
+    let dir = config(extra, source)
+    if (what === "an unknown parent") dir = configDir(readConfig(dir).replace("parent: { stream: repos }", "parent: { stream: nope }"))
+    if (what === "write: replace") {
+      dir = configDir(readConfig(dir).replace("table: issues", "table: issues\n      write: replace").replace(/ {6}incremental: .*\n/, ""))
+    }
+    const result = await run(dir)
+    expect(result.code).toBe(78)
+    expect(errorLine(result)).toMatch(message)
+  })
+
+  it("refuses a placeholder in the host: the credentials would follow a parent value", async () => {
+    const dir = configDir(readConfig(config()).replace(`${api.url}/repos/{parent.full_name}/issues`, "http://{parent.full_name}.example.com/issues"))
+    const result = await run(dir)
+    expect(result.code).toBe(78)
+    expect(errorLine(result)).toMatch(/streams\[0\]\.source\.url: \{parent\.…\} may stand in the URL's path or query, not in its scheme, host or port/)
+  })
+
+  it("refuses {parent.…} in a stream without a parent", async () => {
+    const dir = configDir(readConfig(config()).replace("parent: { stream: repos }", "").replace(`from: "{parent.full_name}"`, "from: name"))
+    const result = await run(dir)
+    expect(result.code).toBe(78)
+    expect(errorLine(result)).toMatch(/streams\[0\]\.source\.url: \{parent\.…\} needs a parent: add parent: \{ stream: <name> \}/)
+  })
+
+  it("refuses a stream that is its own ancestor", async () => {
+    const dir = configDir(readConfig(config()).replace(
+      "  - name: repos\n",
+      "  - name: repos\n    parent: { stream: issues }\n"
+    ))
+    const result = await run(dir)
+    expect(result.code).toBe(78)
+    expect(errorLine(result)).toMatch(/streams\[\d\]\.parent\.stream: "(issues|repos)" is its own ancestor through "(repos|issues)"/)
+  })
+})
+
+describe("many parent rows", () => {
+  const many = fileDatabase("ferry_parents_many")
+  // server only: 1,200 reads on the embedded database take minutes, and the point is the connections
+  it.skipIf(serverOnly)("reads 1,200 parent rows in chunks on a few connections, a checkpoint for each", async () => {
+    const count = 1200
+    const server = await startServer((_req, res, url) => {
+      if (url.pathname === "/items") return json(res, Array.from({ length: count }, (_, i) => ({ id: i + 1 })))
+      const id = Number(/^\/items\/(\d+)\/notes$/.exec(url.pathname)?.[1])
+      json(res, [{ id: 1, at: `2024-01-01T00:00:${String(id % 60).padStart(2, "0")}Z` }])
+    })
+    try {
+      const dir = configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: items
+    source: { url: ${server.url}/items }
+    target: { table: items, primaryKey: [id], columns: { id: bigint } }
+  - name: notes
+    parent: { stream: items }
+    source:
+      url: ${server.url}/items/{parent.id}/notes
+      incremental: { cursorField: at, param: since, initial: "2020-01-01T00:00:00Z" }
+    target:
+      table: notes
+      primaryKey: [item, id]
+      columns: { item: { type: bigint, from: "{parent.id}" }, id: bigint, at: timestamptz }
+`)
+      const sampler = new pg.Client({ connectionString: many.url })
+      await sampler.connect()
+      let most = 0
+      let busy = false
+      const sampling = setInterval(() => {
+        if (busy) return
+        busy = true
+        void sampler.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+          .then(({ rows }) => (most = Math.max(most, rows[0].n)), () => undefined)
+          .finally(() => (busy = false))
+      }, 20)
+      const result = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: many.url } })
+      clearInterval(sampling)
+      await sampler.end()
+      expect(result.code, result.stderr).toBe(0)
+      expect(summaries(result)[1]).toMatchObject({ stream: "notes", parents: count, parents_skipped: 0, inserted: count })
+      expect((await many.query(`SELECT count(DISTINCT item)::int AS n FROM notes`))[0].n).toBe(count)
+      expect((await many.query(`SELECT count(*)::int AS n FROM ferry.state WHERE stream = 'notes'`))[0].n).toBe(count)
+      // the pool's connections, whatever the number of parent rows (the sampler's own is not counted)
+      expect(most).toBeGreaterThan(0)
+      expect(most).toBeLessThanOrEqual(4)
+    } finally {
+      await server.close()
+    }
+  }, 120_000)
+})
