@@ -12,6 +12,12 @@
  *        body { data: [...] }, next page in the Link header (rel="next", opaque page_token)
  *   GET  /v1/customers?updated_since=ISO&limit=N&cursor=C    X-Api-Key: demo-key
  *        body { customers: [...], next_cursor: "..." | null }
+ *   POST /oauth/token   grant_type=client_credentials, client_id=demo-client, client_secret=demo-secret
+ *        (form body, or HTTP Basic) -> { access_token, token_type: "Bearer", expires_in: 3600 }
+ *   GET  /v2/accounts                                 Authorization: Bearer <access_token>
+ *        body { accounts: [...] }
+ *   GET  /v2/accounts/{id}/invoices?updated_since=ISO Authorization: Bearer <access_token>
+ *        body { invoices: [...] }: the account's invoices (a parent -> child pair)
  *   POST /admin/mutate?n=K[&add=A]   K orders get a new status and updated_at = now; A new orders
  *   GET  /health
  *
@@ -26,6 +32,7 @@ import { parseArgs } from "node:util"
 
 export const ORDERS_TOKEN = "demo-token"
 export const CUSTOMERS_KEY = "demo-key"
+export const OAUTH_CLIENT = { id: "demo-client", secret: "demo-secret" }
 
 const DEFAULTS = {
   host: "127.0.0.1",
@@ -125,7 +132,24 @@ const makeData = (seed, orderCount, customerCount) => {
   }
   customers.sort(byKey)
   orders.sort(byKey)
-  return { customers, orders, ids }
+  return { customers, orders, ids, ...makeAccounts(rand) }
+}
+
+/** 12 accounts with 0 to 20 invoices each, for the OAuth2 parent -> child pair. */
+const makeAccounts = (rand) => {
+  const accounts = []
+  const invoices = new Map()
+  for (let i = 1; i <= 12; i++) {
+    const id = `acc_${String(i).padStart(3, "0")}`
+    accounts.push({ id, name: `${pick(rand, LAST)} ${pick(rand, ["Ltd", "GmbH", "Inc", "SARL", "BV"])}`, plan: pick(rand, ["free", "team", "business"]) })
+    const list = []
+    for (let j = 1; j <= int(rand, 0, 20); j++) {
+      const updated = EPOCH + int(rand, 0, 364) * DAY + int(rand, 0, 86399) * 1000
+      list.push({ id: `inv_${i}_${j}`, amount: (int(rand, 500, 500000) / 100).toFixed(2), status: pick(rand, ["open", "paid", "void"]), updated_at: iso(updated) })
+    }
+    invoices.set(id, list.sort(byKey))
+  }
+  return { accounts, invoices }
 }
 
 const makeOrder = (rand, ids, customers, created, updated) => {
@@ -244,6 +268,9 @@ export const startDemoServer = async (options = {}) => {
       created.push(order.id)
     }
     orders.sort(byKey)
+    // and one invoice is paid, so the child stream has something new too
+    const open = [...data.invoices.values()].flat().find((invoice) => invoice.status === "open")
+    if (open !== undefined && n > 0) Object.assign(open, { status: "paid", updated_at: now })
     log(`mutated ${updated.length} order(s), added ${created.length} at ${now}`)
     return { updated, created, updated_at: now }
   }
@@ -305,13 +332,45 @@ export const startDemoServer = async (options = {}) => {
     send(res, 200, { customers: slice, next_cursor: next ?? null })
   }
 
-  const handle = (req, res) => {
+  /** OAuth2 client credentials: a token per grant, kept for its hour */
+  const tokens = new Set()
+  const token = (req, res, body) => {
+    const form = new URLSearchParams(body)
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")
+    const [id, secret] = basic ? Buffer.from(basic[1], "base64").toString().split(":").map(decodeURIComponent)
+      : [form.get("client_id"), form.get("client_secret")]
+    if (form.get("grant_type") !== "client_credentials") return send(res, 400, { error: "unsupported_grant_type" })
+    if (id !== OAUTH_CLIENT.id || secret !== OAUTH_CLIENT.secret) return send(res, 401, { error: "invalid_client" })
+    const value = `tok_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`
+    tokens.add(value)
+    send(res, 200, { access_token: value, token_type: "Bearer", expires_in: 3600 })
+  }
+  const bearer = (req) => {
+    const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")
+    if (match === null || !tokens.has(match[1])) throw new HttpError(401, "invalid_token", "missing or unknown access token")
+  }
+  const invoices = (req, res, url, account) => {
+    bearer(req)
+    const list = data.invoices.get(account)
+    if (list === undefined) throw new HttpError(404, "not_found", `no account ${account}`)
+    const since = parseSince(url.searchParams.get("updated_since"))
+    send(res, 200, { invoices: list.filter((invoice) => since === "" || invoice.updated_at >= since).sort(byKey) })
+  }
+
+  const handle = (req, res, body) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1")
     log(`${req.method} ${req.url}`)
     try {
       if (req.method === "GET" && url.pathname === "/health") return send(res, 200, { ok: true })
       if (req.method === "GET" && url.pathname === "/v1/orders") return orders(req, res, url)
       if (req.method === "GET" && url.pathname === "/v1/customers") return customers(req, res, url)
+      if (req.method === "POST" && url.pathname === "/oauth/token") return token(req, res, body)
+      if (req.method === "GET" && url.pathname === "/v2/accounts") {
+        bearer(req)
+        return send(res, 200, { accounts: data.accounts })
+      }
+      const child = /^\/v2\/accounts\/([^/]+)\/invoices$/.exec(url.pathname)
+      if (req.method === "GET" && child !== null) return invoices(req, res, url, decodeURIComponent(child[1]))
       if (req.method === "POST" && url.pathname === "/admin/mutate") {
         const n = parseSize(url.searchParams.get("n"), "n", o.mutatePerRun)
         const add = url.searchParams.get("add")
@@ -325,9 +384,11 @@ export const startDemoServer = async (options = {}) => {
   }
 
   const server = createServer((req, res) => {
-    // drain the body (POST) before answering, so keep-alive connections stay usable
-    req.resume()
-    req.on("end", () => handle(req, res))
+    // read the body (POST) before answering, so keep-alive connections stay usable
+    let body = ""
+    req.setEncoding("utf8")
+    req.on("data", (chunk) => (body += chunk))
+    req.on("end", () => handle(req, res, body))
   })
   await new Promise((resolve, reject) => {
     server.once("error", reject)

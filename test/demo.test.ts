@@ -33,6 +33,12 @@ describe("the demo, on the embedded database", () => {
     const [orders1, customers1] = summaries(first)
     expect(orders1).toMatchObject({ stream: "orders", status: "succeeded", fetched: 1200, inserted: 1200, quarantined: 0 })
     expect(customers1).toMatchObject({ stream: "customers", status: "succeeded", fetched: 300, inserted: 300 })
+    // OAuth2 client credentials, then a parent -> child pair: the invoices of each of the 12 accounts
+    const [, , accounts1, invoices1] = summaries(first)
+    expect(accounts1).toMatchObject({ stream: "accounts", status: "succeeded", inserted: 12 })
+    expect(invoices1).toMatchObject({ stream: "invoices", status: "succeeded", parents: 12, parents_skipped: 0 })
+    expect(invoices1!.inserted).toBeGreaterThan(0)
+    expect(first.stderr).not.toContain("demo-secret")
 
     const second = await run("run")
     expect(second.code, second.stderr).toBe(0)
@@ -40,6 +46,8 @@ describe("the demo, on the embedded database", () => {
     // the demo API changed 5 orders and added 1 after the first full read
     expect(orders2).toMatchObject({ inserted: 1, updated: 5, quarantined: 0 })
     expect(customers2).toMatchObject({ inserted: 0, updated: 0 })
+    // one invoice was paid in between: only its account's read finds it, from that account's checkpoint
+    expect(summaries(second)[3]).toMatchObject({ stream: "invoices", inserted: 0, updated: 1, parents: 12 })
 
     const count = await run("sql", "--json", "select count(*)::int as n from orders")
     expect(count.code).toBe(0)
@@ -49,7 +57,7 @@ describe("the demo, on the embedded database", () => {
     expect(status.code).toBe(0)
     const parsed = JSON.parse(status.stdout)
     expect(parsed.database).toContain("embedded Postgres")
-    expect(parsed.streams.map((s: { stream: string }) => s.stream)).toEqual(["orders", "customers"])
+    expect(parsed.streams.map((s: { stream: string }) => s.stream)).toEqual(["orders", "customers", "accounts", "invoices"])
     expect(parsed.streams[0]).toMatchObject({ status: "succeeded", inserted: 1, updated: 5, checkpoint: orders2!.checkpoint })
   })
 

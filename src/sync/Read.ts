@@ -31,7 +31,9 @@ export const read = (given: Run, table: TargetState, fields: Fields, annotations
     const complete = Deletes.isComplete(given.stream, checkpoint, full)
     // the stream as the batches write it (deletes: the run's time, and keys kept only for a complete read)
     const run: Run = { ...given, stream: Deletes.forRun(given.stream, given.startedAt, complete) }
-    yield* Effect.logInfo("run.start").pipe(
+    // a child stream's read of one parent row is one of many: at debug level, as pages are
+    const start = given.key.parent === undefined ? Effect.logInfo("run.start") : Effect.logDebug("parent.start")
+    yield* start.pipe(
       Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun, ...annotations })
     )
     return { run, complete, from }
