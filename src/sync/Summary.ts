@@ -19,6 +19,14 @@ export interface StreamSummary extends RunCounts {
   readonly error: string | undefined
   /** dotted paths of fields no column maps, first seen by this run (logged as `new_fields`) */
   readonly newFields: ReadonlyArray<string>
+  /** the slice the run read (`ferry run --from/--to`): it neither read nor moved the checkpoint */
+  readonly slice?: Slice | undefined
+}
+
+/** a slice's bounds, in the cursor's form; absent: from `initial`, or up to no end */
+export interface Slice {
+  readonly from: string | undefined
+  readonly to: string | undefined
 }
 
 export const noCounts: RunCounts = {
@@ -98,6 +106,7 @@ interface Ended {
   readonly checkpoint: string | undefined
   readonly durationMs: number
   readonly dryRun: boolean
+  readonly slice?: Slice | undefined
   /** the exit code of an interrupted run, asked only then */
   readonly interruptedExitCode: () => number
 }
@@ -120,7 +129,8 @@ export const make = (run: Ended, exit: Exit.Exit<void, FerryError>, redactor: Re
     dryRun: run.dryRun,
     exitCode: outcome.exitCode,
     error: outcome.error,
-    newFields: run.newFields
+    newFields: run.newFields,
+    ...(run.slice === undefined ? {} : { slice: run.slice })
   }
 }
 
@@ -150,6 +160,7 @@ export const log = (summary: StreamSummary) => {
     dry_run: summary.dryRun,
     exit_code: summary.exitCode,
     new_fields: summary.newFields,
+    ...(summary.slice === undefined ? {} : { slice: { from: summary.slice.from ?? null, to: summary.slice.to ?? null } }),
     ...(summary.error === undefined ? {} : { error: summary.error })
   }
   const log = summary.status === "succeeded" ? Effect.logInfo("run.summary") : Effect.logError("run.summary")

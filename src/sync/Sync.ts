@@ -14,8 +14,9 @@ import { ExitCode, InvalidRecords, type FerryError } from "../domain/Errors.js"
 import { CurrentRedactor } from "../domain/Secrets.js"
 import type { CursorType, StreamSpec } from "../domain/StreamSpec.js"
 import * as Failpoint from "../lib/Failpoint.js"
-import { Sink, type QuarantineResult, type RunCounts, type SinkShape, type WriteResult } from "../Sink.js"
-import { pagesOf, type Source } from "../Source.js"
+import { Sink, type RunCounts, type SinkShape } from "../Sink.js"
+import type { Source } from "../Source.js"
+import * as BatchRows from "./BatchRows.js"
 import { type BatchLimits, batchLimits, forEachBatch, prefetchBelowBytes } from "./Batches.js"
 import * as CheckpointPolicy from "./CheckpointPolicy.js"
 import * as Deletes from "./Deletes.js"
@@ -23,8 +24,9 @@ import * as Drift from "./Drift.js"
 import { loadCheckpoint } from "./LoadCheckpoint.js"
 import * as PageRepeats from "./PageRepeats.js"
 import * as Replace from "./Replace.js"
-import { decodePage, type DecodedPage, type Rows } from "./Pages.js"
+import { decodePage, type DecodedPage } from "./Pages.js"
 import * as Summary from "./Summary.js"
+import * as Window from "./Window.js"
 import type { StreamSummary } from "./Summary.js"
 
 export interface SyncOptions {
@@ -39,6 +41,10 @@ export interface SyncOptions {
   readonly onProgress?: ((progress: Progress) => void) | undefined
   /** the exit code an interrupted run reports, asked when it ends (the CLI: 130 for SIGINT); default 143 */
   readonly interruptedExitCode?: (() => number) | undefined
+  /** read this slice only, leaving the stored checkpoint unread and unmoved (Window.ts) */
+  readonly slice?: Window.Slice | undefined
+  /** the instant `now` stands for in `incremental.end` and a slice (epoch ms); default: the stream's start */
+  readonly now?: number | undefined
 }
 
 export interface Progress extends RunCounts {
@@ -55,6 +61,10 @@ interface Run {
   readonly key: CheckpointKey
   readonly type: CursorType
   readonly dryRun: boolean
+  /** the stored checkpoint stays as it is: a dry run, a slice */
+  readonly frozen: boolean
+  /** the read's upper bound: the checkpoint moves no further (CheckpointPolicy.bounded) */
+  readonly end?: string | undefined
   readonly startedAt: number
   readonly state: Ref.Ref<RunState>
 }
@@ -74,6 +84,8 @@ interface RunState {
   readonly newFields: ReadonlyArray<string>
   /** the run read the whole collection (Deletes.isComplete) */
   readonly complete?: boolean
+  /** the slice it read, in the cursor's form (Window.ts) */
+  readonly slice?: Summary.Slice | undefined
 }
 
 /**
@@ -107,6 +119,7 @@ export const syncStreamExit = (
         key: keyOf(stream),
         type: Cursor.typeOf(stream),
         dryRun: options.dryRun === true,
+        frozen: options.dryRun === true || options.slice !== undefined,
         startedAt: yield* Clock.currentTimeMillis,
         state
       }
@@ -123,9 +136,11 @@ export const syncStream = (stream: StreamSpec, options: SyncOptions) =>
  * Syncs each stream in turn. A failing stream does not stop the others (they are independent);
  * an interruption stops the run after the stream's current transaction.
  */
-export const syncAll = (streams: ReadonlyArray<StreamSpec>, options: SyncOptions) =>
+export const syncAll = (streams: ReadonlyArray<StreamSpec>, given: SyncOptions) =>
   Effect.gen(function*() {
     const summaries: Array<StreamSummary> = []
+    // one `now` for every stream: `end: now - 1 hour` is the same instant in each
+    const options = { ...given, now: given.now ?? (yield* Clock.currentTimeMillis) }
     for (const stream of streams) {
       const { exit, summary } = yield* syncStreamExit(stream, options)
       summaries.push(summary)
@@ -145,20 +160,24 @@ const recording = <A, E, R>(run: Run, effect: Effect.Effect<A, E, R>, update: (s
 const sync = (given: Run) =>
   Effect.gen(function*() {
     const { dryRun, options, sink, stream } = given
+    const { end, slice } = yield* Window.resolve(stream, options, given.startedAt)
+    if (slice) yield* Ref.update(given.state, (s) => ({ ...s, slice }))
     // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
     const prepared = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
     yield* Drift.logChanges(prepared.changes, dryRun)
     yield* sink.lock(stream)
-    const checkpoint = yield* recording(given, loadCheckpoint(given, prepared.state), (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
+    const load = slice ? Effect.succeed(undefined) : loadCheckpoint(given, prepared.state)
+    const checkpoint = yield* recording(given, load, (s, checkpoint) => ({ ...s, checkpoint, loaded: true }))
     const fields = yield* Drift.tracker(sink, stream)
-    const full = options.fullRefresh === true || (yield* Deletes.fullReadDue(sink, stream, given.startedAt, dryRun))
-    const from = CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, full)
-    const complete = Deletes.isComplete(stream, checkpoint, full)
+    const full = !slice && (options.fullRefresh === true || (yield* Deletes.fullReadDue(sink, stream, given.startedAt, dryRun)))
+    const bounds = Window.boundsOf(stream, CheckpointPolicy.startFrom(stream.source.incremental, checkpoint, full), end, slice)
+    const complete = Deletes.isComplete(stream, checkpoint, full, slice !== undefined || bounds.end !== undefined)
     // the stream as the batches write it (deletes: the run's time, and keys kept only for a complete read)
-    const run: Run = { ...given, stream: Deletes.forRun(stream, given.startedAt, complete) }
-    yield* Effect.logInfo("run.start").pipe(
-      Effect.annotateLogs({ checkpoint: checkpoint ?? null, from: Option.getOrNull(from), dry_run: dryRun })
-    )
+    const run: Run = { ...given, stream: Deletes.forRun(stream, given.startedAt, complete), end: bounds.end }
+    yield* Effect.logInfo("run.start").pipe(Effect.annotateLogs({
+      checkpoint: checkpoint ?? null, from: Option.getOrNull(bounds.from), end: bounds.end ?? null,
+      slice: slice !== undefined, dry_run: dryRun
+    }))
     if (!dryRun) yield* recording(run, sink.startRun(stream, options.runId), (s) => ({ ...s, started: true }))
     if (!dryRun) yield* sink.beginLoad(run.stream)
 
@@ -168,7 +187,7 @@ const sync = (given: Run) =>
     // across an effect, long enough for the collector to promote it (+12 % CPU on a 500k full load).
     const repeats = PageRepeats.guard(stream.name)
     yield* forEachBatch(
-      Stream.map(pagesOf(stream, from), (page) => repeats(decodePage(run.stream, sink, page, fields.observe))),
+      Stream.map(Window.pages(stream, bounds), (page) => repeats(decodePage(run.stream, sink, page, fields.observe))),
       { ...batchLimits, ...options.batch },
       prefetchBelowBytes,
       commitBatch(run, fields.capNotice)
@@ -176,8 +195,8 @@ const sync = (given: Run) =>
 
     // The whole stream is read: every record up to `seen` is committed (a replace stream's, not yet shown).
     const { counts, seen, checkpoint: last } = yield* Ref.get(run.state)
-    const final = CheckpointPolicy.afterStream(run.type, last, seen)
-    if (final !== undefined && !dryRun) {
+    const final = CheckpointPolicy.afterStream(run.type, last, seen, run.end)
+    if (final !== undefined && !run.frozen) {
       const saves = checkpointSaves(run, final)
       // only the checkpoint: a transaction of its own for a store that saves in one
       const save = run.store.transactional ? sink.transaction(saves.inTransaction) : saves.afterCommit
@@ -197,8 +216,8 @@ const sync = (given: Run) =>
  * absorbed by the idempotent upsert), if the run still holds the stream's lock. A dry run saves none.
  */
 const checkpointSaves = (run: Run, cursor: string | undefined) => {
-  const { dryRun, key, sink, store, stream } = run
-  if (dryRun || cursor === undefined) return { inTransaction: Effect.void, afterCommit: Effect.void }
+  const { frozen, key, sink, store, stream } = run
+  if (frozen || cursor === undefined) return { inTransaction: Effect.void, afterCommit: Effect.void }
   return store.transactional
     ? { inTransaction: store.save(key, cursor), afterCommit: Effect.void }
     : { inTransaction: Effect.void, afterCommit: store.save(key, cursor, sink.verifyLock(stream)) }
@@ -220,7 +239,7 @@ const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArra
     yield* Failpoint.pass("after-commit")
     yield* checkpointSaves(run, done.next).afterCommit
     const counts = Summary.addBatch(before.counts, batch, done.written, done.quarantined)
-    const checkpoint = dryRun ? before.checkpoint : (done.next ?? before.checkpoint)
+    const checkpoint = run.frozen ? before.checkpoint : (done.next ?? before.checkpoint)
     const newFields = [...before.newFields, ...done.fields.reported]
     yield* Ref.set(run.state, { ...before, seen: done.seen, checkpoint, counts, newFields })
     yield* Drift.logDrift(done.fields, capNotice())
@@ -238,42 +257,16 @@ const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArra
 /** The work of a batch's transaction: its rows, its quarantined records and its checkpoint. */
 const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage>) =>
   Effect.gen(function*() {
-    const { rows, written } = yield* writeRows(run, batch)
-    const quarantined = yield* quarantine(run, batch, rows, written)
+    const { rows, written } = yield* BatchRows.write(run.sink, run.stream, batch)
+    const quarantined = yield* BatchRows.quarantine(run.sink, run.stream, run.options.runId, batch, rows, written)
     yield* Failpoint.pass("after-upsert")
     const seen = CheckpointPolicy.committed(run.type, before.seen, batch, rows, written.rejected)
-    const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen)
+    const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen, run.end)
     yield* checkpointSaves(run, next).inTransaction
     const fields = Drift.ofBatch(batch)
     yield* run.sink.recordFields(run.stream, run.options.runId, fields.paths)
     return { written, quarantined, seen, next, fields }
   })
-
-/**
- * The batch's rows, as the sink staged them; `rows`: those the sink asked for (to write them row by
- * row: `rejected` names rows of these), empty when it wrote the staged form.
- */
-const writeRows = (run: Run, batch: ReadonlyArray<DecodedPage>) =>
-  Effect.gen(function*() {
-    const withRows = batch.filter((p) => p.valid > 0)
-    let rows: Rows = []
-    const given = () => {
-      rows = withRows.length === 1 ? withRows[0].rows() : withRows.flatMap((p) => p.rows())
-      return rows.map((r) => r.row)
-    }
-    const written = yield* run.sink.writeStaged(run.stream, withRows.map((p) => p.staged!), given)
-    return { rows, written }
-  })
-
-/** The records that did not decode and the rows Postgres refused (as the records they came from). */
-const quarantine = (run: Run, batch: ReadonlyArray<DecodedPage>, rows: Rows, written: WriteResult) => {
-  const invalid = batch.length === 1 ? batch[0].invalid : batch.flatMap((p) => p.invalid)
-  const rawOf = written.rejected.length === 0 ? undefined : new Map(rows.map((r) => [r.row, r.raw] as const))
-  const items = invalid.concat(written.rejected.map(({ reason, row }) => ({ raw: rawOf?.get(row) ?? row.values, reason })))
-  return items.length > 0
-    ? run.sink.quarantine(run.stream, run.options.runId, items)
-    : Effect.succeed<QuarantineResult>({ stored: 0, already: 0 })
-}
 
 /** The run's summary, recorded in `ferry.runs` (if the run is there) and logged. */
 const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
@@ -289,6 +282,7 @@ const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
       checkpoint: state.loaded ? state.checkpoint : yield* Summary.storedCheckpoint(run.store, key, exit),
       durationMs: (yield* Clock.currentTimeMillis) - run.startedAt,
       dryRun: run.dryRun,
+      slice: state.slice,
       interruptedExitCode: () => options.interruptedExitCode?.() ?? ExitCode.SigTerm
     }, exit, redactor)
     // Record the outcome even when interrupted; a failure to record it must not hide the run's own error.
