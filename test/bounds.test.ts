@@ -5,7 +5,8 @@
  * (`{cursor}`, `{end}`) and the first URL they make. Through the bin: backfill.bin.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Either, FastCheck as fc, Option } from "effect"
+import { Effect, Either, FastCheck as fc, Option } from "effect"
+import * as Config from "../src/config/Config.js"
 import * as Bound from "../src/domain/Bound.js"
 import * as Template from "../src/domain/Template.js"
 import { firstUrl, requestUrl } from "../src/source/http/Request.js"
@@ -163,5 +164,38 @@ describe("templates and the first URL", () => {
     const s = spec({}, { q: "before:{end}", plain: "x" })
     const next = new URL("https://cdn.example.net/page2?q=before%3A9&plain=x&page=2")
     expect(query(requestUrl(s, next))).toEqual({ page: "2" })
+  })
+})
+
+describe("the config's rules (78, naming the field)", () => {
+  const yaml = (source: string, target = "") => `
+streams:
+  - name: s
+    source:
+      url: https://api.example.com/items
+${source}
+    target:
+      table: s
+      primaryKey: [id]
+${target}
+`
+  const error = (text: string) =>
+    Effect.runSync(Effect.match(Config.parse(text, "/tmp/ferry.config.yaml", {}), { onFailure: (e) => e.message, onSuccess: () => "ok" }))
+
+  it("accepts an end, endParam and {end} templates", () => {
+    expect(error(yaml(`      incremental: { cursorField: at, params: { lt: "{end}", gte: "{cursor}" }, end: "now - 1 hour" }`))).toBe("ok")
+    expect(error(yaml(`      incremental: { cursorField: n, cursorType: number, endParam: max, end: 500 }`))).toBe("ok")
+  })
+
+  it("refuses an end the cursor cannot hold, or one beside detect: missing", () => {
+    expect(error(yaml(`      incremental: { cursorField: n, cursorType: number, end: "now - 1 hour" }`)))
+      .toBe("streams[0].source.incremental.end: now - <duration> is for timestamp cursors (this one is a number); give a number value")
+    expect(error(yaml(`      incremental: { cursorField: at, end: "now - 1 hour" }`, `      deletes: { detect: missing, action: delete }`)))
+      .toMatch(/^streams\[0\]\.source\.incremental\.end: a read with an end never sees the whole collection/)
+  })
+
+  it("refuses {cursor} or {end} in source.params of a stream that is not incremental", () => {
+    expect(error(yaml(`      params: { q: "updated>{cursor}" }`)))
+      .toBe("streams[0].source.params.q: {cursor} and {end} are filled by source.incremental, which this stream has not")
   })
 })
