@@ -137,6 +137,18 @@ describe("Window.sliceOf", () => {
   })
 })
 
+describe("Window.boundsOf", () => {
+  const stream = streams.streamSpec({ source: { incremental: streams.incremental({ cursorField: "n" }) } })
+
+  it("a slice's from replaces the run's start, its to the end; a start past the end asks for nothing", () => {
+    expect(Window.boundsOf(stream, Option.some("5"), "9", undefined)).toEqual({ from: Option.some("5"), end: "9", empty: false })
+    expect(Window.boundsOf(stream, Option.some("5"), "9", { from: "1", to: undefined })).toEqual({ from: Option.some("1"), end: "9", empty: false })
+    expect(Window.boundsOf(stream, Option.none(), undefined, { from: undefined, to: "3" })).toEqual({ from: Option.none(), end: "3", empty: false })
+    expect(Window.boundsOf(stream, Option.some("10"), "9", undefined).empty).toBe(true)
+    expect(Window.boundsOf(stream, Option.some("9"), "9", undefined).empty).toBe(false)
+  })
+})
+
 describe("templates and the first URL", () => {
   it("fills {cursor} and {end}; a template whose value is absent is left out; other braces stay", () => {
     expect(Template.fill("gte.{cursor}", { cursor: "5", end: undefined })).toBe("gte.5")
