@@ -31,12 +31,16 @@ export interface Page {
 export interface SourceShape {
   /**
    * Every page of the stream, in order. `from` is the cursor to send (the checkpoint less the
-   * lookback), `None` for a full read.
+   * lookback), `None` for a full read; `end` the upper bound to send (`incremental.end`, a slice's `--to`), if any.
    */
-  readonly pages: (stream: StreamSpec, from: Option.Option<string>) => Stream.Stream<Page, SourceError | RateLimited>
+  readonly pages: (
+    stream: StreamSpec,
+    from: Option.Option<string>,
+    end?: Option.Option<string>
+  ) => Stream.Stream<Page, SourceError | RateLimited>
 }
 
 export class Source extends Context.Tag("ferry/Source")<Source, SourceShape>() {}
 
-export const pagesOf = (stream: StreamSpec, from: Option.Option<string>) =>
-  Stream.unwrap(Effect.map(Source, (source) => source.pages(stream, from)))
+export const pagesOf = (stream: StreamSpec, from: Option.Option<string>, end: Option.Option<string> = Option.none()) =>
+  Stream.unwrap(Effect.map(Source, (source) => source.pages(stream, from, end)))

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util"
 import { Either } from "effect"
 import { UsageError } from "../domain/Errors.js"
+import { fullRefreshConflict, type Slice } from "../sync/Window.js"
 
 export type Command =
   | {
@@ -13,6 +14,8 @@ export type Command =
     readonly streams: ReadonlyArray<string>
     readonly fullRefresh: boolean
     readonly dryRun: boolean
+    /** `--from` / `--to`: read this slice, leave the checkpoint (sync/Window.ts) */
+    readonly slice?: Slice | undefined
   }
   | { readonly _tag: "check"; readonly config: string | undefined }
   | { readonly _tag: "status"; readonly config: string | undefined; readonly json: boolean }
@@ -25,8 +28,9 @@ export type Command =
 export const usage = `Usage: ferry <command> [options]
 
 Commands:
-  run     [--config FILE] [--stream NAME]... [--full-refresh] [--dry-run]
-          sync the configured streams (all, or the ones named)
+  run     [--config FILE] [--stream NAME]... [--full-refresh] [--dry-run] [--from CURSOR] [--to CURSOR]
+          sync the configured streams (all, or the ones named); --from/--to read that slice only
+          (a cursor value or "now - 1 hour"), without reading or moving the stored checkpoint
   check   [--config FILE]
           validate the config, reach the database, make one request per source
   status  [--config FILE] [--json]
@@ -51,6 +55,8 @@ const flags = {
   stream: { type: "string", short: "s", multiple: true },
   "full-refresh": { type: "boolean" },
   "dry-run": { type: "boolean" },
+  from: { type: "string" },
+  to: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" }
@@ -60,7 +66,7 @@ type Flag = keyof typeof flags
 
 /** Which flags each command accepts; any other is a usage error, not silently ignored. */
 const accepted: Record<string, ReadonlyArray<Flag>> = {
-  run: ["config", "stream", "full-refresh", "dry-run"],
+  run: ["config", "stream", "full-refresh", "dry-run", "from", "to"],
   check: ["config"],
   status: ["config", "json"],
   reset: ["config", "stream"],
@@ -100,14 +106,18 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
   const config = values.config
   const streams = values.stream ?? []
   switch (name) {
-    case "run":
+    case "run": {
+      const sliced = values.from !== undefined || values.to !== undefined
+      if (sliced && values["full-refresh"] === true) return usageError(fullRefreshConflict)
       return Either.right({
         _tag: "run",
         config,
         streams,
         fullRefresh: values["full-refresh"] === true,
-        dryRun: values["dry-run"] === true
+        dryRun: values["dry-run"] === true,
+        ...(sliced ? { slice: { from: values.from, to: values.to } } : {})
       })
+    }
     case "check":
       return Either.right({ _tag: "check", config })
     case "status":

@@ -9,6 +9,7 @@
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 import { childrenProblems } from "./Children.js"
+import { boundProblems } from "./End.js"
 import { epochProblems } from "./Epoch.js"
 import { parentProblems } from "./Parents.js"
 import { TimeFormat } from "../domain/Epoch.js"
@@ -138,7 +139,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
       issues.push({ path: ["target", "primaryKey", i], message: `"${name}" is listed twice` })
     }
   })
-  issues.push(...roleProblems(stream.target, incremental), ...epochProblems(stream))
+  issues.push(...roleProblems(stream.target, incremental), ...epochProblems(stream), ...boundProblems(stream))
   if (columns === undefined) {
     // the default shape derives column names from the primary key and the cursor field: they must fit too
     const defaults = defaultColumns(primaryKey, incremental && { ...incremental, cursorType: "string" }).columns

@@ -132,6 +132,9 @@ export interface MakeOptions<A, I> {
     readonly cursorType?: CursorType | undefined
     readonly param?: Incremental["param"]
     readonly params?: Incremental["params"]
+    readonly endParam?: Incremental["endParam"]
+    /** a cursor value or `now - 1 hour`: the read's upper bound (README "incremental.end") */
+    readonly end?: Incremental["end"]
     readonly initial?: Incremental["initial"]
     readonly lookback?: Duration.DurationInput | undefined
     readonly order?: Incremental["order"] | undefined

@@ -7,6 +7,10 @@
  * - It never moves backwards: it is the max of the stored value and what was written.
  * - Only rows the sink accepted count: a row Postgres refused (quarantined at write time) does not
  *   (`committed`).
+ * - A bounded read (`incremental.end`) moves it no further than its end, whatever the source sent: a
+ *   record past the end is written (an API may ignore the bound), but what lies past the end is not
+ *   settled yet (`now - 1 hour`), and the next read starts from the end again (`bounded`).
+ * - A slice (`ferry run --from/--to`) neither reads nor moves it: Sync.ts does not call these.
  * Where it is saved (in the batch's transaction, or after it) is the store's business: Sync.ts.
  */
 import { Option } from "effect"
@@ -92,20 +96,30 @@ const ahead = (type: CursorType, checkpoint: string | undefined, to: string | un
   return next !== undefined && next !== checkpoint ? next : undefined
 }
 
+/** `seen` no further than `end` (none: no bound): the checkpoint a bounded read may move to. */
+export const bounded = (type: CursorType, seen: string | undefined, end: string | undefined): string | undefined =>
+  end === undefined || seen === undefined || Cursor.compare(type)(seen, end) <= 0 ? seen : end
+
 /**
  * Where a committed batch moves the checkpoint, `undefined` if it stays: with `order: asc` (every
- * record up to `committed` is in) to the greatest cursor committed so far; unsorted, nowhere yet.
+ * record up to `committed` is in) to the greatest cursor committed so far, no further than `end`;
+ * unsorted, nowhere yet.
  */
 export const afterBatch = (
   order: Incremental["order"] | undefined,
   type: CursorType,
   checkpoint: string | undefined,
-  committedMax: string | undefined
-): string | undefined => order === "asc" ? ahead(type, checkpoint, committedMax) : undefined
+  committedMax: string | undefined,
+  end?: string | undefined
+): string | undefined => order === "asc" ? ahead(type, checkpoint, bounded(type, committedMax, end)) : undefined
 
-/** Where the checkpoint moves once the whole stream is read and committed, `undefined` if it stays. */
+/**
+ * Where the checkpoint moves once the whole stream is read and committed, `undefined` if it stays: to
+ * the greatest cursor committed, no further than `end`.
+ */
 export const afterStream = (
   type: CursorType,
   checkpoint: string | undefined,
-  committedMax: string | undefined
-): string | undefined => ahead(type, checkpoint, committedMax)
+  committedMax: string | undefined,
+  end?: string | undefined
+): string | undefined => ahead(type, checkpoint, bounded(type, committedMax, end))

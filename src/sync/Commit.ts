@@ -27,7 +27,7 @@ export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: Reado
     yield* Failpoint.pass("after-commit")
     yield* checkpointSaves(run, done.next).afterCommit
     const counts = Summary.addBatch(before.counts, batch, done.written, done.quarantined)
-    const checkpoint = dryRun ? before.checkpoint : (done.next ?? before.checkpoint)
+    const checkpoint = run.frozen ? before.checkpoint : (done.next ?? before.checkpoint)
     const newFields = [...before.newFields, ...done.fields.reported]
     yield* Ref.set(run.state, { ...before, seen: done.seen, checkpoint, counts, newFields })
     yield* Drift.logDrift(done.fields, capNotice())
@@ -49,7 +49,7 @@ const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage
     const quarantined = yield* quarantine(run, batch, rows, written)
     yield* Failpoint.pass("after-upsert")
     const seen = CheckpointPolicy.committed(run.type, before.seen, batch, rows, written.rejected)
-    const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen)
+    const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen, run.end)
     yield* checkpointSaves(run, next).inTransaction
     const fields = Drift.ofBatch(batch)
     yield* run.sink.recordFields(run.stream, run.options.runId, fields.paths)

@@ -36,9 +36,12 @@ export const fullReadDue = (sink: SinkShape, stream: StreamSpec, now: number, dr
     return due
   })
 
-/** a read of the whole collection: no incremental, or from `initial` */
-export const isComplete = (stream: StreamSpec, checkpoint: string | undefined, full: boolean): boolean =>
-  stream.source.incremental === undefined || full || checkpoint === undefined
+/**
+ * a read of the whole collection: no incremental, or from `initial`; never a bounded one (an `end`, a
+ * slice: `bounded`), which did not read what lies past its end
+ */
+export const isComplete = (stream: StreamSpec, checkpoint: string | undefined, full: boolean, bounded = false): boolean =>
+  stream.source.incremental === undefined || (!bounded && (full || checkpoint === undefined))
 
 /**
  * The stream as this run writes it: decoding with the run's time (`at`); a run that is not a complete

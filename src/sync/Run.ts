@@ -7,6 +7,8 @@ import type { CheckpointKey, CheckpointStoreShape } from "../CheckpointStore.js"
 import type { CursorType, StreamSpec } from "../domain/StreamSpec.js"
 import type { RunCounts, SinkShape } from "../Sink.js"
 import type { BatchLimits } from "./Batches.js"
+import type * as Summary from "./Summary.js"
+import type * as Window from "./Window.js"
 
 export interface SyncOptions {
   /** ignore the stored checkpoint for this run (it still never moves backwards) */
@@ -20,6 +22,10 @@ export interface SyncOptions {
   readonly onProgress?: ((progress: Progress) => void) | undefined
   /** the exit code an interrupted run reports, asked when it ends (the CLI: 130 for SIGINT); default 143 */
   readonly interruptedExitCode?: (() => number) | undefined
+  /** read this slice only, leaving the stored checkpoint unread and unmoved (Window.ts) */
+  readonly slice?: Window.Slice | undefined
+  /** the instant `now` stands for in `incremental.end` and a slice (epoch ms); default: the stream's start */
+  readonly now?: number | undefined
 }
 
 export interface Progress extends RunCounts {
@@ -36,6 +42,12 @@ export interface Run {
   readonly key: CheckpointKey
   readonly type: CursorType
   readonly dryRun: boolean
+  /** the stored checkpoint stays as it is: a dry run, a slice */
+  readonly frozen: boolean
+  /** the slice this run reads, in the cursor's form (Window.ts) */
+  readonly slice?: Window.Resolved | undefined
+  /** the read's upper bound: the checkpoint moves no further (CheckpointPolicy.bounded) */
+  readonly end?: string | undefined
   readonly startedAt: number
   readonly state: Ref.Ref<RunState>
 }
@@ -55,6 +67,8 @@ export interface RunState {
   readonly newFields: ReadonlyArray<string>
   /** the run read the whole collection (Deletes.isComplete) */
   readonly complete?: boolean
+  /** the slice it read, in the cursor's form (Window.ts) */
+  readonly slice?: Summary.Slice | undefined
   /** a child stream: the parent rows read, and those skipped (`Parents.ts`) */
   readonly parents?: { readonly read: number; readonly skipped: number } | undefined
 }
@@ -69,11 +83,11 @@ export const recording = <A, E, R>(run: Run, effect: Effect.Effect<A, E, R>, upd
 /**
  * Where a checkpoint is saved (DESIGN.md "Guarantees"): a transactional store saves it in the
  * transaction that commits the rows it covers; the file store right after that commit (at-least-once,
- * absorbed by the idempotent upsert), if the run still holds the stream's lock. A dry run saves none.
+ * absorbed by the idempotent upsert), if the run still holds the stream's lock. A dry run and a slice save none.
  */
 export const checkpointSaves = (run: Run, cursor: string | undefined) => {
-  const { dryRun, key, sink, store, stream } = run
-  if (dryRun || cursor === undefined) return { inTransaction: Effect.void, afterCommit: Effect.void }
+  const { frozen, key, sink, store, stream } = run
+  if (frozen || cursor === undefined) return { inTransaction: Effect.void, afterCommit: Effect.void }
   return store.transactional
     ? { inTransaction: store.save(key, cursor), afterCommit: Effect.void }
     : { inTransaction: Effect.void, afterCommit: store.save(key, cursor, sink.verifyLock(stream)) }

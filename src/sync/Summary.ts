@@ -21,6 +21,14 @@ export interface StreamSummary extends RunCounts {
   readonly newFields: ReadonlyArray<string>
   /** a child stream: the parent rows read, and those skipped (a 404, or values that make no URL) */
   readonly parents?: { readonly read: number; readonly skipped: number } | undefined
+  /** the slice the run read (`ferry run --from/--to`): it neither read nor moved the checkpoint */
+  readonly slice?: Slice | undefined
+}
+
+/** a slice's bounds, in the cursor's form; absent: from `initial`, or up to no end */
+export interface Slice {
+  readonly from: string | undefined
+  readonly to: string | undefined
 }
 
 export const noCounts: RunCounts = {
@@ -101,6 +109,7 @@ interface Ended {
   readonly parents?: StreamSummary["parents"]
   readonly durationMs: number
   readonly dryRun: boolean
+  readonly slice?: Slice | undefined
   /** the exit code of an interrupted run, asked only then */
   readonly interruptedExitCode: () => number
 }
@@ -124,7 +133,8 @@ export const make = (run: Ended, exit: Exit.Exit<void, FerryError>, redactor: Re
     exitCode: outcome.exitCode,
     error: outcome.error,
     newFields: run.newFields,
-    ...(run.parents === undefined ? {} : { parents: run.parents })
+    ...(run.parents === undefined ? {} : { parents: run.parents }),
+    ...(run.slice === undefined ? {} : { slice: run.slice })
   }
 }
 
@@ -155,6 +165,7 @@ export const log = (summary: StreamSummary) => {
     exit_code: summary.exitCode,
     new_fields: summary.newFields,
     ...(summary.parents === undefined ? {} : { parents: summary.parents.read, parents_skipped: summary.parents.skipped }),
+    ...(summary.slice === undefined ? {} : { slice: { from: summary.slice.from ?? null, to: summary.slice.to ?? null } }),
     ...(summary.error === undefined ? {} : { error: summary.error })
   }
   const log = summary.status === "succeeded" ? Effect.logInfo("run.summary") : Effect.logError("run.summary")

@@ -24,6 +24,7 @@ import * as Replace from "./Replace.js"
 import { recording, type Run, type RunState, type SyncOptions } from "./Run.js"
 import * as Summary from "./Summary.js"
 import type { StreamSummary } from "./Summary.js"
+import * as Window from "./Window.js"
 
 export type { Progress, SyncOptions } from "./Run.js"
 
@@ -58,6 +59,7 @@ export const syncStreamExit = (
         key: keyOf(stream),
         type: Cursor.typeOf(stream),
         dryRun: options.dryRun === true,
+        frozen: options.dryRun === true || options.slice !== undefined,
         startedAt: yield* Clock.currentTimeMillis,
         state
       }
@@ -88,9 +90,11 @@ const parentsFirst = (streams: ReadonlyArray<StreamSpec>): ReadonlyArray<StreamS
  * others (they are independent; a child reads its parent's table as it stands); an interruption stops
  * the run after the stream's current transaction.
  */
-export const syncAll = (streams: ReadonlyArray<StreamSpec>, options: SyncOptions) =>
+export const syncAll = (streams: ReadonlyArray<StreamSpec>, given: SyncOptions) =>
   Effect.gen(function*() {
     const summaries: Array<StreamSummary> = []
+    // one `now` for every stream: `end: now - 1 hour` is the same instant in each
+    const options = { ...given, now: given.now ?? (yield* Clock.currentTimeMillis) }
     for (const stream of parentsFirst(streams)) {
       const { exit, summary } = yield* syncStreamExit(stream, options)
       summaries.push(summary)
@@ -100,9 +104,12 @@ export const syncAll = (streams: ReadonlyArray<StreamSpec>, options: SyncOptions
   })
 
 /** The run: the target prepared and locked, the stream read (a child stream: once per parent row), how it ends. */
-const sync = (run: Run) =>
+const sync = (given: Run) =>
   Effect.gen(function*() {
-    const { dryRun, options, sink, stream } = run
+    const { dryRun, options, sink, stream } = given
+    const { end, slice } = yield* Window.resolve(stream, options, given.startedAt)
+    if (slice) yield* Ref.update(given.state, (s) => ({ ...s, slice }))
+    const run: Run = { ...given, end, slice }
     // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
     const prepared = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
     yield* Drift.logChanges(prepared.changes, dryRun)
@@ -145,6 +152,7 @@ const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
       newFields: state.newFields,
       checkpoint,
       parents: state.parents,
+      slice: state.slice,
       durationMs: (yield* Clock.currentTimeMillis) - run.startedAt,
       dryRun: run.dryRun,
       interruptedExitCode: () => options.interruptedExitCode?.() ?? ExitCode.SigTerm

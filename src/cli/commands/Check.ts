@@ -3,12 +3,13 @@
  * reads the database and the sources; it creates nothing, not even the embedded database.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Either, Option, Stream } from "effect"
+import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { FerryConfigShape } from "../../config/Config.js"
 import { ExitCode, worstExitCode } from "../../domain/Errors.js"
 import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Database from "../../postgres/Database.js"
 import { Source } from "../../Source.js"
+import { endOf } from "../../sync/Window.js"
 import type { Command } from "../Args.js"
 import * as Wiring from "../Wiring.js"
 import { type CommandEnvironment, notCreatedYet, redactedStdout, withConfig } from "./CommandEnvironment.js"
@@ -30,7 +31,9 @@ const checkStream = (stream: StreamSpec, out: Out) =>
   Effect.gen(function*() {
     const source = yield* Source
     const from = Option.fromNullable(stream.source.incremental?.initial)
-    const first = yield* source.pages(stream, from).pipe(
+    // the end a run would send (`now - 1 hour`: now); the config has checked it already
+    const end = Either.getOrUndefined(endOf(stream, yield* Clock.currentTimeMillis))
+    const first = yield* source.pages(stream, from, Option.fromNullable(end)).pipe(
       Stream.take(1),
       Stream.runHead,
       Effect.either,

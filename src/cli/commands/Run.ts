@@ -1,7 +1,8 @@
 /** `ferry run`: sync the config's streams (or the named ones), with live progress; the worst exit code. */
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import { worstExitCode } from "../../domain/Errors.js"
 import { syncAll } from "../../sync/Sync.js"
+import { sliceOf } from "../../sync/Window.js"
 import type { Command } from "../Args.js"
 import * as Progress from "../Progress.js"
 import * as Wiring from "../Wiring.js"
@@ -11,6 +12,10 @@ export const run = (command: Extract<Command, { _tag: "run" }>, environment: Com
   withConfig(command.config, environment, (config) =>
     Effect.gen(function*() {
       const streams = yield* selectStreams(config, command.streams)
+      // one `now` for the check and the run; a bad slice stops everything before anything runs (64)
+      const now = yield* Clock.currentTimeMillis
+      const slice = command.slice
+      if (slice !== undefined) yield* Effect.forEach(streams, (stream) => sliceOf(stream, slice, now), { discard: true })
       const stray = Wiring.strayDataDir(config, environment)
       if (stray !== undefined) {
         yield* Effect.logWarning("embedded.elsewhere").pipe(Effect.annotateLogs({
@@ -26,6 +31,8 @@ export const run = (command: Extract<Command, { _tag: "run" }>, environment: Com
           runId,
           fullRefresh: command.fullRefresh,
           dryRun: command.dryRun,
+          slice,
+          now,
           onProgress: progress.update,
           interruptedExitCode: environment.interruptedExitCode
         })

@@ -96,14 +96,18 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
   // one limiter per stream for the Source's life, so every read of the stream in a run shares it
   const limiterFor = RateLimit.registry()
 
-  const pages = (stream: StreamSpec, from: Option.Option<string>): Stream.Stream<Page, SourceError | RateLimited> =>
+  const pages = (
+    stream: StreamSpec,
+    from: Option.Option<string>,
+    end: Option.Option<string> = Option.none()
+  ): Stream.Stream<Page, SourceError | RateLimited> =>
     Stream.suspend(() => {
       const spec = stream.source
       const auth = effectiveAuth(spec)
       // a next page on another origin is refused here, before any request goes there
       const paginator = Pagination.guardOrigins(Pagination.fromSpec(spec.pagination), (from, to) =>
         nextPageRefusal(spec, from, to))
-      const start = firstUrl(spec, from)
+      const start = firstUrl(spec, from, end)
       if (start === undefined) {
         return Stream.fail(
           new SourceError({ stream: stream.name, url: redactUrl(spec.url, auth), reason: "the source URL is not a URL" })

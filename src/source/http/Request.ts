@@ -10,6 +10,7 @@ import { Option, Redacted } from "effect"
 import { basicCredentials, secretsOf } from "../../domain/Secrets.js"
 import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
 import { carriesCredentials } from "../../domain/Origin.js"
+import * as Template from "../../domain/Template.js"
 
 const placeholder = "***"
 
@@ -88,24 +89,35 @@ const parseUrl = (s: string): URL | undefined => {
   }
 }
 
+/** the placeholders a run fills in params (Template.ts) */
+const bounds = ["cursor", "end"] as const
+
 /**
- * The first URL of a run: the spec's URL (userinfo removed) with its fixed params and, when `from` is
- * set, the incremental cursor as `param=<cursor>` or through the `params` templates (`"gte.{cursor}"`).
- * `undefined` when the spec's URL is not a URL.
+ * The first URL of a run: the spec's URL (userinfo removed) with its fixed params and the read's
+ * bounds: `from` as `param=<cursor>` and `end` as `endParam=<end>`, or through templates (`"gte.{cursor}"`,
+ * `"{end}"`) in `incremental.params` and `source.params`. A template whose bound the run has not
+ * (`from` none: a full read) is left out. `undefined` when the spec's URL is not a URL.
  */
-export const firstUrl = (spec: HttpSourceSpec, from: Option.Option<string>): URL | undefined => {
+export const firstUrl = (
+  spec: HttpSourceSpec,
+  from: Option.Option<string>,
+  end: Option.Option<string> = Option.none()
+): URL | undefined => {
   const url = parseUrl(spec.url)
   if (url === undefined) return undefined
   url.username = ""
   url.password = ""
-  for (const [name, value] of Object.entries(spec.params)) url.searchParams.set(name, value)
-  if (Option.isSome(from) && spec.incremental !== undefined) {
-    const cursor = from.value
-    if (spec.incremental.param !== undefined) url.searchParams.set(spec.incremental.param, cursor)
-    for (const [name, template] of Object.entries(spec.incremental.params ?? {})) {
-      url.searchParams.set(name, template.replaceAll("{cursor}", cursor))
-    }
+  const values: Template.Values = { cursor: Option.getOrUndefined(from), end: Option.getOrUndefined(end) }
+  const set = (name: string, template: string) => {
+    const value = Template.fill(template, values)
+    if (value !== undefined) url.searchParams.set(name, value)
   }
+  for (const [name, value] of Object.entries(spec.params)) set(name, value)
+  const incremental = spec.incremental
+  if (incremental === undefined) return url
+  if (incremental.param !== undefined) set(incremental.param, "{cursor}")
+  if (incremental.endParam !== undefined) set(incremental.endParam, "{end}")
+  for (const [name, template] of Object.entries(incremental.params ?? {})) set(name, template)
   return url
 }
 
@@ -128,10 +140,15 @@ export const requestUrl = (spec: HttpSourceSpec, url: URL): URL => {
   const own = [
     ...Object.entries(spec.params),
     ...(auth?.type === "query" ? [[auth.name, Redacted.value(auth.value)] as const] : [])
-  ].filter(([name, value]) => url.searchParams.has(name, value))
-  if (own.length === 0) return url
+  ]
+  // a templated param went out filled in: any value it could have become is its own
+  const sent = own.flatMap(([name, template]) =>
+    url.searchParams.getAll(name).filter((value) => value === template || Template.couldBe(template, bounds, value))
+      .map((value) => [name, value] as const)
+  )
+  if (sent.length === 0) return url
   const copy = new URL(url)
-  for (const [name, value] of own) copy.searchParams.delete(name, value)
+  for (const [name, value] of sent) copy.searchParams.delete(name, value)
   return copy
 }
 
