@@ -12,7 +12,12 @@ export const Method = oneOf("GET", "POST")
 export type Method = typeof Method.Type
 
 /** Any JSON value; its strings may hold `{cursor}` and `{next}` (`Template.ts`). */
-const JsonValue = Schema.Unknown.annotations({ description: "any JSON value; strings may hold {cursor} and {next}" })
+const JsonValue = Schema.Unknown.annotations({
+  jsonSchema: {
+    type: ["object", "array", "string", "number", "boolean", "null"],
+    description: "any JSON value; strings may hold {cursor} and {next}"
+  }
+})
 
 /** A GraphQL query, POSTed as `{ query, variables }` (`source/http/GraphQL.ts`). */
 export const GraphQL = Schema.Struct({

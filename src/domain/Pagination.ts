@@ -32,8 +32,13 @@ const style = <const Type extends string, const Tag extends string, Fields exten
 const Placement = oneOf("query", "body", "variables")
 const placement = { in: Schema.optional(Placement) }
 
-/** a token in the body at `nextPath`, sent back as `param` */
-const CursorToken = Schema.TaggedStruct("CursorToken", { param: NonEmpty, nextPath: DottedPath, ...placement })
+/** a token in the body at `nextPath`, sent back as `param` (while `hasMorePath`, if given, is true: Relay's pageInfo) */
+const CursorToken = Schema.TaggedStruct("CursorToken", {
+  param: NonEmpty,
+  nextPath: DottedPath,
+  hasMorePath: Schema.optional(DottedPath),
+  ...placement
+})
 
 /** the last record's `fromRecord` field sent as `param` (Stripe's `starting_after`), while `hasMorePath` is true */
 const CursorFromRecord = Schema.TaggedStruct("CursorFromRecord", {
@@ -76,11 +81,11 @@ const WrittenCursor = Schema.transformOrFail(
       if ([nextPath, fromRecord, nextHeader].filter((field) => field !== undefined).length !== 1) return fail(ast, input, cursorRule)
       const placed = where === undefined ? {} : { in: where }
       if (fromRecord !== undefined) return ParseResult.succeed(CursorFromRecord.make({ param, fromRecord, hasMorePath, ...placed }))
-      if (hasMorePath !== undefined) {
-        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with fromRecord")))
+      if (nextHeader !== undefined && hasMorePath !== undefined) {
+        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with nextPath or fromRecord")))
       }
       if (nextHeader !== undefined) return ParseResult.succeed(CursorHeader.make({ param, nextHeader, ...placed }))
-      return ParseResult.succeed(CursorToken.make({ param, nextPath: nextPath!, ...placed }))
+      return ParseResult.succeed(CursorToken.make({ param, nextPath: nextPath!, hasMorePath, ...placed }))
     },
     encode: ({ _tag, ...fields }) => ParseResult.succeed({ type: "cursor" as const, ...fields })
   }

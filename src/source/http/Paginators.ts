@@ -99,10 +99,14 @@ const linkInBody = (nextPath: string): Paginator => ({
 
 // --- cursor -----------------------------------------------------------------------------------------
 
-/** A token in the body at `nextPath`, sent back as `param`; null, "" or missing ends. */
-const cursorToken = (param: string, nextPath: string, where: Placement | undefined): Paginator => ({
+/**
+ * A token in the body at `nextPath`, sent back as `param`; null, "" or missing ends, and so does
+ * `hasMorePath` when given and not `true` (a Relay `endCursor` is set on the last page too).
+ */
+const cursorToken = (param: string, nextPath: string, hasMorePath: string | undefined, where: Placement | undefined): Paginator => ({
   first: (request) => request,
   next: ({ body, request }) => {
+    if (hasMorePath !== undefined && valueAt(body, hasMorePath) !== true) return end
     const token = valueAt(body, nextPath)
     if (token === undefined || token === null || token === "") return end
     return Option.isNone(asParam(token))
@@ -259,7 +263,7 @@ export const fromSpec = (pagination: Pagination): Paginator => {
     case "CursorHeader":
       return cursorHeader(pagination.param, pagination.nextHeader, pagination.in)
     case "CursorToken":
-      return cursorToken(pagination.param, pagination.nextPath, pagination.in)
+      return cursorToken(pagination.param, pagination.nextPath, pagination.hasMorePath, pagination.in)
     case "CursorFromRecord":
       return cursorFromRecord(pagination.param, pagination.fromRecord, pagination.hasMorePath, pagination.in)
     case "Offset":
