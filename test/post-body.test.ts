@@ -12,6 +12,7 @@ import type { ConfigError, SourceError } from "../src/domain/Errors.js"
 import * as Json from "../src/domain/Json.js"
 import * as StreamSpec from "../src/domain/StreamSpec.js"
 import { fill } from "../src/domain/Template.js"
+import * as GraphQL from "../src/source/http/GraphQL.js"
 import * as HttpSource from "../src/source/http/HttpSource.js"
 import { pagesOf } from "../src/Source.js"
 import { json, startServer } from "./support/http.js"
@@ -34,6 +35,17 @@ describe("Template.fill", () => {
     const template = { after: "{none}", q: "x > {none}", other: "{unknown} {}", n: 5, t: true, z: null }
     expect(fill(template, values)).toEqual({ after: null, q: null, other: "{unknown} {}", n: 5, t: true, z: null })
     expect(template.after).toBe("{none}")
+  })
+})
+
+describe("GraphQL.problem: a 200 that is not a page of data", () => {
+  it("errors: the first message (and how many more); data null or absent; data with no errors is fine", () => {
+    expect(GraphQL.problem({ errors: [{ message: "no access" }, { message: "x" }], data: { a: [] } }))
+      .toBe("the GraphQL API answered with errors: no access (and 1 more)")
+    expect(GraphQL.problem({ errors: [{}] })).toBe("the GraphQL API answered with errors: an error without a message")
+    expect(GraphQL.problem({ data: null })).toBe("the GraphQL response has no data")
+    expect(GraphQL.problem({})).toBe("the GraphQL response has no data")
+    expect(GraphQL.problem({ data: { a: [] }, errors: [] })).toBeUndefined()
   })
 })
 
