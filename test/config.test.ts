@@ -633,12 +633,6 @@ const cases: ReadonlyArray<Case> = [
     says: "exactly one of nextPath"
   },
   {
-    name: "hasMorePath without fromRecord",
-    text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextPath: "n", hasMorePath: "more" })),
-    path: "streams[0].source.pagination.hasMorePath",
-    says: "only used with fromRecord"
-  },
-  {
     name: "cursor with nextPath and nextHeader",
     text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextPath: "next", nextHeader: "X-Next" })),
     path: "streams[0].source.pagination",
@@ -654,7 +648,7 @@ const cases: ReadonlyArray<Case> = [
     name: "hasMorePath with nextHeader",
     text: broken((c) => (stream0(c).source.pagination = { type: "cursor", param: "c", nextHeader: "X-Next", hasMorePath: "more" })),
     path: "streams[0].source.pagination.hasMorePath",
-    says: "only used with fromRecord"
+    says: "only used with nextPath or fromRecord"
   },
   {
     name: "nextHeader not a header name",

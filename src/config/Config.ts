@@ -134,7 +134,7 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     : TargetSpec.make({ ...target, columns: Children.withDigestColumn(target.columns, children), children })
   return {
     name: stream.name,
-    source: { ...source, incremental },
+    source: { ...source, method: source.graphql === undefined ? source.method ?? "GET" : "POST", incremental },
     // `_deleted_at` (deletes.action: mark) is the run's to fill, the digest of the children the sink's
     target: Deletes.withColumns(withChildren),
     // the parent's decoder reads its columns, and knows the lists its children take

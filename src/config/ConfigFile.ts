@@ -15,7 +15,7 @@ import { parentProblems } from "./Parents.js"
 import { TimeFormat } from "../domain/Epoch.js"
 import { formatPath, humanize } from "./Messages.js"
 import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
-import { HttpSourceSpec } from "../domain/HttpSourceSpec.js"
+import { HttpSourceSpec, Method, requestProblems } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
 import { Deletes } from "../domain/Deletes.js"
@@ -68,7 +68,12 @@ const ColumnField = Schema.Union(
 /** The cursor's type may be left out: it is inferred from `initial` and the cursor column's type (`Config.ts`). */
 const IncrementalField = Schema.Struct({ ...Incremental.fields, cursorType: Schema.optional(CursorType) })
 
-const SourceField = Schema.Struct({ ...HttpSourceSpec.fields, incremental: Schema.optional(IncrementalField) })
+/** `method` as written: `graphql` implies POST, and a written GET with it is an error */
+const SourceField = Schema.Struct({
+  ...HttpSourceSpec.fields,
+  method: Schema.optional(Method),
+  incremental: Schema.optional(IncrementalField)
+})
 
 /** A nested list into a table of its own: the parent's key, then `primaryKey` (or the position, `_index`). */
 const ChildField = Schema.Struct({
@@ -130,6 +135,7 @@ const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> 
       })
     }
   })
+  for (const [path, message] of requestProblems(stream.source)) issues.push({ path: ["source", ...path], message })
   if (incremental?.param !== undefined && incremental.params !== undefined) {
     issues.push({ path: ["source", "incremental"], message: "give param or params, not both" })
   }

@@ -5,7 +5,7 @@
  * covers three styles, told apart by `nextPath`, `fromRecord` or `nextHeader`) and decodes to its member.
  */
 import { ParseResult, Schema, type SchemaAST } from "effect"
-import { DottedPath, HeaderName, integerAtLeast, NonEmpty, withDefault } from "./Fields.js"
+import { DottedPath, HeaderName, integerAtLeast, NonEmpty, oneOf, withDefault } from "./Fields.js"
 
 /** A style written `type: <type>` with `fields`, decoded to its member: the same fields tagged `tag`. */
 const style = <const Type extends string, const Tag extends string, Fields extends Schema.Struct.Fields>(
@@ -25,18 +25,31 @@ const style = <const Type extends string, const Tag extends string, Fields exten
     }
   })
 
-/** a token in the body at `nextPath`, sent back as `param` */
-const CursorToken = Schema.TaggedStruct("CursorToken", { param: NonEmpty, nextPath: DottedPath })
+/**
+ * Where a style's parameters go: the URL's query (absent: the default), the top level of the JSON body
+ * (`method: POST`), or the GraphQL variables.
+ */
+const Placement = oneOf("query", "body", "variables")
+const placement = { in: Schema.optional(Placement) }
+
+/** a token in the body at `nextPath`, sent back as `param` (while `hasMorePath`, if given, is true: Relay's pageInfo) */
+const CursorToken = Schema.TaggedStruct("CursorToken", {
+  param: NonEmpty,
+  nextPath: DottedPath,
+  hasMorePath: Schema.optional(DottedPath),
+  ...placement
+})
 
 /** the last record's `fromRecord` field sent as `param` (Stripe's `starting_after`), while `hasMorePath` is true */
 const CursorFromRecord = Schema.TaggedStruct("CursorFromRecord", {
   param: NonEmpty,
   fromRecord: DottedPath,
-  hasMorePath: Schema.optional(DottedPath)
+  hasMorePath: Schema.optional(DottedPath),
+  ...placement
 })
 
 /** a token in the response header `nextHeader`, sent back as `param` */
-const CursorHeader = Schema.TaggedStruct("CursorHeader", { param: NonEmpty, nextHeader: HeaderName })
+const CursorHeader = Schema.TaggedStruct("CursorHeader", { param: NonEmpty, nextHeader: HeaderName, ...placement })
 
 /** RFC 8288 `Link: <...>; rel="next"` */
 const Link = Schema.TaggedStruct("Link", {})
@@ -58,19 +71,21 @@ const WrittenCursor = Schema.transformOrFail(
     nextPath: Schema.optional(DottedPath),
     fromRecord: Schema.optional(DottedPath),
     nextHeader: Schema.optional(HeaderName),
-    hasMorePath: Schema.optional(DottedPath)
+    hasMorePath: Schema.optional(DottedPath),
+    ...placement
   }),
   Schema.Union(Schema.typeSchema(CursorToken), Schema.typeSchema(CursorFromRecord), Schema.typeSchema(CursorHeader)),
   {
     strict: true,
-    decode: ({ fromRecord, hasMorePath, nextHeader, nextPath, param }, _, ast, input) => {
+    decode: ({ fromRecord, hasMorePath, in: where, nextHeader, nextPath, param }, _, ast, input) => {
       if ([nextPath, fromRecord, nextHeader].filter((field) => field !== undefined).length !== 1) return fail(ast, input, cursorRule)
-      if (fromRecord !== undefined) return ParseResult.succeed(CursorFromRecord.make({ param, fromRecord, hasMorePath }))
-      if (hasMorePath !== undefined) {
-        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with fromRecord")))
+      const placed = where === undefined ? {} : { in: where }
+      if (fromRecord !== undefined) return ParseResult.succeed(CursorFromRecord.make({ param, fromRecord, hasMorePath, ...placed }))
+      if (nextHeader !== undefined && hasMorePath !== undefined) {
+        return ParseResult.fail(new ParseResult.Pointer("hasMorePath", input, new ParseResult.Type(ast, hasMorePath, "hasMorePath is only used with nextPath or fromRecord")))
       }
-      if (nextHeader !== undefined) return ParseResult.succeed(CursorHeader.make({ param, nextHeader }))
-      return ParseResult.succeed(CursorToken.make({ param, nextPath: nextPath! }))
+      if (nextHeader !== undefined) return ParseResult.succeed(CursorHeader.make({ param, nextHeader, ...placed }))
+      return ParseResult.succeed(CursorToken.make({ param, nextPath: nextPath!, hasMorePath, ...placed }))
     },
     encode: ({ _tag, ...fields }) => ParseResult.succeed({ type: "cursor" as const, ...fields })
   }
@@ -95,13 +110,16 @@ export const Pagination = Schema.Union(
   style("offset", "Offset", {
     offsetParam: withDefault(NonEmpty, () => "offset"),
     limitParam: withDefault(NonEmpty, () => "limit"),
-    limit: withDefault(integerAtLeast(1), () => 100)
+    limit: withDefault(integerAtLeast(1), () => 100),
+    ...placement
   }),
   style("page", "Page", {
     pageParam: withDefault(NonEmpty, () => "page"),
     sizeParam: withDefault(NonEmpty, () => "per_page"),
     size: withDefault(integerAtLeast(1), () => 100),
-    firstPage: withDefault(integerAtLeast(0), () => 1)
+    firstPage: withDefault(integerAtLeast(0), () => 1),
+    ...placement
   })
 )
 export type Pagination = typeof Pagination.Type
+export type Placement = typeof Placement.Type

@@ -7,7 +7,7 @@
 import { Duration, Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import type { Auth } from "./Auth.js"
 import { integerAtLeast, withDefault } from "./Fields.js"
-import { HttpSourceSpec } from "./HttpSourceSpec.js"
+import { HttpSourceSpec, requestProblems } from "./HttpSourceSpec.js"
 import { type CursorType, Incremental } from "./Incremental.js"
 import { parseOrigin } from "./Origin.js"
 import { Pagination } from "./Pagination.js"
@@ -115,6 +115,12 @@ export interface MakeOptions<A, I> {
   readonly schema: Schema.Schema<A, I>
   readonly source: {
     readonly url: string
+    /** default GET; `graphql` implies POST */
+    readonly method?: HttpSourceSpec["method"] | undefined
+    /** with POST: the JSON body; strings that are exactly `"{cursor}"`/`"{next}"` become the value (`Template.ts`) */
+    readonly body?: unknown
+    /** `{ query, variables }`, POSTed as JSON; records at `records` (`data.orders.nodes`) */
+    readonly graphql?: { readonly query: string; readonly variables?: Readonly<Record<string, unknown>> | undefined } | undefined
     readonly auth?: Auth | undefined
     readonly headers?: HttpSourceSpec["headers"] | undefined
     readonly params?: HttpSourceSpec["params"] | undefined
@@ -172,12 +178,17 @@ const unchecked = { disableValidation: true }
 
 /** The source as given, with the defaults of the schemas filled in. */
 const sourceOf = <A, I>(options: MakeOptions<A, I>, incremental: Incremental | undefined): HttpSourceSpec => {
-  const { auth, pagination, retry, timeout } = options.source
+  const { auth, graphql, method, pagination, retry, timeout } = options.source
+  const decoded = pagination && orThrow(options.name, Schema.decodeUnknownEither(Pagination)(pagination))
+  const problem = requestProblems({ ...options.source, pagination: decoded ?? { _tag: "None" } })[0]
+  if (problem !== undefined) throw new Error(`StreamSpec.make(${options.name}): source.${problem[0].join(".")}: ${problem[1]}`)
   return HttpSourceSpec.make({
     ...options.source,
+    method: graphql === undefined ? method : "POST",
+    graphql: graphql && { query: graphql.query, variables: graphql.variables ?? {} },
     auth: auth && { ...auth, origins: origins(options.name, "source.auth.origins", auth.origins) },
     allowOrigins: origins(options.name, "source.allowOrigins", options.source.allowOrigins),
-    pagination: pagination && orThrow(options.name, Schema.decodeUnknownEither(Pagination)(pagination)),
+    pagination: decoded,
     incremental,
     timeout: durationOf(timeout),
     retry: Retry.make({ attempts: retry?.attempts, base: durationOf(retry?.base), max: durationOf(retry?.max) }, unchecked)

@@ -118,10 +118,11 @@ const withToken = (
   client: HttpClient.HttpClient,
   spec: HttpSourceSpec,
   auth: OAuth2Auth,
-  url: URL
+  url: URL,
+  body: string | undefined
 ): Effect.Effect<Received, RequestFailure> => {
   const sent = requestUrl(spec, url)
-  const base = toHttpRequest(spec, url)
+  const base = toHttpRequest(spec, url, body)
   const tryWith = (token: Redacted.Redacted<string>) =>
     exchange(client, spec, HttpClientRequest.bearerToken(base, token), sent)
   return Effect.gen(function*() {
@@ -132,15 +133,19 @@ const withToken = (
   })
 }
 
-/** One GET of `url`; the client should not propagate trace headers (no trace headers to third-party APIs). */
+/**
+ * One request of `url` (with `body`, a POST); the client should not propagate trace headers (no trace
+ * headers to third-party APIs). A POST is retried as a GET is: reading an API does not change it.
+ */
 export const send = (
   client: HttpClient.HttpClient,
   spec: HttpSourceSpec,
-  url: URL
+  url: URL,
+  body?: string
 ): Effect.Effect<Received, RequestFailure> => {
   const auth = effectiveAuth(spec)
   const received = auth?.type === "oauth2" && carriesCredentials(spec, url)
-    ? withToken(client, spec, auth, url)
-    : exchange(client, spec, toHttpRequest(spec, url), requestUrl(spec, url))
+    ? withToken(client, spec, auth, url, body)
+    : exchange(client, spec, toHttpRequest(spec, url, body), requestUrl(spec, url))
   return Effect.flatMap(received, checkStatus)
 }

@@ -12,9 +12,10 @@ import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Failpoint from "../../lib/Failpoint.js"
 import type { Page } from "../../Source.js"
 import { send } from "./Client.js"
+import * as GraphQL from "./GraphQL.js"
 import type * as Pagination from "./Paginators.js"
 import type { Limiter } from "./RateLimit.js"
-import { effectiveAuth, redactUrl, requestUrl } from "./Request.js"
+import { effectiveAuth, redactUrl, requestUrl, scrub } from "./Request.js"
 import type { Decision, RequestFailure } from "./RetrySchedule.js"
 import { schedule } from "./RetrySchedule.js"
 
@@ -84,16 +85,26 @@ const giveUp = (stream: string, url: string, last: RequestFailure, decision: Dec
   }
 }
 
-/** One page, and what the pagination reads from it. */
-export const fetchPage = (client: HttpClient.HttpClient, stream: StreamSpec, url: URL, limiter?: Limiter) =>
+/**
+ * One page, and what the pagination reads from it; `body` is the request's JSON text (a POST), never
+ * logged.
+ */
+export const fetchPage = (
+  client: HttpClient.HttpClient,
+  stream: StreamSpec,
+  request: Pagination.PageRequest,
+  body: string | undefined,
+  limiter?: Limiter
+) =>
   Effect.gen(function*() {
     const spec = stream.source
+    const { url } = request
     const shown = redactUrl(requestUrl(spec, url), effectiveAuth(spec))
     const fail = (reason: string, status?: number) => new SourceError({ stream: stream.name, url: shown, status, reason })
 
     // with a rate limit, every try waits its turn: retries count as requests
-    const request = limiter === undefined ? send(client, spec, url) : Effect.zipRight(limiter.take, send(client, spec, url))
-    const { received, retries } = yield* request.pipe(
+    const attempt = limiter === undefined ? send(client, spec, url, body) : Effect.zipRight(limiter.take, send(client, spec, url, body))
+    const { received, retries } = yield* attempt.pipe(
       // a try that succeeds knows how many retries came before it
       Effect.zipWith(Schedule.CurrentIterationMetadata, (received, meta) => ({ received, retries: meta.recurrence })),
       Effect.retryOrElse(
@@ -104,11 +115,14 @@ export const fetchPage = (client: HttpClient.HttpClient, stream: StreamSpec, url
     yield* Failpoint.pass("after-fetch")
 
     const contentType = received.headers["content-type"] ?? "no content-type"
-    const body = yield* Either.match(parseJson(withoutBom(received.text)), {
+    const parsed = yield* Either.match(parseJson(withoutBom(received.text)), {
       onLeft: () => Effect.fail(fail(`response is not JSON (${contentType})`, received.status)),
       onRight: Effect.succeed
     })
-    const records = yield* Either.match(recordsOf(body, spec.records), {
+    // a GraphQL API reports its errors in a 200 response
+    const refused = spec.graphql === undefined ? undefined : GraphQL.problem(parsed)
+    if (refused !== undefined) return yield* Effect.fail(fail(scrub(refused, effectiveAuth(spec)), received.status))
+    const records = yield* Either.match(recordsOf(parsed, spec.records), {
       onLeft: (reason) => Effect.fail(fail(reason, received.status)),
       onRight: Effect.succeed
     })
@@ -116,6 +130,6 @@ export const fetchPage = (client: HttpClient.HttpClient, stream: StreamSpec, url
       Effect.annotateLogs({ url: shown, status: received.status, records: records.length, bytes: received.bytes })
     )
     const page: Page = { records, url: shown, retries, bytes: received.bytes, reparse: reparser(received.text, spec.records) }
-    const exchange: Pagination.Exchange = { url, headers: received.headers, body, records }
+    const exchange: Pagination.Exchange = { request, headers: received.headers, body: parsed, records }
     return { page, exchange, status: received.status }
   })

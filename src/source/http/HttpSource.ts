@@ -14,6 +14,7 @@ import { Source } from "../../Source.js"
 import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Pagination from "./Paginators.js"
 import { nextPageRefusal } from "../../domain/Origin.js"
+import { bodyText } from "./Body.js"
 import { fetchPage } from "./FetchPage.js"
 import * as RateLimit from "./RateLimit.js"
 import { effectiveAuth, firstUrl, redactUrl, sentUrl } from "./Request.js"
@@ -46,7 +47,7 @@ const repeats = "pagination repeats: the server sent the same next page twice"
 
 interface Fetch {
   readonly _tag: "Fetch"
-  readonly url: URL
+  readonly request: Pagination.PageRequest
   readonly afterEmpty: boolean
   /** the last page's fingerprint: a server that ignores the page parameter sends it again under a new URL */
   readonly previous?: string | undefined
@@ -54,7 +55,7 @@ interface Fetch {
 
 type Step = Fetch | { readonly _tag: "Fail"; readonly error: SourceError } | { readonly _tag: "Done" }
 
-/** After `step`'s page: the paginator's next URL, the end, or an error that ends the stream after this page. */
+/** After `step`'s page: the paginator's next request, the end, or an error that ends the stream after this page. */
 const stepAfter = (
   stream: StreamSpec,
   step: Fetch,
@@ -72,10 +73,10 @@ const stepAfter = (
     onRight: Option.match({
       onNone: (): Step => ({ _tag: "Done" }),
       // one empty page that points onwards happens (a filtered page); two in a row is a loop
-      onSome: (url): Step =>
+      onSome: (request): Step =>
         empty && step.afterEmpty
           ? fail("two empty pages in a row that still point to a next page; stopping rather than loop")
-          : { _tag: "Fetch", url, afterEmpty: empty, previous: fingerprint }
+          : { _tag: "Fetch", request, afterEmpty: empty, previous: fingerprint }
     })
   })
 }
@@ -113,21 +114,25 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
           new SourceError({ stream: stream.name, url: redactUrl(spec.url, auth), reason: "the source URL is not a URL" })
         )
       }
-      // every URL requested in this run: a server that sends one twice would keep us here for ever
+      // every request (URL and body) sent in this run: a server that sends one twice would keep us here for ever
       const seen = new Set<string>()
       const limiter = limiterFor(stream.name, spec.rateLimit)
-      const initial: Step = { _tag: "Fetch", url: paginator.first(start), afterEmpty: false, previous: undefined }
+      const first = paginator.first({ url: start, fields: {} })
+      const initial: Step = { _tag: "Fetch", request: first, afterEmpty: false, previous: undefined }
       return Stream.unfoldEffect(initial, (step: Step) =>
         Effect.gen(function*() {
           if (step._tag === "Done") return Option.none()
           if (step._tag === "Fail") return yield* Effect.fail(step.error)
-          const key = sentUrl(step.url, auth).toString()
-          const refuse = (reason: string, url = redactUrl(key, auth)) =>
+          const sent = sentUrl(step.request.url, auth).toString()
+          const body = bodyText(spec, from, step.request, end)
+          // a POST API that pages in the body sends one URL throughout: the body tells its pages apart
+          const key = body === undefined ? sent : `${sent}\n${body}`
+          const refuse = (reason: string, url = redactUrl(sent, auth)) =>
             Effect.fail(new SourceError({ stream: stream.name, url, reason }))
           if (seen.has(key)) return yield* refuse(repeats)
           if (seen.size >= maxPages) return yield* refuse(`more than ${maxPages} pages; stopping`)
           seen.add(key)
-          const fetched = yield* fetchPage(client, stream, step.url, limiter)
+          const fetched = yield* fetchPage(client, stream, step.request, body, limiter)
           const fingerprint = fingerprintOf(fetched.exchange.records)
           if (fingerprint !== undefined && fingerprint === step.previous) return yield* refuse(repeats, fetched.page.url)
           const next = stepAfter(stream, step, paginator.next(fetched.exchange), fetched, fingerprint)

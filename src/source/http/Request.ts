@@ -153,12 +153,19 @@ export const requestUrl = (spec: HttpSourceSpec, url: URL): URL => {
 }
 
 /**
- * The GET request for `url`: JSON accepted, and, where the credentials go (the source URL's origin
- * and `auth.origins`), the fixed headers and the auth. Another origin gets neither: Ferry treats every
- * fixed header as a secret (it redacts them all), so they follow the auth's rule.
+ * The request for `url` (a GET, or a POST of `body`, JSON text, as `application/json`): JSON accepted,
+ * and, where the credentials go (the source URL's origin and `auth.origins`), the fixed headers and the
+ * auth. Another origin gets neither: Ferry treats every fixed header as a secret (it redacts them all),
+ * so they follow the auth's rule. The body goes wherever the page is (it is the query itself).
  */
-export const toHttpRequest = (spec: HttpSourceSpec, url: URL): HttpClientRequest.HttpClientRequest => {
-  const plain = HttpClientRequest.get(requestUrl(spec, url).toString()).pipe(HttpClientRequest.acceptJson)
+export const toHttpRequest = (spec: HttpSourceSpec, url: URL, body?: string): HttpClientRequest.HttpClientRequest => {
+  const target = requestUrl(spec, url).toString()
+  const plain = spec.method === "POST" || spec.graphql !== undefined
+    ? HttpClientRequest.post(target).pipe(
+      HttpClientRequest.acceptJson,
+      (request) => body === undefined ? request : HttpClientRequest.bodyText(request, body, "application/json")
+    )
+    : HttpClientRequest.get(target).pipe(HttpClientRequest.acceptJson)
   if (!carriesCredentials(spec, url)) return plain
   const auth = effectiveAuth(spec)
   const base = HttpClientRequest.setHeaders(plain, spec.headers)
