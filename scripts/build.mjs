@@ -38,6 +38,22 @@ const pgWithoutCloudflareProbe = {
 }
 
 /**
+ * The proxy agents (loaded only through a proxy, src/source/http/ProxyAgent.ts) log through `debug`
+ * when DEBUG names them, and http-proxy-agent's lines hold the request's headers: its Authorization
+ * and Proxy-Authorization. The bin's secrets never go to stderr that way: `debug` is a no-op in it.
+ */
+const debugOff = {
+  name: "debug-off",
+  setup(b) {
+    b.onResolve({ filter: /^debug$/ }, () => ({ path: "debug", namespace: "debug-off" }))
+    b.onLoad({ filter: /.*/, namespace: "debug-off" }, () => ({
+      contents: "module.exports = () => Object.assign(() => {}, { enabled: false })",
+      loader: "js"
+    }))
+  }
+}
+
+/**
  * The bundle is one function expression, `(function (require, hostImport) { ... })`, which the bin
  * compiles with `vm.Script` so that it can hand V8 a code cache (Node's own loaders take none before
  * Node 22, and Node 22's caches less: see bin/ferry.mjs). A vm script has no `import()` of its own
@@ -58,10 +74,11 @@ const result = await build({
   minify,
   minifySyntax: true,
   legalComments: "none",
-  plugins: [pgWithoutCloudflareProbe],
+  plugins: [pgWithoutCloudflareProbe, debugOff],
   // PGlite loads its WASM from its own package and is only imported when the embedded database is
-  // used; pg-native is an optional dependency of pg that Ferry does not use.
-  external: ["@electric-sql/*", "pg-native", "pg-cloudflare"],
+  // used; pg-native is an optional dependency of pg that Ferry does not use, nor is kerberos one of
+  // the proxy agents (for Negotiate proxy authentication, which Ferry does not ask for).
+  external: ["@electric-sql/*", "pg-native", "pg-cloudflare", "kerberos"],
   banner: { js: "(function (require, hostImport) {" },
   footer: { js: "})" },
   metafile: true,

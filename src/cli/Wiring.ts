@@ -4,7 +4,7 @@
  */
 import type { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Either, Layer, Option, Redacted } from "effect"
 import { dirname } from "node:path"
 import * as FileCheckpoints from "../checkpoint/FileCheckpoints.js"
 import * as PostgresCheckpoints from "../checkpoint/PostgresCheckpoints.js"
@@ -15,6 +15,7 @@ import * as DataDirLock from "../embedded/DataDirLock.js"
 import * as EmbeddedPostgres from "../embedded/EmbeddedPostgres.js"
 import type { ConfigError, DatabaseError, LockHeld } from "../domain/Errors.js"
 import * as HttpSource from "../source/http/HttpSource.js"
+import * as Proxy from "../source/http/Proxy.js"
 import * as PgSink from "../sink/postgres/PgSink.js"
 import type { Sink } from "../Sink.js"
 import type { Source } from "../Source.js"
@@ -91,8 +92,15 @@ export const database = (
 const checkpointStore = (config: FerryConfigShape): Layer.Layer<CheckpointStore, never, SqlClient> =>
   config.checkpoint.store === "file" ? FileCheckpoints.layer(config.checkpoint.path) : PostgresCheckpoints.layer
 
-/** The bin's HTTP client: node:http with keep-alive (fetch costs 55–120 ms of start-up; docs/PERFORMANCE.md). */
-export const source: Layer.Layer<Source> = HttpSource.layerNode
+/**
+ * The bin's HTTP client: node:http with keep-alive (fetch costs 55–120 ms of start-up; docs/PERFORMANCE.md),
+ * through the proxies of the environment when one is set; a malformed proxy variable is a config error.
+ */
+export const source = (environment: Environment): Layer.Layer<Source, ConfigError> =>
+  Either.match(Proxy.fromEnv(environment.env), {
+    onLeft: (error) => Layer.fail(error),
+    onRight: (proxies) => (proxies === undefined ? HttpSource.layerNode : HttpSource.layerNodeProxied(proxies))
+  })
 
 /**
  * Everything `Sync` needs, plus the SqlClient for `status` and `sql`. `connections`: how many to open
@@ -115,5 +123,5 @@ export const layer = (
         : undefined
     }),
     checkpointStore(config),
-    source
+    source(environment)
   ).pipe(Layer.provideMerge(database(config, environment, connections)))

@@ -70,7 +70,7 @@ export const check = (command: Extract<Command, { _tag: "check" }>, environment:
       out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
       yield* checkDatabase(config, environment, out)
       const codes = yield* Effect.forEach(config.streams, (stream) => checkStream(stream, out)).pipe(
-        Effect.provide(Wiring.source)
+        Effect.provide(Wiring.source(environment))
       )
       return worstExitCode(codes)
     }))

@@ -8,6 +8,7 @@ import { Cause, Effect } from "effect"
 import * as Config from "../../config/Config.js"
 import { ExitCode, type FerryError, UsageError } from "../../domain/Errors.js"
 import { CurrentRedactor } from "../../domain/Secrets.js"
+import * as Proxy from "../../source/http/Proxy.js"
 import type * as Wiring from "../Wiring.js"
 
 export interface CommandEnvironment extends Wiring.Environment {
@@ -53,8 +54,10 @@ export const withConfig = <R>(
   body: (config: Config.FerryConfigShape) => Effect.Effect<number, unknown, R>
 ): Effect.Effect<number, unknown, R> =>
   Effect.flatMap(Config.load({ path, env: { ...environment.env }, cwd: environment.cwd }), (config) => {
-    environment.onSecrets?.(config.secrets)
-    return Effect.locallyWith(reported(body(config)), CurrentRedactor, (redactor) => redactor.with(config.secrets))
+    // a proxy's password is never put in a message; this makes sure, as for the config's own secrets
+    const secrets = [...config.secrets, ...Proxy.secretsOf(environment.env)]
+    environment.onSecrets?.(secrets)
+    return Effect.locallyWith(reported(body(config)), CurrentRedactor, (redactor) => redactor.with(secrets))
   })
 
 /**

@@ -51,6 +51,7 @@ const fatalReason = (status: number): string =>
   status === 401 ? "the source refused the credentials (check the stream's auth)"
   : status === 403 ? "the source forbids this request (check the stream's auth)"
   : status === 404 ? "the source URL was not found"
+  : status === 407 ? "the proxy refused the credentials (HTTP 407: check the user and password in HTTPS_PROXY or HTTP_PROXY)"
   : status >= 300 && status < 400 ? "the source answered with a redirect that was not followed"
   : "the source refused the request"
 

@@ -17,6 +17,7 @@ import { nextPageRefusal } from "../../domain/Origin.js"
 import { bodyText } from "./Body.js"
 import { fetchPage } from "./FetchPage.js"
 import * as RateLimit from "./RateLimit.js"
+import { proxyFor, type ProxySettings } from "./Proxy.js"
 import { effectiveAuth, firstUrl, redactUrl, sentUrl } from "./Request.js"
 
 /** A backstop only: the repeat and empty-page guards stop real loops long before this. */
@@ -165,3 +166,29 @@ export const layerNode: Layer.Layer<Source> = Layer.provide(
   layer,
   Layer.provide(NodeHttpClient.layerWithoutAgent, NodeHttpClient.makeAgentLayer({ keepAlive: true }))
 )
+
+/**
+ * `layerNode` through the proxies of the environment (`Proxy.fromEnv`). The agents and the packages
+ * they use are imported here, on the first build of this layer: a run without a proxy loads none of them.
+ */
+export const layerNodeProxied = (proxies: ProxySettings): Layer.Layer<Source> =>
+  Layer.provide(
+    layer,
+    Layer.provide(
+      NodeHttpClient.layerWithoutAgent,
+      Layer.scoped(
+        NodeHttpClient.HttpAgent,
+        Effect.acquireRelease(
+          Effect.promise(() => import("./ProxyAgent.js")).pipe(Effect.map((ProxyAgent) => ({
+            [NodeHttpClient.HttpAgentTypeId]: NodeHttpClient.HttpAgentTypeId,
+            ...ProxyAgent.make(proxies, (request) => proxyFor(proxies, request))
+          }))),
+          (agent) =>
+            Effect.sync(() => {
+              agent.http.destroy()
+              agent.https.destroy()
+            })
+        )
+      )
+    )
+  )
