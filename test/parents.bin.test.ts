@@ -164,6 +164,16 @@ describe("parent → child streams", () => {
     expect(await db.query(`SELECT repo FROM issues WHERE title = 'odd'`)).toEqual([{ repo: "odd/na?me#x" }])
   })
 
+  it("a slice (--from) reads every parent row from the slice's start and moves no checkpoint", async () => {
+    const before = await states()
+    api.requests.length = 0
+    const result = await run(config(), "--stream", "issues", "--from", "2021-01-01T00:00:00Z")
+    expect(result.code, result.stderr).toBe(0)
+    const since = new Set(issueRequests().map((r) => r.url.searchParams.get("since")))
+    expect([...since]).toEqual(["2021-01-01T00:00:00Z"])
+    expect(await states()).toEqual(before)
+  })
+
   it("status says the child keeps a checkpoint per parent row; reset forgets them all", async () => {
     const dir = config()
     const status = await ferry(["status", "--json"], { cwd: dir, env: env() })

@@ -156,6 +156,11 @@ export interface MakeOptions<A, I> {
     readonly write?: WriteMode | undefined
   }
   readonly maxInvalid?: number | undefined
+  /**
+   * a child stream: read once per row of this stream's table, with `{parent.<column>}` in `source.url`,
+   * `params` and `headers` (see the README, "Parent → child streams")
+   */
+  readonly parent?: { readonly name: string; readonly target: TargetSpec } | undefined
 }
 
 /** The table's columns: the schema's fields, their types inferred or given in `target.columnTypes`. */
@@ -218,7 +223,8 @@ export const make = <A, I>(options: MakeOptions<A, I>): StreamSpec => {
       cursorColumn: inc?.cursorField,
       write: options.target.write
     }, unchecked),
-    maxInvalid: options.maxInvalid
+    maxInvalid: options.maxInvalid,
+    parent: options.parent && { stream: options.parent.name, target: options.parent.target }
   }, unchecked)
   const decodeRecord = Schema.decodeUnknownEither(options.schema, { errors: "first", onExcessProperty: "ignore" })
   return {
