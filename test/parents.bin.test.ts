@@ -190,6 +190,23 @@ describe("parent → child streams", () => {
   })
 })
 
+describe("parent → child with the file checkpoint store", () => {
+  it("keeps a checkpoint per parent row in the file, and resumes each from its own", async () => {
+    const dir = configDir(readConfig(config()).replace("database: {", "checkpoint: { store: file, path: ./cp.json }\ndatabase: {")
+      .replaceAll("table: issues", "table: issues_f").replaceAll("table: repos", "table: repos_f").replace("primaryKey: [repo, id]", "primaryKey: [repo, id]"))
+    const first = await run(dir)
+    expect(first.code, first.stderr).toBe(0)
+    const file = JSON.parse(readFileSync(join(dir, "cp.json"), "utf8"))
+    expect(Object.keys(file.streams.issues)).toEqual(expect.arrayContaining(["public.issues_f [\"1\"]", "public.issues_f [\"2\"]"]))
+    expect(file.streams.issues["public.issues_f [\"1\"]"].cursor).toBe("2024-03-01T00:00:00Z")
+    api.requests.length = 0
+    const second = await run(dir, "--stream", "issues")
+    expect(second.code, second.stderr).toBe(0)
+    const alpha = issueRequests().find((r) => r.url.pathname === "/repos/octo/alpha/issues")!
+    expect(alpha.url.searchParams.get("since")).toBe("2024-03-01T00:00:00Z")
+  })
+})
+
 describe("parent → child config rules (78, naming the field)", () => {
   const cases: ReadonlyArray<readonly [string, string, string, RegExp]> = [
     ["an unknown parent", "", "", /streams\[0\]\.parent\.stream: no stream "nope"/],

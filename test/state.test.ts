@@ -203,7 +203,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 3 },
         { migration_id: 4 },
         { migration_id: 5 },
-        { migration_id: 6 }
+        { migration_id: 6 },
+        { migration_id: 7 }
       ])
     } finally {
       await legacyDb.drop()
@@ -227,7 +228,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 3, name: "quarantine_hash" },
         { migration_id: 4, name: "run_duration_abandoned" },
         { migration_id: 5, name: "fields" },
-        { migration_id: 6, name: "run_deletes" }
+        { migration_id: 6, name: "run_deletes" },
+        { migration_id: 7, name: "state_parent" }
       ])
     } finally {
       await fresh.drop()
