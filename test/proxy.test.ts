@@ -6,10 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as http from "node:http"
 import * as https from "node:https"
-import type { AddressInfo } from "node:net"
 import { configDir, ferry, streamConfig } from "./support/cli.js"
 import { fileDatabase } from "./support/pg.js"
-import { makeCertificate, startProxy, type TestProxy } from "./support/proxy.js"
+import { listening, makeCertificate, startProxy, type TestProxy } from "./support/proxy.js"
 import { basicForm, expectNoSecrets, ferryTablesText } from "./support/secrets.js"
 
 const HOST = "api.ferry.test"
@@ -43,18 +42,7 @@ const handler = (seen: Array<string>, scheme: string) => (req: http.IncomingMess
   res.writeHead(200, { "content-type": "application/json", ...next }).end(JSON.stringify({ data }))
 }
 
-const listen = async (server: http.Server, seen: Array<string>): Promise<Source> => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      })
-  }
-}
+const listen = (server: http.Server, seen: Array<string>): Promise<Source> => listening(server, seen)
 
 let secure: Source
 let plain: Source

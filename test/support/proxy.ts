@@ -57,6 +57,11 @@ export const startProxy = async (
     const expected = `Basic ${Buffer.from(options.credentials).toString("base64")}`
     proxy.authenticate = (req) => req.headers["proxy-authorization"] === expected
   }
+  return listening(server, seen)
+}
+
+/** `server` listening on a free loopback port, with what it saw and a `close` that ends its connections. */
+export const listening = async <S>(server: http.Server, seen: Array<S>) => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   return {
     port: (server.address() as AddressInfo).port,
