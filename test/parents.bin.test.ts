@@ -190,6 +190,38 @@ describe("parent → child streams", () => {
   })
 })
 
+describe("parent → child rate limit", () => {
+  it("a child without a rateLimit of its own takes turns in its parent's: no window holds more than the limit", async () => {
+    const arrivals: Array<number> = []
+    const server = await startServer((_req, res, url) => {
+      arrivals.push(performance.now())
+      if (url.pathname === "/things") return json(res, [{ id: 1 }, { id: 2 }, { id: 3 }])
+      json(res, [{ id: 1 }])
+    })
+    try {
+      const dir = configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: things
+    source: { url: ${server.url}/things, rateLimit: { requests: 2, per: 1 second } }
+    target: { table: things, primaryKey: [id], columns: { id: bigint } }
+  - name: parts
+    parent: { stream: things }
+    source: { url: "${server.url}/things/{parent.id}/parts" }
+    target: { table: parts, primaryKey: [thing, id], columns: { thing: { type: bigint, from: "{parent.id}" }, id: bigint } }
+`)
+      const result = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: db.url } })
+      expect(result.code, result.stderr).toBe(0)
+      expect(arrivals).toHaveLength(4)
+      // 2 per second across both streams: the 3rd request starts a second after the 1st, the 4th after the 2nd
+      expect(arrivals[2]! - arrivals[0]!).toBeGreaterThan(950)
+      expect(arrivals[3]! - arrivals[1]!).toBeGreaterThan(950)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
 describe("parent → child with the file checkpoint store", () => {
   it("keeps a checkpoint per parent row in the file, and resumes each from its own", async () => {
     const dir = configDir(readConfig(config()).replace("database: {", "checkpoint: { store: file, path: ./cp.json }\ndatabase: {")

@@ -67,12 +67,13 @@ describe("the rate limiter (TestClock)", () => {
       expect(starts).toEqual([0, 0, 0, 1_000, 1_000, 1_000, 2_000])
     }))
 
-  it("the registry: one limiter per key, none without a rateLimit", () => {
+  it("the registry: one limiter per setting (a parent's, shared by its children), none without a rateLimit", () => {
     const limiterFor = Limiter.registry()
     const l = limit(1, 10)
-    expect(limiterFor("a", undefined)).toBeUndefined()
-    expect(limiterFor("a", l)).toBe(limiterFor("a", l))
-    expect(limiterFor("b", l)).not.toBe(limiterFor("a", l))
+    expect(limiterFor(undefined)).toBeUndefined()
+    expect(limiterFor(l)).toBe(limiterFor(l))
+    // two streams that each set the same numbers have a budget each
+    expect(limiterFor(limit(1, 10))).not.toBe(limiterFor(l))
   })
 })
 

@@ -144,13 +144,30 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
   }
 }
 
-/** Each child stream with its parent's name and target table (the file's rules checked they exist). */
-const withParents = (given: ReadonlyArray<ConfigFile.StreamConfig>, streams: ReadonlyArray<StreamSpec>): ReadonlyArray<StreamSpec> =>
-  streams.map((stream, i) => {
-    const name = given[i]!.parent?.stream
-    const parent = streams.find((s) => s.name === name)
-    return parent === undefined ? stream : { ...stream, parent: { stream: parent.name, target: parent.target } }
-  })
+/**
+ * Each child stream with its parent's name and target table (the file's rules checked they exist), and,
+ * when it sets no `rateLimit` of its own, its parent's: the same setting object, so that the parent and
+ * its children take turns in one limiter (`source/http/RateLimit.ts`): they call the same API.
+ */
+const withParents = (given: ReadonlyArray<ConfigFile.StreamConfig>, streams: ReadonlyArray<StreamSpec>): ReadonlyArray<StreamSpec> => {
+  const resolved = new Map<string, StreamSpec>()
+  const resolve = (i: number): StreamSpec => {
+    const stream = streams[i]!
+    const known = resolved.get(stream.name)
+    if (known !== undefined) return known
+    const at = streams.findIndex((s) => s.name === given[i]!.parent?.stream)
+    // the file's rules refuse cycles: a parent chain ends
+    const parent = at < 0 ? undefined : resolve(at)
+    const done = parent === undefined ? stream : {
+      ...stream,
+      source: stream.source.rateLimit === undefined ? { ...stream.source, rateLimit: parent.source.rateLimit } : stream.source,
+      parent: { stream: parent.name, target: parent.target }
+    }
+    resolved.set(stream.name, done)
+    return done
+  }
+  return streams.map((_, i) => resolve(i))
+}
 
 const decodeOrSame = (text: string) => Either.getOrElse(Either.try(() => decodeURIComponent(text)), () => text)
 

@@ -117,7 +117,7 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
       }
       // every request (URL and body) sent in this run: a server that sends one twice would keep us here for ever
       const seen = new Set<string>()
-      const limiter = limiterFor(stream.name, spec.rateLimit)
+      const limiter = limiterFor(spec.rateLimit)
       const first = paginator.first({ url: start, fields: {} })
       const initial: Step = { _tag: "Fetch", request: first, afterEmpty: false, previous: undefined }
       return Stream.unfoldEffect(initial, (step: Step) =>

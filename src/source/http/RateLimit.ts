@@ -4,7 +4,7 @@
  * of length `per` ([t, t + per)) holds more than `requests` starts. Every try takes a turn, retries
  * included (`FetchPage.ts` takes it inside the retried effect). Time is Effect's Clock (its monotonic
  * nanoseconds), so TestClock drives it in tests. Turns are served one at a time, in order, so one
- * limiter can serve several streams' requests (a parent's children: `Limiters.forKey`).
+ * limiter can serve several streams' requests (a parent and its children: `registry`).
  */
 import { Clock, Duration, Effect } from "effect"
 import type { RateLimit } from "../../domain/RateLimit.js"
@@ -47,17 +47,19 @@ export const make = (limit: RateLimit): Limiter => {
 }
 
 /**
- * The limiters of one Source, one per key (the stream's name; a parent's children would share their
- * parent's), made on first use. A stream without `rateLimit` has none and pays nothing.
+ * The limiters of one Source, one per `rateLimit` setting, made on first use: every read of a stream
+ * in a run shares its limiter, and so do a parent stream and the children that have no `rateLimit` of
+ * their own (they are given the parent's setting, the same object: `config/Config.ts`). A stream
+ * without `rateLimit` has none and pays nothing.
  */
 export const registry = () => {
-  const limiters = new Map<string, Limiter>()
-  return (key: string, limit: RateLimit | undefined): Limiter | undefined => {
+  const limiters = new WeakMap<RateLimit, Limiter>()
+  return (limit: RateLimit | undefined): Limiter | undefined => {
     if (limit === undefined) return undefined
-    let limiter = limiters.get(key)
+    let limiter = limiters.get(limit)
     if (limiter === undefined) {
       limiter = make(limit)
-      limiters.set(key, limiter)
+      limiters.set(limit, limiter)
     }
     return limiter
   }
