@@ -137,6 +137,18 @@ describe("parent → child streams", () => {
     expect(issueRequests()).toHaveLength(4)
   })
 
+  it("check reads the child's first page for the parent's first row, or says there is none yet", async () => {
+    api.requests.length = 0
+    const result = await ferry(["check"], { cwd: config(), env: env() })
+    expect(result.code, result.stdout + result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/^ok {4}issues: 2 record\(s\) on the first page, 0 invalid$/m)
+    expect(issueRequests().map((r) => r.url.pathname)).toEqual(["/repos/octo/alpha/issues"])
+    const fresh = configDir(readConfig(config()).replaceAll("table: repos", "table: repos_unrun").replace("table: issues", "table: issues_unrun"))
+    const none = await ferry(["check"], { cwd: fresh, env: env() })
+    expect(none.code, none.stdout + none.stderr).toBe(0)
+    expect(none.stdout).toMatch(/^skip {2}issues: no row in repos's table yet to read a child page for \(run repos first\)$/m)
+  })
+
   it("stops at a failing parent row with its exit code, keeping what the others committed", async () => {
     broken.add("octo/beta")
     issues.get("octo/delta")!.push({ id: 2, title: "d2", updated_at: "2022-01-01T00:00:00Z" })

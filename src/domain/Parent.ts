@@ -124,7 +124,7 @@ const fillRecord = (
   )
 
 /** The child's source for one parent row, or why that row cannot be read (it is skipped, and said so). */
-export const sourceFor = <S extends Pick<HttpSourceSpec, "url" | "params" | "headers">>(
+const sourceFor = <S extends Pick<HttpSourceSpec, "url" | "params" | "headers">>(
   source: S,
   row: ParentRow
 ): Either.Either<S, string> =>
@@ -144,7 +144,7 @@ export const sourceFor = <S extends Pick<HttpSourceSpec, "url" | "params" | "hea
 const parentValues: unique symbol = Symbol.for("ferry/parentValues")
 
 /** Attaches `row`'s values to a raw record for the columns that read `{parent.<column>}`. */
-export const withParentValues = (record: unknown, row: ParentRow): unknown => {
+const withParentValues = (record: unknown, row: ParentRow): unknown => {
   if (typeof record === "object" && record !== null) {
     Object.defineProperty(record, parentValues, { value: row.values, enumerable: false, configurable: true })
   }
@@ -156,3 +156,17 @@ export const parentReader = (column: string) => (record: unknown): unknown => {
   const values = (record as { [parentValues]?: Readonly<Record<string, string | null>> })[parentValues]
   return values === undefined ? null : values[column] ?? null
 }
+
+/**
+ * A child stream as it reads one parent row: its source filled from the row, its records decoded with
+ * the row's values at hand; or why the row cannot be read.
+ */
+export const streamFor = <S extends { readonly source: Pick<HttpSourceSpec, "url" | "params" | "headers">; readonly decode: (raw: unknown) => R }, R>(
+  stream: S,
+  row: ParentRow
+): Either.Either<S, string> =>
+  Either.map(sourceFor(stream.source, row), (source) => ({
+    ...stream,
+    source,
+    decode: (raw: unknown) => stream.decode(withParentValues(raw, row))
+  }))

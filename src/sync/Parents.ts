@@ -33,14 +33,9 @@ const readParentRow = (given: Run, row: ParentRow, table: TargetState, fields: F
   )
 
 const readSource = (given: Run, row: ParentRow, table: TargetState, fields: Fields) => {
-  const source = Parent.sourceFor(given.stream.source, row)
-  if (Either.isLeft(source)) return skip(given, row, source.left)
-  const decode = given.stream.decode
-  const run: Run = {
-    ...given,
-    stream: { ...given.stream, source: source.right, decode: (raw) => decode(Parent.withParentValues(raw, row)) },
-    key: { ...given.key, parent: row.key }
-  }
+  const stream = Parent.streamFor(given.stream, row)
+  if (Either.isLeft(stream)) return skip(given, row, stream.left)
+  const run: Run = { ...given, stream: stream.right, key: { ...given.key, parent: row.key } }
   return read(run, table, fields, { parent: row.key }).pipe(
     Effect.asVoid,
     Effect.catchIf(

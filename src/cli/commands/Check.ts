@@ -6,8 +6,11 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { FerryConfigShape } from "../../config/Config.js"
 import { ExitCode, worstExitCode } from "../../domain/Errors.js"
+import * as Parent from "../../domain/Parent.js"
+import type { ParentSpec } from "../../domain/Parent.js"
 import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Database from "../../postgres/Database.js"
+import * as ParentRows from "../../sink/postgres/ParentRows.js"
 import { Source } from "../../Source.js"
 import { endOf } from "../../sync/Window.js"
 import type { Command } from "../Args.js"
@@ -63,13 +66,41 @@ const checkStream = (stream: StreamSpec, out: Out) =>
     return ExitCode.Ok
   })
 
+/**
+ * A child stream is checked as it reads its parent's first row (the table as it stands, read only):
+ * its URL has no meaning without one. No row yet (or no database): nothing to check, said so.
+ */
+const checkChild = (stream: StreamSpec & { readonly parent: ParentSpec }, config: FerryConfigShape, environment: CommandEnvironment, out: Out) =>
+  Effect.gen(function*() {
+    const parent = stream.parent
+    const columns = Parent.columnsRead(stream.source, stream.target.columns)
+    const rows = !Wiring.databaseExists(config, environment) ? Option.none() : yield* Effect.flatMap(
+      SqlClient,
+      (sql) => ParentRows.parentRows(sql, parent, columns, undefined, 1)
+    ).pipe(Effect.provide(Wiring.database(config, environment)))
+    const row = Option.flatMap(rows, (found) => Option.fromNullable(found[0]))
+    if (Option.isNone(row)) {
+      out(`skip  ${stream.name}: no row in ${parent.stream}'s table yet to read a child page for (run ${parent.stream} first)`)
+      return ExitCode.Ok as number
+    }
+    const child = Parent.streamFor(stream, row.value)
+    if (Either.isLeft(child)) {
+      out(`FAIL  ${stream.name}: the first row of ${parent.stream} (${row.value.key}) makes no request: ${child.left}`)
+      return ExitCode.Data as number
+    }
+    return yield* checkStream(child.right, out)
+  })
+
 export const check = (command: Extract<Command, { _tag: "check" }>, environment: CommandEnvironment) =>
   withConfig(command.config, environment, (config) =>
     Effect.gen(function*() {
       const out = yield* redactedStdout(environment)
       out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
       yield* checkDatabase(config, environment, out)
-      const codes = yield* Effect.forEach(config.streams, (stream) => checkStream(stream, out)).pipe(
+      const codes = yield* Effect.forEach(config.streams, (stream) =>
+        stream.parent === undefined
+          ? checkStream(stream, out)
+          : checkChild({ ...stream, parent: stream.parent }, config, environment, out)).pipe(
         Effect.provide(Wiring.source(environment))
       )
       return worstExitCode(codes)
