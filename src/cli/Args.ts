@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util"
 import { Either } from "effect"
 import { UsageError } from "../domain/Errors.js"
+import { maxConcurrency } from "../config/ConfigFile.js"
 import { fullRefreshConflict, type Slice } from "../sync/Window.js"
 
 export type Command =
@@ -16,6 +17,8 @@ export type Command =
     readonly dryRun: boolean
     /** `--from` / `--to`: read this slice, leave the checkpoint (sync/Window.ts) */
     readonly slice?: Slice | undefined
+    /** `--concurrency N`: streams run N at a time (absent: the config's `concurrency`, else 1) */
+    readonly concurrency?: number | undefined
   }
   | { readonly _tag: "check"; readonly config: string | undefined }
   | { readonly _tag: "status"; readonly config: string | undefined; readonly json: boolean }
@@ -29,8 +32,10 @@ export const usage = `Usage: ferry <command> [options]
 
 Commands:
   run     [--config FILE] [--stream NAME]... [--full-refresh] [--dry-run] [--from CURSOR] [--to CURSOR]
+          [--concurrency N]
           sync the configured streams (all, or the ones named); --from/--to read that slice only
-          (a cursor value or "now - 1 hour"), without reading or moving the stored checkpoint
+          (a cursor value or "now - 1 hour"), without reading or moving the stored checkpoint;
+          --concurrency: N streams at a time (a parent still before its children)
   check   [--config FILE]
           validate the config, reach the database, make one request per source
   status  [--config FILE] [--json]
@@ -57,6 +62,7 @@ const flags = {
   "dry-run": { type: "boolean" },
   from: { type: "string" },
   to: { type: "string" },
+  concurrency: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" }
@@ -66,7 +72,7 @@ type Flag = keyof typeof flags
 
 /** Which flags each command accepts; any other is a usage error, not silently ignored. */
 const accepted: Record<string, ReadonlyArray<Flag>> = {
-  run: ["config", "stream", "full-refresh", "dry-run", "from", "to"],
+  run: ["config", "stream", "full-refresh", "dry-run", "from", "to", "concurrency"],
   check: ["config"],
   status: ["config", "json"],
   reset: ["config", "stream"],
@@ -109,13 +115,18 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
     case "run": {
       const sliced = values.from !== undefined || values.to !== undefined
       if (sliced && values["full-refresh"] === true) return usageError(fullRefreshConflict)
+      const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency)
+      if (concurrency !== undefined && !(/^\d+$/.test(values.concurrency!) && concurrency >= 1 && concurrency <= maxConcurrency)) {
+        return usageError(`--concurrency takes a whole number from 1 to ${maxConcurrency}`)
+      }
       return Either.right({
         _tag: "run",
         config,
         streams,
         fullRefresh: values["full-refresh"] === true,
         dryRun: values["dry-run"] === true,
-        ...(sliced ? { slice: { from: values.from, to: values.to } } : {})
+        ...(sliced ? { slice: { from: values.from, to: values.to } } : {}),
+        ...(concurrency === undefined ? {} : { concurrency })
       })
     }
     case "check":

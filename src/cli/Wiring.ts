@@ -36,7 +36,7 @@ export const describeDatabase = (config: FerryConfigShape, environment: Environm
     onNone: () => `embedded Postgres in ${dataDir(config, environment)}`
   })
 
-const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(config.database.url)
+export const isEmbedded = (config: FerryConfigShape): boolean => Option.isNone(config.database.url)
 
 /**
  * false only for an embedded database that has not been created yet: the commands that only look
@@ -65,13 +65,15 @@ export const strayDataDir = (config: FerryConfigShape, environment: Environment)
 export const database = (
   config: FerryConfigShape,
   environment: Environment,
-  connections = 1
+  connections = 1,
+  maxConnections?: number
 ): Layer.Layer<SqlClient | PgClient.PgClient, DatabaseError | LockHeld | ConfigError> =>
   Option.match(config.database.url, {
     onSome: (url) =>
       Database.layer({
         url,
         connections,
+        maxConnections,
         env: environment.env,
         // bounded waits (a lock held by another session, a statement that never ends); PGlite has one
         // session (no lock to wait for) and no timers to cut a statement: nothing to set there
@@ -105,11 +107,14 @@ export const source = (environment: Environment): Layer.Layer<Source, ConfigErro
 /**
  * Everything `Sync` needs, plus the SqlClient for `status` and `sql`. `connections`: how many to open
  * at start; default two, as a command that takes a stream's lock holds two (`status` takes none).
+ * `concurrency`: streams at a time; the pool holds two connections for each (its lock's and its
+ * transaction's), and pg's default of 10 at least.
  */
 export const layer = (
   config: FerryConfigShape,
   environment: Environment,
-  connections = 2
+  connections = 2,
+  concurrency = 1
 ): Layer.Layer<Sink | CheckpointStore | Source | SqlClient, DatabaseError | LockHeld | ConfigError> =>
   Layer.mergeAll(
     // the embedded database: no advisory locks (one session: its data directory's lock excludes other
@@ -124,4 +129,4 @@ export const layer = (
     }),
     checkpointStore(config),
     source(environment)
-  ).pipe(Layer.provideMerge(database(config, environment, connections)))
+  ).pipe(Layer.provideMerge(database(config, environment, connections, Math.max(10, 2 * concurrency + 1))))

@@ -35,6 +35,8 @@ export interface FerryConfigShape {
   }
   readonly checkpoint: { readonly store: "postgres" } | { readonly store: "file"; readonly path: string }
   readonly streams: ReadonlyArray<StreamSpec>
+  /** streams at a time (`concurrency:`; `ferry run --concurrency` overrides) */
+  readonly concurrency: number
   /**
    * every secret value (auth, fixed headers, the database password, every value read from the
    * environment or from a `${file:…}` but names): scrub these from any text
@@ -200,6 +202,7 @@ const toShape = (file: string, config: ConfigFile.ConfigFile, fromEnv: ReadonlyA
       ? { store: "file", path: nodePath.resolve(nodePath.dirname(file), config.checkpoint.path) }
       : { store: "postgres" },
     streams,
+    concurrency: config.concurrency,
     secrets: [...new Set(secrets.filter((s) => s !== ""))]
   }
 }

@@ -12,9 +12,12 @@ import { childrenProblems } from "./Children.js"
 import { boundProblems } from "./End.js"
 import { epochProblems } from "./Epoch.js"
 import { parentProblems } from "./Parents.js"
+
+/** streams at a time: each holds two database connections while it runs */
+export const maxConcurrency = 64
 import { TimeFormat } from "../domain/Epoch.js"
 import { formatPath, humanize } from "./Messages.js"
-import { DottedPath, DurationField, Identifier, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
+import { DottedPath, DurationField, Identifier, integerAtLeast, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec, Method, requestProblems } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
@@ -233,6 +236,8 @@ export const ConfigFile = Schema.Struct({
     ),
     () => ({ store: "postgres" as const })
   ),
+  /** streams run this many at a time (`ferry run --concurrency` overrides); a parent still before its children */
+  concurrency: withDefault(integerAtLeast(1).pipe(Schema.filter((n) => n <= maxConcurrency, { message: () => `expected at most ${maxConcurrency}` })), () => 1),
   streams: Schema.Array(StreamField).pipe(
     Schema.minItems(1, { message: () => "must list at least one stream" }),
     Schema.filter((streams) => {

@@ -26,6 +26,8 @@ export interface SyncOptions {
   readonly slice?: Window.Slice | undefined
   /** the instant `now` stands for in `incremental.end` and a slice (epoch ms); default: the stream's start */
   readonly now?: number | undefined
+  /** `syncAll`: streams at a time (default 1), a parent still before its children */
+  readonly concurrency?: number | undefined
 }
 
 export interface Progress extends RunCounts {

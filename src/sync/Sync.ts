@@ -8,7 +8,7 @@
  * Commit.ts, a child stream's reads (one per parent row) Parents.ts; the checkpoint rules are
  * CheckpointPolicy.ts; how a replace stream's run ends, Replace.ts.
  */
-import { Cause, Clock, Effect, Exit, FiberRef, Ref } from "effect"
+import { Clock, Deferred, Effect, type Exit, FiberRef, Ref } from "effect"
 import { CheckpointStore, keyOf } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "../domain/Errors.js"
@@ -86,21 +86,37 @@ const parentsFirst = (streams: ReadonlyArray<StreamSpec>): ReadonlyArray<StreamS
 }
 
 /**
- * Syncs each stream in turn, parents before their children. A failing stream does not stop the
- * others (they are independent; a child reads its parent's table as it stands); an interruption stops
- * the run after the stream's current transaction.
+ * Syncs the streams, `options.concurrency` at a time (default one after another), a parent before its
+ * children: a child waits until its parent's run has ended, however it ended (it reads the parent's
+ * table as it stands). A failing stream does not stop the others (they are independent). An
+ * interruption lets each running stream finish its current transaction and record its run; the
+ * streams not started yet are not started.
  */
 export const syncAll = (streams: ReadonlyArray<StreamSpec>, given: SyncOptions) =>
   Effect.gen(function*() {
-    const summaries: Array<StreamSummary> = []
     // one `now` for every stream: `end: now - 1 hour` is the same instant in each
     const options = { ...given, now: given.now ?? (yield* Clock.currentTimeMillis) }
-    for (const stream of parentsFirst(streams)) {
-      const { exit, summary } = yield* syncStreamExit(stream, options)
-      summaries.push(summary)
-      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) break
+    const ordered = parentsFirst(streams)
+    const ended = new Map(yield* Effect.forEach(ordered, (s) => Effect.map(Deferred.make<void>(), (d) => [s.name, d] as const)))
+    const runOne = (stream: StreamSpec) =>
+      Effect.gen(function*() {
+        const parent = stream.parent === undefined ? undefined : ended.get(stream.parent.stream)
+        if (parent !== undefined) yield* Deferred.await(parent)
+        const { summary } = yield* syncStreamExit(stream, options)
+        yield* Deferred.succeed(ended.get(stream.name)!, undefined)
+        return summary
+      })
+    const concurrency = Math.max(1, options.concurrency ?? 1)
+    if (concurrency === 1) {
+      const summaries: Array<StreamSummary> = []
+      for (const stream of ordered) {
+        const summary = yield* runOne(stream)
+        summaries.push(summary)
+        if (summary.status === "interrupted") break
+      }
+      return summaries
     }
-    return summaries
+    return yield* Effect.forEach(ordered, runOne, { concurrency })
   })
 
 /** The run: the target prepared and locked, the stream read (a child stream: once per parent row), how it ends. */

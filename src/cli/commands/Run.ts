@@ -6,6 +6,7 @@ import { sliceOf } from "../../sync/Window.js"
 import type { Command } from "../Args.js"
 import * as Progress from "../Progress.js"
 import * as Wiring from "../Wiring.js"
+import type { FerryConfigShape } from "../../config/Config.js"
 import { type CommandEnvironment, selectStreams, withConfig } from "./CommandEnvironment.js"
 
 export const run = (command: Extract<Command, { _tag: "run" }>, environment: CommandEnvironment, runId: string) =>
@@ -25,6 +26,7 @@ export const run = (command: Extract<Command, { _tag: "run" }>, environment: Com
             "(or set FERRY_DATA_DIR to it) to keep its data and checkpoints"
         }))
       }
+      const concurrency = yield* concurrencyOf(command, config)
       return yield* Effect.gen(function*() {
         const progress = yield* Progress.make({ tty: environment.stderrIsTTY })
         const summaries = yield* syncAll(streams, {
@@ -34,11 +36,29 @@ export const run = (command: Extract<Command, { _tag: "run" }>, environment: Com
           slice,
           now,
           onProgress: progress.update,
-          interruptedExitCode: environment.interruptedExitCode
+          interruptedExitCode: environment.interruptedExitCode,
+          concurrency
         })
         return worstExitCode(summaries.map((s) => s.exitCode))
       }).pipe(
-        Effect.provide(Wiring.layer(config, environment)),
+        Effect.provide(Wiring.layer(config, environment, 2, concurrency)),
         Effect.scoped
       )
     }))
+
+/**
+ * Streams at a time: `--concurrency`, else the config's. The embedded database is one session: its
+ * streams run one after another whatever is asked, and the log says so.
+ */
+const concurrencyOf = (command: Extract<Command, { _tag: "run" }>, config: FerryConfigShape) => {
+  const asked = command.concurrency ?? config.concurrency
+  if (asked <= 1 || !Wiring.isEmbedded(config)) return Effect.succeed(asked)
+  return Effect.as(
+    Effect.logWarning("concurrency.embedded").pipe(Effect.annotateLogs({
+      asked,
+      using: 1,
+      reason: "the embedded database has one session: streams run one after another; set database.url for parallel streams"
+    })),
+    1
+  )
+}

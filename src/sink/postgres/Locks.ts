@@ -149,8 +149,13 @@ export const streamLocks = (sql: SqlClient, options: StreamLocksOptions): Stream
   return {
     lock: (stream) => options.advisoryLock ? lock(stream) : Effect.void,
     verifyLock,
+    // With several streams at once (`--concurrency`), another stream may end and release its lock while
+    // this check runs: a lock no longer in `held` was released on purpose, not lost.
     verifyAll: Effect.suspend(() =>
-      Effect.forEach(held, ([key, { label, pid }]) => check(key, label, pid), { discard: true })
+      Effect.forEach([...held], ([key, { label, pid }]) =>
+        check(key, label, pid).pipe(
+          Effect.catchAll((error) => held.get(key)?.pid === pid ? Effect.fail(error) : Effect.void)
+        ), { discard: true })
     )
   }
 }
