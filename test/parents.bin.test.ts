@@ -346,3 +346,75 @@ streams:
     }
   }, 120_000)
 })
+
+describe("parent keys no float can hold", () => {
+  const exact = fileDatabase("ferry_parents_exact")
+  // server only: 700 child reads on the embedded database take minutes; the point is the keyset's chunk boundary
+  it.skipIf(serverOnly)("keys past 2^53 and a timestamptz key cross the chunk boundary exactly, in a database on another time zone", async () => {
+    // 700 parents (chunks of 500) keyed (at, id): three instants, so the boundary falls among equal `at`s and the
+    // tie is broken by ids a float would round (9007199254740993 = 2^53 + 1 is read as 9007199254740992)
+    const instants = ["2024-03-10T01:59:59.123456Z", "2024-03-10T02:00:00Z", "2024-11-03T06:30:00.5Z"]
+    const parents = Array.from({ length: 700 }, (_, i) => ({ id: (9007199254740993n + BigInt(i * 2)).toString(), at: instants[i % 3]! }))
+    const seen: Array<{ id: string; at: string | null; since: string | null }> = []
+    const server = await startServer((_req, res, url) => {
+      if (url.pathname === "/items") {
+        // the ids as JSON numbers, written by hand: JSON.stringify would have to go through a double
+        res.writeHead(200, { "content-type": "application/json" })
+        return res.end(`[${parents.map((p) => `{"id":${p.id},"at":"${p.at}"}`).join(",")}]`)
+      }
+      const id = /^\/items\/(\d+)\/notes$/.exec(url.pathname)?.[1]
+      if (id === undefined) return json(res, { message: "Not Found" }, 404)
+      seen.push({ id, at: url.searchParams.get("at"), since: url.searchParams.get("since") })
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(`[{"id":${id},"n":1,"seen_at":"2024-01-01T00:00:00Z"}]`)
+    })
+    try {
+      await exact.query(`ALTER DATABASE "${exact.name}" SET timezone = 'Asia/Kathmandu'`)
+      const dir = configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: items
+    source: { url: ${server.url}/items }
+    target: { table: items, primaryKey: [at, id], columns: { id: bigint, at: timestamptz } }
+  - name: notes
+    parent: { stream: items }
+    source:
+      url: "${server.url}/items/{parent.id}/notes"
+      params: { at: "{parent.at}" }
+      incremental: { cursorField: seen_at, param: since, initial: "2020-01-01T00:00:00Z" }
+    target:
+      table: notes
+      primaryKey: [item, id]
+      columns: { item: { type: bigint, from: "{parent.id}" }, at: { type: timestamptz, from: "{parent.at}" }, id: bigint, n: integer, seen_at: timestamptz }
+`)
+      const result = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: exact.url } })
+      expect(result.code, result.stderr).toBe(0)
+      expect(summaries(result)[1]).toMatchObject({ stream: "notes", parents: 700, parents_skipped: 0, inserted: 700 })
+      // every parent read once, with its own id and instant (the instant as Postgres writes it, in UTC)
+      const asked = seen.map((s) => `${s.id} ${new Date(s.at!).toISOString()}`).sort()
+      const wanted = parents.map((p) => `${p.id} ${new Date(p.at).toISOString()}`).sort()
+      expect(asked).toEqual(wanted)
+      expect(new Set(seen.map((s) => s.at)).size).toBe(3)
+      for (const s of seen) expect(s.at).toMatch(/\+00:00$/)
+      // the child's columns and the parents' checkpoint keys hold the exact values
+      const stored = await exact.query(`SELECT item::text AS item, id::text AS id, to_json(at) #>> '{}' AS at FROM notes`)
+      expect(stored.map((r) => `${r.item} ${new Date(r.at).toISOString()}`).sort()).toEqual(wanted)
+      for (const r of stored) expect(r.item).toBe(r.id)
+      const keys = await exact.query(`SELECT parent FROM ferry.state WHERE stream = 'notes'`)
+      expect(keys).toHaveLength(700)
+      expect(keys.map((k) => JSON.parse(k.parent)[1]).sort()).toEqual(parents.map((p) => p.id).sort())
+
+      // again: the same 700 parents, each read once more, nothing duplicated
+      seen.length = 0
+      const again = await ferry(["run", "--stream", "notes"], { cwd: dir, env: { DATABASE_URL: exact.url } })
+      expect(again.code, again.stderr).toBe(0)
+      expect(summaries(again)[0]).toMatchObject({ parents: 700, inserted: 0, unchanged: 700 })
+      expect(seen.map((s) => s.id).sort()).toEqual(parents.map((p) => p.id).sort())
+      // each resumed from its own checkpoint
+      expect(new Set(seen.map((s) => s.since))).toEqual(new Set(["2024-01-01T00:00:00Z"]))
+      expect((await exact.query(`SELECT count(*)::int AS n FROM notes`))[0].n).toBe(700)
+    } finally {
+      await server.close()
+    }
+  }, 180_000)
+})
