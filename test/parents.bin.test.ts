@@ -360,7 +360,8 @@ describe("parent keys no float can hold", () => {
       if (url.pathname === "/items") {
         // the ids as JSON numbers, written by hand: JSON.stringify would have to go through a double
         res.writeHead(200, { "content-type": "application/json" })
-        return res.end(`[${parents.map((p) => `{"id":${p.id},"at":"${p.at}"}`).join(",")}]`)
+        res.end(`[${parents.map((p) => `{"id":${p.id},"at":"${p.at}"}`).join(",")}]`)
+        return
       }
       const id = /^\/items\/(\d+)\/notes$/.exec(url.pathname)?.[1]
       if (id === undefined) return json(res, { message: "Not Found" }, 404)

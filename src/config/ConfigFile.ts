@@ -22,7 +22,7 @@ import { HttpSourceSpec, Method, requestProblems } from "../domain/HttpSourceSpe
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
 import { Deletes } from "../domain/Deletes.js"
-import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
+import { configuredColumnNames, cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
 import { ParentField } from "../domain/Parent.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
 import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
@@ -183,10 +183,7 @@ const roleProblems = (
   target: typeof TargetField.Type,
   incremental: typeof IncrementalField.Type | undefined
 ): ReadonlyArray<Issue> => {
-  const taken = target.columns === undefined
-    ? defaultColumns(target.primaryKey, incremental && { ...incremental, cursorType: "string" }, target.record).columns
-      .map((c) => c.name)
-    : [...Object.keys(target.columns), ...(target.record === undefined ? [] : [target.record])]
+  const taken = configuredColumnNames(target, incremental)
   const issues: Array<Issue> = []
   if (target.columns !== undefined && target.record !== undefined && Object.hasOwn(target.columns, target.record)) {
     issues.push({ path: ["target", "record"], message: `"${target.record}" is one of the columns: name a new column` })

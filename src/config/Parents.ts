@@ -5,7 +5,7 @@
  * and the child is a stream that can be read in parts. Each issue names the field to fix.
  */
 import { parentColumnOf, pathStart, placeholdersIn, templatesOf } from "../domain/Parent.js"
-import { defaultColumns, defaultRecordColumn } from "../domain/RowDecoder.js"
+import { configuredColumnNames } from "../domain/RowDecoder.js"
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
 
@@ -32,12 +32,8 @@ interface StreamFields {
 
 /** The columns of a stream's target table, as the child's `{parent.<column>}` may name them. */
 const tableColumns = (stream: StreamFields): ReadonlyArray<string> => {
-  const { columns, extra, primaryKey, record } = stream.target
-  const incremental = stream.source.incremental && { ...stream.source.incremental, cursorType: "string" as const }
-  const names = columns === undefined
-    ? defaultColumns(primaryKey, incremental as never, record ?? defaultRecordColumn).columns.map((c) => c.name)
-    : [...Object.keys(columns), ...(record === undefined ? [] : [record])]
-  return extra === undefined ? names : [...names, extra]
+  const names = configuredColumnNames(stream.target, stream.source.incremental)
+  return stream.target.extra === undefined ? names : [...names, stream.target.extra]
 }
 
 /** A stream whose ancestors include itself: a run could never order them. */

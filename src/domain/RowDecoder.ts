@@ -67,9 +67,12 @@ export const defaultRecordColumn = "record"
  * The shape used when a stream gives no `columns`: its primary key (as text), its cursor, and the
  * whole record as `record jsonb` (or the name `record` gives).
  */
+/** what the default shape needs of `incremental` */
+type CursorOf = Pick<Incremental, "cursorField" | "cursorType"> & Partial<Pick<Incremental, "format">>
+
 export const defaultColumns = (
   primaryKey: ReadonlyArray<string>,
-  incremental: Incremental | undefined,
+  incremental: CursorOf | undefined,
   record: string = defaultRecordColumn
 ): { readonly columns: ReadonlyArray<Column>; readonly cursorColumn: string | undefined } => {
   const columns: Array<Column> = primaryKey.map((name) => ({ name, type: "text", from: name }))
@@ -87,6 +90,23 @@ export const defaultColumns = (
   columns.push({ name: record, type: "jsonb", from: "" })
   return { columns, cursorColumn }
 }
+
+/**
+ * The names of a target's columns as the config file writes it (before types are known): its `columns`
+ * and its record column, or the default shape. `extra` is not among them.
+ */
+export const configuredColumnNames = (
+  target: {
+    readonly primaryKey: ReadonlyArray<string>
+    readonly columns?: Readonly<Record<string, unknown>> | undefined
+    readonly record?: string | undefined
+  },
+  incremental: Pick<Incremental, "cursorField"> & Partial<Pick<Incremental, "format">> | undefined
+): ReadonlyArray<string> =>
+  target.columns === undefined
+    ? defaultColumns(target.primaryKey, incremental && { ...incremental, cursorType: "string" }, target.record).columns
+      .map((c) => c.name)
+    : [...Object.keys(target.columns), ...(target.record === undefined ? [] : [target.record])]
 
 /** A stream's columns prepared once: each path split and each converter chosen before the first record. */
 interface Decoder {

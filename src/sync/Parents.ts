@@ -19,16 +19,23 @@ import type { Run } from "./Run.js"
 /** parent rows read per query */
 const chunkSize = 500
 
+/** one more parent row read, or skipped, in the run's summary */
+const countParent = (run: Run, field: "read" | "skipped") =>
+  Ref.update(run.state, (s) => {
+    const parents = { read: s.parents?.read ?? 0, skipped: s.parents?.skipped ?? 0 }
+    return { ...s, parents: { ...parents, [field]: parents[field] + 1 } }
+  })
+
 const skip = (run: Run, row: ParentRow, reason: string, url?: string) =>
   Effect.zipRight(
     Effect.logWarning("parent.skipped").pipe(Effect.annotateLogs({ parent: row.key, reason, ...(url === undefined ? {} : { url }) })),
-    Ref.update(run.state, (s) => ({ ...s, parents: { read: s.parents?.read ?? 0, skipped: (s.parents?.skipped ?? 0) + 1 } }))
+    countParent(run, "skipped")
   )
 
 /** One parent row's read: the stream's source filled from the row, its checkpoint the row's own. */
 const readParentRow = (given: Run, row: ParentRow, table: TargetState, fields: Fields) =>
   Effect.zipRight(
-    Ref.update(given.state, (s) => ({ ...s, parents: { read: (s.parents?.read ?? 0) + 1, skipped: s.parents?.skipped ?? 0 } })),
+    countParent(given, "read"),
     Effect.suspend(() => readSource(given, row, table, fields))
   )
 
