@@ -190,4 +190,17 @@ describe("proxy credentials and failures", () => {
     expect(result.stderr).not.toContain(value)
     expect(result.stderr).not.toContain("s0cks-secret")
   })
+
+  it("a malformed proxy variable is 78 before the database is opened, and no business of status or reset", async () => {
+    const cwd = streamConfig({ name: "proxy_order", url: `https://${HOST}:${secure.port}/items`, incremental: null })
+    const bad = { HTTPS_PROXY: "socks5://127.0.0.1:1080" }
+    // the database is down too (nothing listens on port 1): the config error is what the user must fix first
+    const down = await ferry(["run"], { cwd, env: { DATABASE_URL: "postgres://ferry@127.0.0.1:1/ferry", ...bad } })
+    expect(down.code, down.stderr).toBe(78)
+    expect(down.stderr).toContain("the environment variable HTTPS_PROXY is a socks5:// proxy")
+    for (const args of [["status"], ["reset", "--stream", "proxy_order"]]) {
+      const result = await ferry(args, { cwd, env: { DATABASE_URL: db.url, ...bad } })
+      expect(result.code, `${args.join(" ")}: ${result.stderr}`).toBe(0)
+    }
+  })
 })

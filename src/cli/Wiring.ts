@@ -99,24 +99,25 @@ const checkpointStore = (config: FerryConfigShape): Layer.Layer<CheckpointStore,
  * through the proxies of the environment when one is set; a malformed proxy variable is a config error.
  */
 export const source = (environment: Environment): Layer.Layer<Source, ConfigError> =>
-  Either.match(Proxy.fromEnv(environment.env), {
-    onLeft: (error) => Layer.fail(error),
-    onRight: (proxies) => (proxies === undefined ? HttpSource.layerNode : HttpSource.layerNodeProxied(proxies))
-  })
+  Either.match(Proxy.fromEnv(environment.env), { onLeft: (error) => Layer.fail(error), onRight: httpSource })
+
+const httpSource = (proxies: Proxy.ProxySettings | undefined): Layer.Layer<Source> =>
+  proxies === undefined ? HttpSource.layerNode : HttpSource.layerNodeProxied(proxies)
 
 /**
- * Everything `Sync` needs, plus the SqlClient for `status` and `sql`. `connections`: how many to open
- * at start; default two, as a command that takes a stream's lock holds two (`status` takes none).
- * `concurrency`: streams at a time; the pool holds two connections for each (its lock's and its
+ * What the commands that read or clear Ferry's state need (`status`, `reset`): the database, the sink and
+ * the checkpoint store, no HTTP source (a proxy variable is none of their business). `connections`: how
+ * many to open at start; default two, as a command that takes a stream's lock holds two (`status` takes
+ * none). `concurrency`: streams at a time; the pool holds two connections for each (its lock's and its
  * transaction's), and pg's default of 10 at least.
  */
-export const layer = (
+export const stateLayer = (
   config: FerryConfigShape,
   environment: Environment,
   connections = 2,
   concurrency = 1
-): Layer.Layer<Sink | CheckpointStore | Source | SqlClient, DatabaseError | LockHeld | ConfigError> =>
-  Layer.mergeAll(
+): Layer.Layer<Sink | CheckpointStore | SqlClient, DatabaseError | LockHeld | ConfigError> =>
+  Layer.merge(
     // the embedded database: no advisory locks (one session: its data directory's lock excludes other
     // runs, and is what `verifyLock` checks), no COPY (pglite-socket has none)
     PgSink.layer({
@@ -127,6 +128,20 @@ export const layer = (
         ? DataDirLock.verify(dataDir(config, environment))
         : undefined
     }),
-    checkpointStore(config),
-    source(environment)
+    checkpointStore(config)
   ).pipe(Layer.provideMerge(database(config, environment, connections, Math.max(10, 2 * concurrency + 1))))
+
+/**
+ * Everything `Sync` needs: the state layer and the HTTP source. The source's settings are checked first:
+ * a malformed proxy variable is a 78 before any database is opened (or found down).
+ */
+export const layer = (
+  config: FerryConfigShape,
+  environment: Environment,
+  connections = 2,
+  concurrency = 1
+): Layer.Layer<Sink | CheckpointStore | Source | SqlClient, DatabaseError | LockHeld | ConfigError> =>
+  Either.match(Proxy.fromEnv(environment.env), {
+    onLeft: (error) => Layer.fail(error),
+    onRight: (proxies) => Layer.merge(httpSource(proxies), stateLayer(config, environment, connections, concurrency))
+  })

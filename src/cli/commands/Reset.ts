@@ -31,7 +31,7 @@ export const reset = (command: Extract<Command, { _tag: "reset" }>, environment:
           // Not while a run of the stream is in progress: it would save its cursor right back.
           yield* sink.lock(stream!)
           yield* store.clear(keyOf(stream!))
-        })).pipe(Effect.provide(Wiring.layer(config, environment)))
+        })).pipe(Effect.provide(Wiring.stateLayer(config, environment)))
       }
       environment.stdout(
         `reset ${stream!.name}: the next run reads from ${stream!.source.incremental?.initial ?? "the beginning"}`

@@ -123,7 +123,7 @@ const statusRows = (streams: ReadonlyArray<StreamSpec>, runs: ReadonlyMap<string
 const rowsOf = (config: FerryConfigShape, environment: CommandEnvironment, exists: boolean) => {
   if (exists) {
     return Effect.flatMap(lastRuns(config.streams), (runs) => statusRows(config.streams, runs)).pipe(
-      Effect.provide(Wiring.layer(config, environment, 1))
+      Effect.provide(Wiring.stateLayer(config, environment, 1))
     )
   }
   // No embedded database yet: no run was recorded (a file checkpoint store may still hold cursors).
