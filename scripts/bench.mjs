@@ -6,12 +6,14 @@
  *   node scripts/bench.mjs [--quick] [--sizes 50000,500000] [--reps 3] [--node PATH]
  *                          [--naive-limit 20000] [--big-page-mb 50] [--big-records N] [--page-size 1000]
  *                          [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--json FILE]
- *                          [--cpu-prof DIR] [--skip server,fetch,load,naive,noop,one,big]
+ *                          [--cpu-prof DIR] [--skip server,fetch,load,lean,naive,noop,one,big]
  *                          [--ferry-node-args "--max-semi-space-size=4 ..."]
  *
  * For each N: a source server (its own process, pages precomputed) serving N records; then
  *   raw fetch   scripts/bench/fetch-client.mjs: fetch + JSON.parse every page, discard
  *   raw load    psql \copy of the same N rows (a CSV written beforehand) into an empty table of the same shape
+ *   lean        scripts/bench/lean-loader.mjs: the same checks, dedupe, cursor and COPY batches as Ferry's
+ *               first load, hand-written without Effect (the reference for Ferry's own overhead)
  *   naive       scripts/bench/naive.mjs: fetch a page, INSERT ... ON CONFLICT one row at a time
  *               (on the first --naive-limit records; its time is extrapolated linearly to N)
  *   ferry full  `node bin/ferry.mjs run`, cold start to exit, into an empty table
@@ -239,6 +241,19 @@ const benchSize = async (n) => {
   })
   rmSync(csv)
 
+  // the lean loader: a table of the same shape, verified against Ferry's below, value by value
+  let leanDigest
+  if (wanted("lean")) results.lean = await repeat("lean loader (no Effect, same checks, COPY batches)", n, reps, async (i) => {
+    const table = `lean_${n}_${i}`
+    await query(createTableSql(table))
+    const r = await runOk(nodeBin, [join(root, "scripts/bench/lean-loader.mjs"), firstUrl, dbUrl, table])
+    const out = JSON.parse(r.stdout)
+    if (out.rows !== n || out.invalid !== 0) throw new Error(`the lean loader wrote ${out.rows} rows (${out.invalid} invalid), not ${n}`)
+    leanDigest = await tableDigest(table)
+    await query(`DROP TABLE ${table}`)
+    return { ...r, extra: { pages: out.pages } }
+  })
+
   if (wanted("naive")) {
     const limit = Math.min(n, naiveLimit)
     results.naive = await repeat(`naive script (run on ${limit.toLocaleString("en-US")} records)`, n, 1, async () => {
@@ -277,6 +292,9 @@ const benchSize = async (n) => {
   }
   const [{ count }] = await query(`SELECT count(*)::int AS count FROM ${stream}`)
   if (count !== n) throw new Error(`ferry left ${count} rows, not ${n}`)
+  if (leanDigest !== undefined && (await tableDigest(stream)) !== leanDigest) {
+    throw new Error(`the lean loader's table and Ferry's differ (${stream})`)
+  }
 
   if (wanted("noop")) results.noop = await repeat("ferry incremental no-op", n, reps, () =>
     ferry(dir, { inserted: 0, updated: 0, quarantined: 0 }))
@@ -294,6 +312,13 @@ const benchSize = async (n) => {
   await query(`DROP TABLE ${stream}`)
   await source.stop()
   return results
+}
+
+/** every value of a bench table, in key order: two loads of the same source give the same digest */
+const tableDigest = async (table) => {
+  const names = columns.map(([name]) => name).join(", ")
+  const [{ digest }] = await query(`SELECT md5(string_agg(row(${names})::text, E'\\n' ORDER BY id)) AS digest FROM ${table}`)
+  return digest
 }
 
 /** sum(amount) of what the source serves now, read with a plain client */
@@ -362,7 +387,7 @@ const report = (all, big) => {
   out.push("| step | N | wall (median) | range | records/s | peak RSS, median (MB) |")
   out.push("| --- | ---: | ---: | ---: | ---: | ---: |")
   for (const { results } of all) {
-    for (const key of ["server", "fetch", "load", "naive", "full", "noop", "one"]) {
+    for (const key of ["server", "fetch", "load", "lean", "naive", "full", "noop", "one"]) {
       const r = results[key]
       if (r === undefined) continue
       if (key === "naive") {
@@ -375,15 +400,16 @@ const report = (all, big) => {
     out.push(row({ ...big.full, label: `${big.full.label} (${big.pageMb.toFixed(0)} MB pages)` }))
   }
   out.push("")
-  out.push("| N | Ferry / (raw fetch + raw load) | naive / Ferry | server CPU during Ferry's full load |")
-  out.push("| ---: | ---: | ---: | ---: |")
+  out.push("| N | Ferry / (raw fetch + raw load) | Ferry / lean loader | naive / Ferry | server CPU during Ferry's full load |")
+  out.push("| ---: | ---: | ---: | ---: | ---: |")
   for (const { n, results } of all) {
     if (results.fetch === undefined || results.load === undefined || results.full === undefined) continue
     const floor = results.fetch.wallMs + results.load.wallMs
     const naive = results.naive ? `${(results.naive.wallMs / results.full.wallMs).toFixed(1)}×` : "—"
     const cpu = results.full.extra?.serverCpuMs
+    const lean = results.lean ? (results.full.wallMs / results.lean.wallMs).toFixed(2) : "—"
     out.push(
-      `| ${n.toLocaleString("en-US")} | ${(results.full.wallMs / floor).toFixed(2)} | ${naive} | ` +
+      `| ${n.toLocaleString("en-US")} | ${(results.full.wallMs / floor).toFixed(2)} | ${lean} | ${naive} | ` +
         `${cpu === undefined ? "?" : `${fmtMs(cpu)} (${((cpu / results.full.wallMs) * 100).toFixed(0)}% of one core)`} |`
     )
   }
