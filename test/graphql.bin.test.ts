@@ -9,7 +9,9 @@
  * - graphql with a body: 78 naming the field, nothing requested;
  * - a POST body's `{cursor}` and a cursor `in: body`, across two runs.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "@effect/vitest"
+import { readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { type CliResult, configDir, ferry, summaries } from "./support/cli.js"
 import { type GraphQLServer, startGraphQL } from "./support/graphql.js"
 import { json, startServer, type TestServer } from "./support/http.js"
@@ -98,6 +100,60 @@ incremental: { cursorField: updatedAt }`
       { id: "o5", total: 55, updatedAt: "600" },
       { id: "o6", total: 60, updatedAt: "700" }
     ])
+  })
+
+  it("a child stream per parent row: {parent.<column>} in the variables, never in the query's text", async () => {
+    const before = api.orders.splice(0)
+    onTestFinished(() => {
+      api.orders.splice(0, api.orders.length, ...before)
+    })
+    api.calls.length = 0
+    // ids that look like GraphQL syntax: only variables keep them data
+    const customers = ["c-1", "c\"2) { x }", "9007199254740993"]
+    customers.forEach((customer, i) =>
+      api.orders.push(...[1, 2, 3].map((n) => ({ id: `${i}-${n}`, total: n, updatedAt: n, customer }))))
+    const dir = configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: gql_customers
+    source:
+      url: ${api.url}/graphql
+      auth: { type: bearer, token: "\${TOKEN}" }
+      graphql: { query: "{ customers { id name } }" }
+      records: data.customers
+    target: { table: gql_customers, primaryKey: [id], columns: { id: text, name: text } }
+  - name: gql_orders_of
+    parent: { stream: gql_customers }
+    source:
+      url: ${api.url}/graphql
+      auth: { type: bearer, token: "\${TOKEN}" }
+      graphql:
+        query: "query($customer: ID!, $first: Int!, $after: String) { ordersOf(customer: $customer, first: $first, after: $after) { nodes { id total updatedAt } pageInfo { endCursor hasNextPage } } }"
+        variables: { customer: "{parent.id}", first: 2 }
+      records: data.ordersOf.nodes
+      pagination: { type: cursor, param: after, nextPath: data.ordersOf.pageInfo.endCursor, hasMorePath: data.ordersOf.pageInfo.hasNextPage, in: variables }
+    target:
+      table: gql_orders_of
+      primaryKey: [id]
+      columns: { id: text, customer: { type: text, from: "{parent.id}" }, total: integer }
+`)
+    const result = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: db.url, TOKEN } })
+    expect(result.code, result.stderr).toBe(0)
+    expect(summaries(result)[1]).toMatchObject({ stream: "gql_orders_of", parents: 3, inserted: 9 })
+    // each customer's id reached the server as the variable's value, exactly, page after page
+    const asked = api.calls.filter((c) => c.field === "ordersOf").map((c) => `${c.args.customer} ${c.args.after ?? "-"}`)
+    expect(asked.sort()).toEqual(customers.flatMap((c, i) => [`${c} -`, `${c} ${i}-2`]).sort())
+    const stored = await db.query(`SELECT customer, count(*)::int AS n FROM gql_orders_of GROUP BY customer ORDER BY customer`)
+    expect(stored).toEqual([...customers].sort().map((customer) => ({ customer, n: 3 })))
+
+    // in the query's text a parent value would be GraphQL syntax: 78 naming the field, nothing requested
+    api.calls.length = 0
+    const text = readFileSync(join(dir, "ferry.config.yaml"), "utf8").replace("ordersOf(customer: $customer", "ordersOf(customer: \\\"{parent.id}\\\"")
+    writeFileSync(join(dir, "ferry.config.yaml"), text)
+    const refused = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: db.url, TOKEN } })
+    expect(refused.code).toBe(78)
+    expect(refused.stderr).toMatch(/streams\[1\]\.source\.graphql\.query: \{parent\.…\} would write a parent value into the query's text/)
+    expect(api.calls).toEqual([])
   })
 
   it("offset pagination in the variables", async () => {

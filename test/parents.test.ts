@@ -5,7 +5,8 @@
  * (primary key order, rows marked deleted left out).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
+import * as Parent from "../src/domain/Parent.js"
 import * as StreamSpec from "../src/domain/StreamSpec.js"
 import * as HttpSource from "../src/source/http/HttpSource.js"
 import { syncAll } from "../src/sync/Sync.js"
@@ -66,4 +67,29 @@ describe("StreamSpec.make with parent", () => {
       expect(since).toEqual(["2024-01-02T00:00:00Z", "2024-03-01T00:00:00Z"])
       expect(db.state.tables.get("public.members")?.size).toBe(3)
     }))
+})
+
+describe("Parent.streamFor", () => {
+  const row = { key: "[\"7\"]", values: { id: "9007199254740993", name: "a \"quoted\" {cursor} name" } }
+  const stream = (source: { body?: unknown; graphql?: { query: string; variables: Record<string, unknown> } }) => ({
+    source: { url: "https://api.example/items", params: {}, headers: {}, ...source },
+    decode: (raw: unknown) => raw
+  })
+
+  it("fills a POST body's strings with the row's values as text, and leaves the other placeholders for each page", () => {
+    const filled = Parent.streamFor(stream({ body: { filter: { account: "{parent.id}", label: "for {parent.name}" }, after: "{cursor}", n: 5 } }), row)
+    expect(Either.getOrThrow(filled).source.body).toEqual({
+      filter: { account: "9007199254740993", label: "for a \"quoted\" {cursor} name" },
+      after: "{cursor}",
+      n: 5
+    })
+  })
+
+  it("fills GraphQL variables, never the query's text; an absent value skips the row", () => {
+    const query = "query($a: ID!) { x(a: $a) { id } }"
+    const filled = Either.getOrThrow(Parent.streamFor(stream({ graphql: { query, variables: { a: "{parent.id}", list: ["{parent.id}", 1] } } }), row))
+    expect(filled.source.graphql).toEqual({ query, variables: { a: "9007199254740993", list: ["9007199254740993", 1] } })
+    const absent = Parent.streamFor(stream({ body: { a: "{parent.missing}" } }), row)
+    expect(Either.isLeft(absent) && absent.left).toBe("{parent.missing}: parent column missing is null")
+  })
 })

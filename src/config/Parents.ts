@@ -17,6 +17,8 @@ interface StreamFields {
     readonly url: string
     readonly params: Readonly<Record<string, string>>
     readonly headers: Readonly<Record<string, string>>
+    readonly body?: unknown
+    readonly graphql?: { readonly query: string; readonly variables?: unknown } | undefined
     readonly incremental?: { readonly cursorField: string } | undefined
   }
   readonly target: {
@@ -78,12 +80,16 @@ const placeholderProblems = (stream: StreamFields, parent: StreamFields): Array<
       if (!known.includes(column)) issues.push({ path, message: unknown(column) })
     }
   }
+  if (placeholdersIn(stream.source.graphql?.query ?? "").length > 0) {
+    used = true
+    issues.push({ path: ["source", "graphql", "query"], message: "{parent.…} would write a parent value into the query's text: pass it in graphql.variables (e.g. owner: \"{parent.owner}\") and declare the variable in the query" })
+  }
   const first = stream.source.url.indexOf("{parent.")
   if (first >= 0 && first < pathStart(stream.source.url)) {
     issues.push({ path: ["source", "url"], message: "{parent.…} may stand in the URL's path or query, not in its scheme, host or port: the credentials would follow a parent value" })
   }
   if (!used) {
-    issues.push({ path: ["source", "url"], message: `a child stream reads one URL per parent row: use {parent.<column>} in source.url, params or headers (columns of ${parent.name}: ${known.join(", ")})` })
+    issues.push({ path: ["source", "url"], message: `a child stream reads one URL per parent row: use {parent.<column>} in source.url, params, headers, body or graphql.variables (columns of ${parent.name}: ${known.join(", ")})` })
   }
   for (const [name, column] of Object.entries(stream.target.columns ?? {})) {
     const from = typeof column === "string" ? undefined : parentColumnOf(column.from ?? "")

@@ -29,7 +29,7 @@ export type ParentSpec = typeof ParentSpec.Type
 
 /** The parent columns a child reads: those its source and its columns name. */
 export const columnsRead = (
-  source: Pick<HttpSourceSpec, "url" | "params" | "headers">,
+  source: ParentTemplated,
   columns: ReadonlyArray<{ readonly from: string }>
 ): ReadonlyArray<string> => [
   ...new Set([
@@ -49,11 +49,34 @@ export const placeholdersIn = (text: string): ReadonlyArray<string> => Array.fro
 /** The parent column a column's `from` names, if it is `{parent.<column>}`. */
 export const parentColumnOf = (from: string): string | undefined => wholePlaceholder.exec(from)?.[1]
 
-/** Every text of a source that may hold a placeholder, with the field it is in (for error messages). */
-export const templatesOf = (source: Pick<HttpSourceSpec, "url" | "params" | "headers">) => [
+/** the parts of a source that may hold `{parent.<column>}` */
+type ParentTemplated = Pick<HttpSourceSpec, "url" | "params" | "headers" | "body" | "graphql">
+
+/** Every string of a JSON value, with its path below `at`. */
+const jsonStrings = (value: unknown, at: ReadonlyArray<string | number>): Array<{ path: ReadonlyArray<string | number>; text: string }> => {
+  if (typeof value === "string") return [{ path: at, text: value }]
+  if (Array.isArray(value)) return value.flatMap((item, i) => jsonStrings(item, [...at, i]))
+  if (typeof value === "object" && value !== null) return Object.entries(value).flatMap(([key, item]) => jsonStrings(item, [...at, key]))
+  return []
+}
+
+/**
+ * Every text of a source that may hold a placeholder, with the field it is in (for error messages):
+ * the URL, params, headers, and the strings of a POST body or of GraphQL variables. (A GraphQL query
+ * text may not: config/Parents.ts refuses it there.)
+ */
+export const templatesOf = (source: {
+  readonly url: string
+  readonly params: Readonly<Record<string, string>>
+  readonly headers: Readonly<Record<string, string>>
+  readonly body?: unknown
+  readonly graphql?: { readonly variables?: unknown } | undefined
+}) => [
   { path: ["source", "url"], text: source.url },
   ...Object.entries(source.params).map(([name, text]) => ({ path: ["source", "params", name], text })),
-  ...Object.entries(source.headers).map(([name, text]) => ({ path: ["source", "headers", name], text }))
+  ...Object.entries(source.headers).map(([name, text]) => ({ path: ["source", "headers", name], text })),
+  ...jsonStrings(source.body, ["source", "body"]),
+  ...jsonStrings(source.graphql?.variables, ["source", "graphql", "variables"])
 ]
 
 /**
@@ -123,18 +146,38 @@ const fillRecord = (
     (pairs) => Object.fromEntries(pairs)
   )
 
+/**
+ * A JSON template (a POST body, GraphQL variables) with its strings filled from the row: a value is
+ * text (a parent column's text form) wherever it stands; JSON encoding keeps it a string.
+ */
+const fillJson = (template: unknown, row: ParentRow): Either.Either<unknown, string> => {
+  if (typeof template === "string") return fill(template, row, Either.right)
+  if (Array.isArray(template)) return Either.all(template.map((item) => fillJson(item, row)))
+  if (typeof template === "object" && template !== null) {
+    return Either.map(
+      Either.all(Object.entries(template).map(([key, item]) => Either.map(fillJson(item, row), (filled) => [key, filled] as const))),
+      (pairs) => Object.fromEntries(pairs)
+    )
+  }
+  return Either.right(template)
+}
+
 /** The child's source for one parent row, or why that row cannot be read (it is skipped, and said so). */
-const sourceFor = <S extends Pick<HttpSourceSpec, "url" | "params" | "headers">>(
-  source: S,
-  row: ParentRow
-): Either.Either<S, string> =>
+const sourceFor = <S extends ParentTemplated>(source: S, row: ParentRow): Either.Either<S, string> =>
   Either.map(
     Either.all({
       url: fillUrl(source.url, row),
       params: fillRecord(source.params, row, Either.right),
-      headers: fillRecord(source.headers, row, headerValue)
+      headers: fillRecord(source.headers, row, headerValue),
+      body: fillJson(source.body, row),
+      variables: fillJson(source.graphql?.variables, row)
     }),
-    (filled) => ({ ...source, ...filled })
+    ({ body, variables, ...filled }) => ({
+      ...source,
+      ...filled,
+      ...(source.body === undefined ? {} : { body }),
+      ...(source.graphql === undefined || source.graphql.variables === undefined ? {} : { graphql: { ...source.graphql, variables } })
+    })
   )
 
 /**
@@ -161,7 +204,7 @@ export const parentReader = (column: string) => (record: unknown): unknown => {
  * A child stream as it reads one parent row: its source filled from the row, its records decoded with
  * the row's values at hand; or why the row cannot be read.
  */
-export const streamFor = <S extends { readonly source: Pick<HttpSourceSpec, "url" | "params" | "headers">; readonly decode: (raw: unknown) => R }, R>(
+export const streamFor = <S extends { readonly source: ParentTemplated; readonly decode: (raw: unknown) => R }, R>(
   stream: S,
   row: ParentRow
 ): Either.Either<S, string> =>

@@ -14,16 +14,21 @@ export interface Order {
   readonly total: number
   /** Unix seconds */
   readonly updatedAt: number
+  /** the customer's id (`ordersOf`) */
+  readonly customer?: string
 }
 
 const schema = buildSchema(`
   type Order { id: ID!, total: Int!, updatedAt: Int! }
+  type Customer { id: ID!, name: String! }
   type PageInfo { endCursor: String, hasNextPage: Boolean! }
   type OrderConnection { nodes: [Order!]!, pageInfo: PageInfo! }
   type Query {
     orders(first: Int!, after: String, updatedAfter: Int): OrderConnection!
     ordersAt(offset: Int!, limit: Int!): [Order!]!
     refunds: [Order!]
+    customers: [Customer!]!
+    ordersOf(customer: ID!, first: Int!, after: String): OrderConnection!
   }
 `)
 
@@ -48,6 +53,14 @@ export const startGraphQL = async (token: string): Promise<GraphQLServer> => {
       if (args.after != null && start === 0) throw new GraphQLError(`unknown cursor ${args.after}`)
       const nodes = since.slice(start, start + args.first)
       return { nodes, pageInfo: { endCursor: nodes.at(-1)?.id ?? null, hasNextPage: start + args.first < since.length } }
+    },
+    customers: () => [...new Set(orders.flatMap((o) => o.customer ?? []))].map((id) => ({ id, name: `customer ${id}` })),
+    ordersOf: (args: { customer: string; first: number; after?: string | null }) => {
+      calls.push({ field: "ordersOf", args: { ...args } })
+      const mine = sorted(orders).filter((o) => o.customer === args.customer)
+      const start = args.after == null ? 0 : mine.findIndex((o) => o.id === args.after) + 1
+      const nodes = mine.slice(start, start + args.first)
+      return { nodes, pageInfo: { endCursor: nodes.at(-1)?.id ?? null, hasNextPage: start + args.first < mine.length } }
     },
     ordersAt: (args: { offset: number; limit: number }) => {
       calls.push({ field: "ordersAt", args: { ...args } })
