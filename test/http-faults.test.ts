@@ -227,7 +227,19 @@ describe("rate limits", () => {
     const s = await server(onPage(1, () => ({ kind: "status", status: 403 })))
     const result = await setup("forbidden", s).run()
     expect(s.counts.get(s.keyOf(7))).toBe(1)
-    await expectGaveUp("forbidden", s, result, 69, /forbids this request \(check the stream.s auth\) \(HTTP 403\)/)
+    await expectGaveUp("forbidden", s, result, 69, /forbids this request \(check the stream.s auth\): the API says "injected 403" \(HTTP 403\)/)
+  })
+})
+
+describe("what the API says about a refusal", () => {
+  it.each([
+    ["said_list", "a GraphQL or JSON:API errors list", { errors: [{ message: `token ${TOKEN} may not read\n page 1`, path: ["x"] }, { message: "second" }] }, /the API says "token \*\*\* may not read page 1"/],
+    ["said_message", "a message", { message: "Validation Failed: since must be a date" }, /the API says "Validation Failed: since must be a date"/],
+    ["said_oauth", "an OAuth-style error", { error: "invalid_request", error_description: "cursor expired" }, /the API says "cursor expired"/]
+  ])("%s: a 4xx with %s: exit 69 and the API's words, never the token", async (table, _shape, body, says) => {
+    const s = await server(onPage(1, () => ({ kind: "status", status: 422, body: JSON.stringify(body) })))
+    const result = await setup(table, s).run()
+    await expectGaveUp(table, s, result, 69, says)
   })
 })
 

@@ -69,8 +69,44 @@ const clientFailure = (error: HttpClientError.HttpClientError, auth: Auth | unde
     })
     : noResponse(describe(error, auth))
 
-/** A response: itself when 2xx, else a failure with what the server asked us to wait, read now. */
-const checkStatus = (received: Received): Effect.Effect<Received, RequestFailure> => {
+/** a text of at most 200 characters on one line */
+const short = (text: string): string => {
+  const line = text.replace(/\s+/g, " ").trim()
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line
+}
+
+/**
+ * What an API says about a request it refused, from the common shapes of a JSON error body: GraphQL's
+ * and JSON:API's `errors[0]` (`message`, `detail`, `title`), `message`, OAuth's `error_description` and
+ * `error`, RFC 9457's `detail` and `title`. `undefined` for any other body.
+ */
+const apiMessage = (text: string): string | undefined => {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  const pick = (value: unknown): string | undefined => {
+    if (typeof value !== "object" || value === null) return undefined
+    const o = value as Record<string, unknown>
+    for (const key of ["message", "error_description", "detail", "title", "error"]) {
+      const v = o[key]
+      if (typeof v === "string" && v.trim() !== "") return v
+      if (key === "error" && typeof v === "object") return pick(v)
+    }
+    return undefined
+  }
+  const errors = (body as { errors?: unknown } | null)?.errors
+  const found = Array.isArray(errors) ? pick(errors[0]) : pick(body)
+  return found === undefined ? undefined : short(found)
+}
+
+/**
+ * A response: itself when 2xx, else a failure with what the server asked us to wait, read now. A refusal
+ * (4xx) says what the API said about it, scrubbed of the stream's secrets (an API may quote the token).
+ */
+const checkStatus = (received: Received, auth: Auth | undefined): Effect.Effect<Received, RequestFailure> => {
   const verdict = classify(received.status, received.headers)
   if (verdict === "ok") return Effect.succeed(received)
   return Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -78,10 +114,15 @@ const checkStatus = (received: Received): Effect.Effect<Received, RequestFailure
       new RequestFailure({
         kind: verdict,
         status: received.status,
-        reason: verdict === "fatal" ? fatalReason(received.status) : `HTTP ${received.status}`,
+        reason: verdict === "fatal" ? refusal(received, auth) : `HTTP ${received.status}`,
         asked: verdict === "fatal" ? undefined : serverDelay(received.headers, now)
       })
     ))
+}
+
+const refusal = (received: Received, auth: Auth | undefined): string => {
+  const said = received.status >= 400 ? apiMessage(received.text) : undefined
+  return said === undefined ? fatalReason(received.status) : scrub(`${fatalReason(received.status)}: the API says "${said}"`, auth)
 }
 
 /** One try, its status not yet checked. */
@@ -148,5 +189,5 @@ export const send = (
   const received = auth?.type === "oauth2" && carriesCredentials(spec, url)
     ? withToken(client, spec, auth, url, body)
     : exchange(client, spec, toHttpRequest(spec, url, body), requestUrl(spec, url))
-  return Effect.flatMap(received, checkStatus)
+  return Effect.flatMap(received, (r) => checkStatus(r, auth))
 }
