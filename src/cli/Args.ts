@@ -19,6 +19,8 @@ export type Command =
     readonly slice?: Slice | undefined
     /** `--concurrency N`: streams run N at a time (absent: the config's `concurrency`, else 1) */
     readonly concurrency?: number | undefined
+    /** `--metrics-file PATH`: Prometheus text for node_exporter's textfile collector (else FERRY_METRICS_FILE) */
+    readonly metricsFile?: string | undefined
   }
   | { readonly _tag: "check"; readonly config: string | undefined }
   | { readonly _tag: "status"; readonly config: string | undefined; readonly json: boolean }
@@ -32,10 +34,11 @@ export const usage = `Usage: ferry <command> [options]
 
 Commands:
   run     [--config FILE] [--stream NAME]... [--full-refresh] [--dry-run] [--from CURSOR] [--to CURSOR]
-          [--concurrency N]
+          [--concurrency N] [--metrics-file PATH]
           sync the configured streams (all, or the ones named); --from/--to read that slice only
           (a cursor value or "now - 1 hour"), without reading or moving the stored checkpoint;
-          --concurrency: N streams at a time (a parent still before its children)
+          --concurrency: N streams at a time (a parent still before its children);
+          --metrics-file: write Prometheus metrics there after the run (node_exporter's textfile collector)
   check   [--config FILE]
           validate the config, reach the database, make one request per source
   status  [--config FILE] [--json]
@@ -51,7 +54,7 @@ Options:
   -h, --help          this help
   -v, --version       Ferry's version
 
-Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error
+Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_METRICS_FILE, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error
 Exit codes: 0 ok, 64 usage, 65 invalid records, 69 source unavailable, 70 internal error,
             74 database error, 75 locked or rate-limited (try later), 78 bad config, 130/143 signal`
 
@@ -63,6 +66,7 @@ const flags = {
   from: { type: "string" },
   to: { type: "string" },
   concurrency: { type: "string" },
+  "metrics-file": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" }
@@ -72,7 +76,7 @@ type Flag = keyof typeof flags
 
 /** Which flags each command accepts; any other is a usage error, not silently ignored. */
 const accepted: Record<string, ReadonlyArray<Flag>> = {
-  run: ["config", "stream", "full-refresh", "dry-run", "from", "to", "concurrency"],
+  run: ["config", "stream", "full-refresh", "dry-run", "from", "to", "concurrency", "metrics-file"],
   check: ["config"],
   status: ["config", "json"],
   reset: ["config", "stream"],
@@ -119,6 +123,7 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
       if (concurrency !== undefined && !(/^\d+$/.test(values.concurrency!) && concurrency >= 1 && concurrency <= maxConcurrency)) {
         return usageError(`--concurrency takes a whole number from 1 to ${maxConcurrency}`)
       }
+      if (values["metrics-file"]?.trim() === "") return usageError("--metrics-file needs a file path")
       return Either.right({
         _tag: "run",
         config,
@@ -126,7 +131,8 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
         fullRefresh: values["full-refresh"] === true,
         dryRun: values["dry-run"] === true,
         ...(sliced ? { slice: { from: values.from, to: values.to } } : {}),
-        ...(concurrency === undefined ? {} : { concurrency })
+        ...(concurrency === undefined ? {} : { concurrency }),
+        ...(values["metrics-file"] === undefined ? {} : { metricsFile: values["metrics-file"] })
       })
     }
     case "check":

@@ -28,6 +28,8 @@ export interface SyncOptions {
   readonly now?: number | undefined
   /** `syncAll`: streams at a time (default 1), a parent still before its children */
   readonly concurrency?: number | undefined
+  /** called with each stream's summary as it ends, interrupted ones too (the CLI's metrics file) */
+  readonly onSummary?: ((summary: Summary.StreamSummary) => void) | undefined
 }
 
 export interface Progress extends RunCounts {

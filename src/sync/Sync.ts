@@ -176,5 +176,6 @@ const finish = (run: Run, exit: Exit.Exit<void, FerryError>) =>
     // Record the outcome even when interrupted; a failure to record it must not hide the run's own error.
     if (state.started) yield* Summary.record(sink, key.target, summary, state.complete === true)
     yield* Summary.log(summary)
+    options.onSummary?.(summary)
     return summary
   })
