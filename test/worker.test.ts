@@ -48,6 +48,7 @@ describe.skipIf(!newNode || serverOnly)("ferry worker", () => {
   afterEach(async () => {
     for (const w of workers.splice(0)) w.child.kill("SIGKILL")
     api.delayMs = 0
+    api.fail = undefined
     await db?.drop()
   })
 
@@ -231,6 +232,24 @@ ${schedules[name] === undefined ? "" : `    schedule: "${schedules[name]}"\n`}`)
     // the second run resumed from the first's checkpoint: it did not read everything again
     const summary = two.logs().find((l) => l.msg === "run.summary")!
     expect(summary.fetched).toBeLessThan(total)
+  })
+
+  it("a run that fails for good (69: the source answers 404) fails its job without retries; the next enqueue runs anew", async () => {
+    await freshDb()
+    const dir = config(["a"])
+    const one = startWorker("one", dir)
+    await one.waitFor((l) => l.msg === "worker.start")
+    api.fail = () => 404
+    expect((await enqueue(dir, "a")).code).toBe(0)
+    expect(await one.waitFor((l) => l.msg === "job.end")).toMatchObject({ stream: "a", exit_code: 69, outcome: "failed" })
+    await new Promise((r) => setTimeout(r, 4000))
+    expect(one.logs().filter((l) => l.msg === "job.start")).toHaveLength(1)
+    const [job] = await db.query(`SELECT state, output FROM ferry_jobs.job WHERE name = 'ferry/public.a/a'`)
+    expect(job).toMatchObject({ state: "cancelled", output: { exit_code: 69 } })
+    api.fail = undefined
+    expect((await enqueue(dir, "a")).code).toBe(0)
+    await one.waitFor((l) => l.msg === "job.end" && l.outcome === "completed")
+    await expectComplete("a")
   })
 
   it("--listen: /healthz answers ok and /metrics is valid Prometheus text with the job counts and the stream's freshness", async () => {
