@@ -209,6 +209,23 @@ ${schedules[name] === undefined ? "" : `    schedule: "${schedules[name]}"\n`}`)
     await expectComplete("a")
   })
 
+  it("a second signal exits at once (143), without waiting for the stop", async () => {
+    await freshDb()
+    const dir = config(["a"])
+    api.delayMs = 3000
+    const one = startWorker("one", dir)
+    await one.waitFor((l) => l.msg === "worker.start")
+    expect((await enqueue(dir, "a")).code).toBe(0)
+    await one.waitFor((l) => l.msg === "run.start")
+    one.child.kill("SIGINT")
+    await one.waitFor((l) => l.msg === "worker.stopping")
+    const signalled = Date.now()
+    one.child.kill("SIGTERM")
+    const exit = await one.exit
+    expect(exit.code).toBe(143)
+    expect(exit.at - signalled).toBeLessThan(1500)
+  })
+
   it("SIGKILL mid-run: the other worker takes the job over within 30 s and resumes; nothing lost or duplicated", async () => {
     await freshDb()
     const dir = config(["a"])

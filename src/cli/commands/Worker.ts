@@ -3,8 +3,8 @@
  * and runs them with `ferry run`'s program, on one set of services (the Wiring layer) built once for
  * its life. A first SIGTERM/SIGINT (`environment.stopRequested`) stops it gracefully: no more jobs,
  * running streams end their current transaction, their jobs go back to the queue, pg-boss stops; exit
- * 0, or 143 when that took longer than `--grace` (pg-boss then fails the jobs still held back to their
- * queues). A second signal exits at once (main.ts).
+ * 0, or 143 when that took longer than `--grace` (the jobs still running are then taken over when their
+ * heartbeat stops, as a killed worker's). A second signal exits at once (main.ts).
  */
 import { Effect, Either, Option, Redacted, Runtime } from "effect"
 import type { FerryConfigShape } from "../../config/Config.js"
@@ -104,7 +104,7 @@ export const worker = (command: Extract<Command, { _tag: "worker" }>, environmen
             yield* Effect.logWarning("worker.grace_expired").pipe(Effect.annotateLogs({
               grace_ms: command.graceMillis,
               running: dispatch.running(),
-              hint: "their jobs are failed back to their queues by pg-boss's stop; raise --grace for longer transactions"
+              hint: "their jobs go to another worker once their heartbeat stops; raise --grace for longer transactions"
             }))
             return ExitCode.SigTerm as number
           }
