@@ -130,15 +130,14 @@ ${schedules[name] === undefined ? "" : `    schedule: "${schedules[name]}"\n`}`)
     const one = startWorker("one", dir, "--concurrency", "2")
     const two = startWorker("two", dir, "--concurrency", "2")
     const ended = (stream: string) => (l: Record<string, any>) => l.msg === "job.end" && l.stream === stream
-    await Promise.all(["a", "b", "c"].map((s) => Promise.race([one.waitFor(ended(s)), two.waitFor(ended(s))])))
-    // a enqueued again while it runs: queued, it runs after the first, not beside it
-    expect((await enqueue(dir, "a")).code).toBe(0)
-    await new Promise((r) => setTimeout(r, 500))
-    const runs = [...one.logs(), ...two.logs()].filter((l) => l.msg === "job.end")
-    await Promise.race([
-      one.waitFor((l) => l.msg === "job.end" && l.stream === "a" && !runs.includes(l), 20_000),
-      two.waitFor((l) => l.msg === "job.end" && l.stream === "a" && !runs.includes(l), 20_000)
-    ]).catch(() => undefined)
+    const both = (test: (l: Record<string, any>) => boolean) => Promise.race([one.waitFor(test), two.waitFor(test)])
+    // a enqueued again while it runs: queued beside the running one, it runs after it, not beside it
+    await both((l) => l.msg === "run.start" && l.stream === "a")
+    const again = await enqueue(dir, "a")
+    expect(again.stdout).toMatch(/^a: queued job /m)
+    await Promise.all(["a", "b", "c"].map((s) => both(ended(s))))
+    const ends = () => [...one.logs(), ...two.logs()].filter(ended("a")).length
+    for (let waited = 0; ends() < 2 && waited < 20_000; waited += 200) await new Promise((r) => setTimeout(r, 200))
     const lines = [...one.logs(), ...two.logs()]
     for (const s of ["b", "c"]) {
       expect(lines.filter((l) => l.msg === "job.start" && l.stream === s)).toHaveLength(1)

@@ -40,7 +40,8 @@ const reason = (cause: unknown) => (cause instanceof Error ? cause.message : Str
 /**
  * A started pg-boss on the configured database, in schema `ferry_jobs` (created and migrated on first
  * use), stopped when the scope closes (waiting `stopMillis()` at most for its own work). `worker`: with
- * maintenance and the cron pass; else a client that only sends jobs. `onError`: what pg-boss reports in the background (a lost connection, a failed pass).
+ * maintenance and the cron pass; else a client that only sends jobs. `onError`: what pg-boss reports in
+ * the background (a lost connection, a failed pass).
  */
 export const make = (options: {
   readonly connection: Connection

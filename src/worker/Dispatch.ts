@@ -94,6 +94,7 @@ export const make = (options: DispatchOptions) =>
     const slots = yield* Effect.makeSemaphore(options.concurrency)
     const running = new Set<Fiber.RuntimeFiber<unknown>>()
     const handlers = new Set<Fiber.RuntimeFiber<unknown>>()
+    let stopping = false
     const claim = claimer(boss, options.streams)
 
     const handle = (claimed: Claimed) => {
@@ -103,7 +104,9 @@ export const make = (options: DispatchOptions) =>
           const startedAt = Date.now()
           counters.started()
           yield* Effect.logInfo("job.start").pipe(Effect.annotateLogs({ queue: claimed.queue, attempt: claimed.attempt.retryCount }))
-          const run = yield* Effect.fork(restore(syncStreamExit(claimed.stream, { runId, interruptedExitCode: () => ExitCode.SigTerm })))
+          // claimed just as the stop began: handed back without a run
+          const sync = stopping ? Effect.interrupt : syncStreamExit(claimed.stream, { runId, interruptedExitCode: () => ExitCode.SigTerm })
+          const run = yield* Effect.fork(restore(sync))
           running.add(run)
           const beating = yield* Effect.fork(restore(heartbeat(boss, claimed, run)))
           const exit = yield* Fiber.await(run)
@@ -144,10 +147,14 @@ export const make = (options: DispatchOptions) =>
 
     /** No more claims; the running streams interrupted (each ends its transaction), their jobs handed back. */
     const stop = Effect.gen(function*() {
+      stopping = true
       yield* Fiber.interrupt(loop)
       yield* Effect.logInfo("worker.stopping").pipe(Effect.annotateLogs({ running: running.size }))
-      yield* Fiber.interruptAll([...running])
-      yield* Fiber.awaitAll([...handlers])
+      // until every handler has settled its job: a run that started after a pass is interrupted by the next
+      while (handlers.size > 0) {
+        yield* Fiber.interruptAll([...running])
+        yield* Effect.sleep(20)
+      }
     })
     return { stop, running: () => running.size }
   })
