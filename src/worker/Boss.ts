@@ -43,52 +43,59 @@ const reason = (cause: unknown) => (cause instanceof Error ? cause.message : Str
  * maintenance and the cron pass; else a client that only sends jobs. `onError`: what pg-boss reports in
  * the background (a lost connection, a failed pass).
  */
+/** pg-boss's module: a dependency of Ferry, absent only from a broken installation (78: not worth retrying) */
+const load = Effect.tryPromise({
+  try: () => import("pg-boss"),
+  catch: (cause) =>
+    new ConfigError({ path: "", reason: `pg-boss, which ferry worker and enqueue need, cannot be loaded (${reason(cause)}): reinstall Ferry` })
+})
+
 export const make = (options: {
   readonly connection: Connection
   readonly worker: boolean
   readonly poolSize: number
   readonly stopMillis: () => number
   readonly onError: (error: unknown) => void
-}): Effect.Effect<Boss, DatabaseError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const { PgBoss } = await import("pg-boss")
-        const { connection } = options
-        const start = async (ssl: ConstructorOptions["ssl"]) => {
-          const boss = new PgBoss({
-          connectionString: connection.connectionString,
-          ssl,
-          schema: jobsSchema,
-          application_name: connection.applicationName,
-          max: options.poolSize,
-          connectionTimeoutMillis: 5000,
-          supervise: options.worker,
-          schedule: options.worker,
-          registerInstance: options.worker,
-          instanceName: "ferry-worker",
-          ...maintenanceOptions
-        })
-          boss.on("error", options.onError)
+}): Effect.Effect<Boss, DatabaseError | ConfigError, Scope.Scope> =>
+  Effect.flatMap(load, ({ PgBoss }) => {
+    const { connection } = options
+    const start = async (ssl: ConstructorOptions["ssl"]) => {
+      const boss = new PgBoss({
+        connectionString: connection.connectionString,
+        ssl,
+        schema: jobsSchema,
+        application_name: connection.applicationName,
+        max: options.poolSize,
+        connectionTimeoutMillis: 5000,
+        supervise: options.worker,
+        schedule: options.worker,
+        registerInstance: options.worker,
+        instanceName: "ferry-worker",
+        ...maintenanceOptions
+      })
+      boss.on("error", options.onError)
+      try {
+        return await boss.start()
+      } catch (error) {
+        await boss.stop({ graceful: false, timeout: 1000 }).catch(() => {})
+        throw error
+      }
+    }
+    return Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
           try {
-            return await boss.start()
+            return await start(connection.ssl)
           } catch (error) {
-            await boss.stop({ graceful: false, timeout: 1000 }).catch(() => {})
-            throw error
+            if (connection.ssl === false || connection.retryPlain?.(error) !== true) throw error
+            return await start(false)
           }
-        }
-        try {
-          return await start(connection.ssl)
-        } catch (error) {
-          if (connection.ssl === false || connection.retryPlain?.(error) !== true) throw error
-          return await start(false)
-        }
-      },
-      catch: (cause) =>
-        new DatabaseError({ reason: `the job queue (pg-boss) could not start on ${options.connection.describe}: ${reason(cause)}` })
-    }),
-    (boss) => Effect.promise(() => boss.stop({ graceful: true, timeout: Math.min(options.stopMillis(), 3_600_000) }).catch(options.onError))
-  )
+        },
+        catch: (cause) => new DatabaseError({ reason: `the job queue (pg-boss) could not start on ${connection.describe}: ${reason(cause)}` })
+      }),
+      (boss) => Effect.promise(() => boss.stop({ graceful: true, timeout: Math.min(options.stopMillis(), 3_600_000) }).catch(options.onError))
+    )
+  })
 
 /** Each stream's queue, created (idempotent) with Ferry's options, or brought up to them. */
 export const ensureQueues = (boss: Boss, streams: ReadonlyArray<StreamSpec>) =>
