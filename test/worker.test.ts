@@ -268,7 +268,7 @@ ${schedules[name] === undefined ? "" : `    schedule: "${schedules[name]}"\n`}`)
     await expectComplete("a")
   })
 
-  it("--listen: /healthz answers ok and /metrics is valid Prometheus text with the job counts and the stream's freshness", async () => {
+  it("--listen: /healthz answers ok (503 once the database is gone) and /metrics is valid Prometheus text with the job counts and the stream's freshness", async () => {
     await freshDb()
     const dir = config(["a"])
     const port = await freePort()
@@ -290,6 +290,11 @@ ${schedules[name] === undefined ? "" : `    schedule: "${schedules[name]}"\n`}`)
     const newest = Math.max(...api.records.map((r) => Date.parse(r.updated_at)))
     expect(Math.abs(lag!.value - (Date.now() - newest) / 1000)).toBeLessThan(60)
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404)
+    // the database gone: 503, saying why
+    await db.drop()
+    const down = await fetch(`http://127.0.0.1:${port}/healthz`)
+    expect(down.status).toBe(503)
+    expect(await down.text()).toMatch(/^unhealthy: the job queue's database does not answer/)
   })
 })
 
