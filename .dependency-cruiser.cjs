@@ -73,6 +73,13 @@ module.exports = {
       to: { path: "^src/", pathNot: ["^src/domain/", "^src/lib/", "^src/postgres/", ports, "^src/$1/"] }
     },
     {
+      name: "only-cli-loads-the-worker",
+      severity: "error",
+      comment: "worker/ loads pg-boss (Node 22.12+): only the worker and enqueue commands may reach it, never the library",
+      from: { path: "^src/", pathNot: ["^src/cli/", "^src/worker/"] },
+      to: { path: "^src/worker/" }
+    },
+    {
       name: "nothing-imports-cli",
       severity: "error",
       from: { path: "^src/", pathNot: ["^src/cli/"] },

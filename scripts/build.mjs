@@ -78,7 +78,8 @@ const result = await build({
   // PGlite loads its WASM from its own package and is only imported when the embedded database is
   // used; pg-native is an optional dependency of pg that Ferry does not use, nor is kerberos one of
   // the proxy agents (for Negotiate proxy authentication, which Ferry does not ask for).
-  external: ["@electric-sql/*", "pg-native", "pg-cloudflare", "kerberos"],
+  // pg-boss (Node 22.12+) is imported only by `ferry worker` / `ferry enqueue` (src/worker/Boss.ts).
+  external: ["@electric-sql/*", "pg-boss", "pg-native", "pg-cloudflare", "kerberos"],
   banner: { js: "(function (require, hostImport) {" },
   footer: { js: "})" },
   metafile: true,

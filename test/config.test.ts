@@ -758,8 +758,34 @@ const cases: ReadonlyArray<Case> = [
     text: broken((c) => (stream0(c).source.headers = { "X Secret": "s3cr3t-header" })),
     path: "streams[0].source.headers[\"X Secret\"]",
     says: "expected an HTTP header name"
+  },
+  {
+    name: "schedule: not five fields",
+    text: broken((c) => (stream0(c).schedule = "@hourly")),
+    path: "streams[0].schedule",
+    says: `stream "orders": not a cron schedule: expected 5 fields`
+  },
+  {
+    name: "schedule: an hour out of range",
+    text: broken((c) => (stream0(c).schedule = "0 24 * * *")),
+    path: "streams[0].schedule",
+    says: `hour field: "24" is not in 0-23`
+  },
+  {
+    name: "schedule: a backwards range",
+    text: broken((c) => (stream0(c).schedule = "0 0 * * FRI-MON")),
+    path: "streams[0].schedule",
+    says: `day-of-week field: the range "FRI-MON" runs backwards`
   }
 ]
+
+describe("Config.parse: schedule", () => {
+  it.effect.each(["*/15 * * * *", "0 3 * * MON-FRI", "5,35 8-18/2 1 JAN,jul 0", "0 0 * * 7"])("accepts %s, as schedules[name]", (cron) =>
+    Effect.gen(function*() {
+      const config = yield* parse(broken((c) => (stream0(c).schedule = cron)), "ferry.config.yaml")
+      expect(config.schedules).toEqual(new Map([["orders", cron]]))
+    }))
+})
 
 describe("Config.parse: broken configs", () => {
   it("has a corpus of at least 35 broken configs", () => {
@@ -860,7 +886,7 @@ describe("Config.jsonSchema", () => {
     }
     expect(typeof schema).toBe("object")
     expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "streams"])
-    expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxInvalid", "name", "parent", "source", "target"])
+    expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxInvalid", "name", "parent", "schedule", "source", "target"])
     expect(schema.additionalProperties).toBe(false)
   })
 

@@ -7,6 +7,7 @@ import { Either } from "effect"
 import { UsageError } from "../domain/Errors.js"
 import { maxConcurrency } from "../config/ConfigFile.js"
 import { fullRefreshConflict, type Slice } from "../sync/Window.js"
+import { type Address, parseAddress } from "../worker/Health.js"
 
 export type Command =
   | {
@@ -22,6 +23,16 @@ export type Command =
     /** `--metrics-file PATH`: Prometheus text for node_exporter's textfile collector (else FERRY_METRICS_FILE) */
     readonly metricsFile?: string | undefined
   }
+  | {
+    readonly _tag: "worker"
+    readonly config: string | undefined
+    /** `--listen HOST:PORT`: serve /healthz and /metrics there */
+    readonly listen?: Address | undefined
+    readonly concurrency?: number | undefined
+    /** `--grace`: how long a stop may take, in ms (default 30 s) */
+    readonly graceMillis: number
+  }
+  | { readonly _tag: "enqueue"; readonly config: string | undefined; readonly stream: string }
   | { readonly _tag: "check"; readonly config: string | undefined }
   | { readonly _tag: "status"; readonly config: string | undefined; readonly json: boolean }
   | { readonly _tag: "reset"; readonly config: string | undefined; readonly stream: string }
@@ -39,6 +50,11 @@ Commands:
           (a cursor value or "now - 1 hour"), without reading or moving the stored checkpoint;
           --concurrency: N streams at a time (a parent still before its children);
           --metrics-file: write Prometheus metrics there after the run (node_exporter's textfile collector)
+  worker  [--config FILE] [--listen HOST:PORT] [--concurrency N] [--grace 30s]
+          take the config's stream jobs from the job queue (pg-boss, schema ferry_jobs) and run
+          them, N at a time, on their schedules and when enqueued; Node 22.12 or later
+  enqueue [--config FILE] --stream NAME
+          queue one run of the stream now (for the workers)
   check   [--config FILE]
           validate the config, reach the database, make one request per source
   status  [--config FILE] [--json]
@@ -67,6 +83,8 @@ const flags = {
   to: { type: "string" },
   concurrency: { type: "string" },
   "metrics-file": { type: "string" },
+  listen: { type: "string" },
+  grace: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" }
@@ -77,6 +95,8 @@ type Flag = keyof typeof flags
 /** Which flags each command accepts; any other is a usage error, not silently ignored. */
 const accepted: Record<string, ReadonlyArray<Flag>> = {
   run: ["config", "stream", "full-refresh", "dry-run", "from", "to", "concurrency", "metrics-file"],
+  worker: ["config", "listen", "concurrency", "grace"],
+  enqueue: ["config", "stream"],
   check: ["config"],
   status: ["config", "json"],
   reset: ["config", "stream"],
@@ -94,6 +114,25 @@ const shortMessage = (error: unknown): string => {
   const missing = /Option '([^']+)' argument missing/.exec(text)
   if (missing) return `option ${missing[1]} needs a value`
   return text.split(". ")[0] ?? text
+}
+
+const concurrencyOf = (text: string | undefined): Either.Either<number | undefined, UsageError> => {
+  if (text === undefined) return Either.right(undefined)
+  const n = Number(text)
+  return /^\d+$/.test(text) && n >= 1 && n <= maxConcurrency
+    ? Either.right(n)
+    : usageError(`--concurrency takes a whole number from 1 to ${maxConcurrency}`)
+}
+
+const defaultGraceMillis = 30_000
+
+/** `30s`, `2m`, `500ms`, `30` (seconds), `30 seconds` */
+const graceMillis = (text: string): number | undefined => {
+  const match = /^(\d+)\s*(ms|millis|s|seconds?|m|minutes?)?$/.exec(text.trim())
+  if (match === null) return undefined
+  const unit = match[2] ?? "s"
+  const n = Number(match[1])
+  return unit === "ms" || unit === "millis" ? n : unit.startsWith("m") ? n * 60_000 : n * 1000
 }
 
 export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, UsageError> => {
@@ -119,10 +158,8 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
     case "run": {
       const sliced = values.from !== undefined || values.to !== undefined
       if (sliced && values["full-refresh"] === true) return usageError(fullRefreshConflict)
-      const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency)
-      if (concurrency !== undefined && !(/^\d+$/.test(values.concurrency!) && concurrency >= 1 && concurrency <= maxConcurrency)) {
-        return usageError(`--concurrency takes a whole number from 1 to ${maxConcurrency}`)
-      }
+      const concurrency = concurrencyOf(values.concurrency)
+      if (Either.isLeft(concurrency)) return Either.left(concurrency.left)
       if (values["metrics-file"]?.trim() === "") return usageError("--metrics-file needs a file path")
       return Either.right({
         _tag: "run",
@@ -131,10 +168,28 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
         fullRefresh: values["full-refresh"] === true,
         dryRun: values["dry-run"] === true,
         ...(sliced ? { slice: { from: values.from, to: values.to } } : {}),
-        ...(concurrency === undefined ? {} : { concurrency }),
+        ...(concurrency.right === undefined ? {} : { concurrency: concurrency.right }),
         ...(values["metrics-file"] === undefined ? {} : { metricsFile: values["metrics-file"] })
       })
     }
+    case "worker": {
+      const concurrency = concurrencyOf(values.concurrency)
+      if (Either.isLeft(concurrency)) return Either.left(concurrency.left)
+      const listen = values.listen === undefined ? undefined : parseAddress(values.listen)
+      if (values.listen !== undefined && listen === undefined) return usageError(`--listen takes HOST:PORT (e.g. 127.0.0.1:9090)`)
+      const grace = values.grace === undefined ? defaultGraceMillis : graceMillis(values.grace)
+      if (grace === undefined) return usageError(`--grace takes a duration such as 30s, 2m or 500ms`)
+      return Either.right({
+        _tag: "worker",
+        config,
+        graceMillis: grace,
+        ...(listen === undefined ? {} : { listen }),
+        ...(concurrency.right === undefined ? {} : { concurrency: concurrency.right })
+      })
+    }
+    case "enqueue":
+      if (streams.length !== 1) return usageError("enqueue needs exactly one --stream NAME")
+      return Either.right({ _tag: "enqueue", config, stream: streams[0]! })
     case "check":
       return Either.right({ _tag: "check", config })
     case "status":

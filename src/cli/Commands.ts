@@ -9,11 +9,13 @@ import { ExitCode } from "../domain/Errors.js"
 import * as Failpoint from "../lib/Failpoint.js"
 import type { Command } from "./Args.js"
 import { check } from "./commands/Check.js"
+import { enqueue } from "./commands/Enqueue.js"
 import { type CommandEnvironment, newRunId, reported } from "./commands/CommandEnvironment.js"
 import { reset } from "./commands/Reset.js"
 import { run } from "./commands/Run.js"
 import { sql } from "./commands/Sql.js"
 import { status } from "./commands/Status.js"
+import { worker } from "./commands/Worker.js"
 
 export { type CommandEnvironment, newRunId }
 
@@ -21,6 +23,10 @@ const dispatch = (command: Command, environment: CommandEnvironment, runId: stri
   switch (command._tag) {
     case "run":
       return run(command, environment, runId)
+    case "worker":
+      return worker(command, environment)
+    case "enqueue":
+      return enqueue(command, environment)
     case "check":
       return check(command, environment)
     case "status":

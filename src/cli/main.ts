@@ -1,6 +1,7 @@
 /**
  * The `ferry` process: argv -> command -> layers -> exit code. Signals interrupt the run, which
  * finishes its current transaction first (Sync makes each one uninterruptible), then exits 130/143.
+ * `ferry worker` is told to stop instead (its own graceful stop, exit 0); a second signal exits at once.
  */
 import { Effect, Either, Exit, Fiber } from "effect"
 import * as Cli from "./Args.js"
@@ -48,6 +49,12 @@ const main = async (): Promise<number> => {
     return ExitCode.Ok
   }
   let signal: "SIGINT" | "SIGTERM" | undefined
+  // `ferry worker` lives until a signal, which stops it gracefully (it then exits 0); other commands are interrupted
+  const longLived = command._tag === "worker"
+  let requestStop = () => {}
+  const stopRequested = new Promise<void>((resolve) => {
+    requestStop = resolve
+  })
   const program = Commands.execute(command, {
     runId,
     env: process.env,
@@ -57,7 +64,8 @@ const main = async (): Promise<number> => {
     onSecrets: (secrets) => {
       processRedactor = processRedactor.with(secrets)
     },
-    interruptedExitCode: () => (signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
+    interruptedExitCode: () => (signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm),
+    stopRequested
   }).pipe(Effect.provide(Logging.layer(logging)))
 
   const fiber = Effect.runFork(program)
@@ -68,7 +76,8 @@ const main = async (): Promise<number> => {
       process.exit(received === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm)
     }
     signal = received
-    Effect.runFork(Fiber.interrupt(fiber))
+    if (longLived) requestStop()
+    else Effect.runFork(Fiber.interrupt(fiber))
   }
   const onInt = () => onSignal("SIGINT")
   const onTerm = () => onSignal("SIGTERM")
@@ -77,7 +86,7 @@ const main = async (): Promise<number> => {
   const exit = await Effect.runPromise(Fiber.await(fiber))
   process.off("SIGINT", onInt)
   process.off("SIGTERM", onTerm)
-  if (signal !== undefined) return signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm
+  if (signal !== undefined && !longLived) return signal === "SIGINT" ? ExitCode.SigInt : ExitCode.SigTerm
   return Exit.isSuccess(exit) ? exit.value : ExitCode.Software
 }
 

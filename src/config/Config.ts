@@ -37,6 +37,8 @@ export interface FerryConfigShape {
   readonly streams: ReadonlyArray<StreamSpec>
   /** streams at a time (`concurrency:`; `ferry run --concurrency` overrides) */
   readonly concurrency: number
+  /** each stream's `schedule:` (cron, UTC), by stream name: when `ferry worker` runs it */
+  readonly schedules: ReadonlyMap<string, string>
   /**
    * every secret value (auth, fixed headers, the database password, every value read from the
    * environment or from a `${file:…}` but names): scrub these from any text
@@ -203,6 +205,7 @@ const toShape = (file: string, config: ConfigFile.ConfigFile, fromEnv: ReadonlyA
       : { store: "postgres" },
     streams,
     concurrency: config.concurrency,
+    schedules: new Map(config.streams.flatMap((s) => (s.schedule === undefined ? [] : [[s.name, s.schedule.trim()] as const]))),
     secrets: [...new Set(secrets.filter((s) => s !== ""))]
   }
 }

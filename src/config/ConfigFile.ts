@@ -9,6 +9,7 @@
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { ConfigError } from "../domain/Errors.js"
 import { childrenProblems } from "./Children.js"
+import * as Cron from "./Cron.js"
 import { boundProblems } from "./End.js"
 import { epochProblems } from "./Epoch.js"
 import { parentProblems } from "./Parents.js"
@@ -128,7 +129,7 @@ const writeModeProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issu
 const streamProblems = (stream: typeof StreamFields.Type): ReadonlyArray<Issue> => {
   const { incremental } = stream.source
   const { primaryKey, columns } = stream.target
-  const issues: Array<Issue> = []
+  const issues: Array<Issue> = [...Cron.issues(stream.name, stream.schedule)]
   const home = URL.canParse(stream.source.url) ? new URL(stream.source.url).origin : undefined
   stream.source.auth?.origins?.forEach((origin, i) => {
     if (origin !== home && !(stream.source.allowOrigins ?? []).includes(origin)) {
@@ -203,7 +204,8 @@ const StreamFields = Schema.Struct({
   /** a complete read (from `initial`) when the last one is older than this: hard-delete detection */
   fullEvery: Schema.optional(DurationField),
   /** a child stream: read once per row of the parent stream's table (`{parent.<column>}`, domain/Parent.ts) */
-  parent: Schema.optional(ParentField)
+  parent: Schema.optional(ParentField),
+  schedule: Schema.optional(Cron.Field)
 })
 const StreamField = StreamFields.pipe(Schema.filter(streamProblems))
 

@@ -5,7 +5,7 @@
  * label values and help texts are escaped.
  */
 
-export type MetricType = "counter" | "gauge"
+type MetricType = "counter" | "gauge"
 
 export interface Sample {
   readonly labels?: Readonly<Record<string, string>>

@@ -23,6 +23,10 @@ export interface CommandEnvironment extends Wiring.Environment {
    * logger (libraries' stray output, its own last-resort error line) with them (`main`).
    */
   readonly onSecrets?: ((secrets: ReadonlyArray<string>) => void) | undefined
+  /** `ferry worker`: settles at the first SIGTERM/SIGINT, which stops it gracefully (main.ts) */
+  readonly stopRequested?: Promise<void> | undefined
+  /** the Node version the commands that need a newer one check (default: this process's) */
+  readonly nodeVersion?: string | undefined
 }
 
 export const newRunId = (): string => `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`
