@@ -859,7 +859,7 @@ describe("Config.jsonSchema", () => {
       additionalProperties: unknown
     }
     expect(typeof schema).toBe("object")
-    expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "streams"])
+    expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "lease", "streams"])
     expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxInvalid", "name", "parent", "source", "target"])
     expect(schema.additionalProperties).toBe(false)
   })

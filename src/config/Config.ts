@@ -37,6 +37,8 @@ export interface FerryConfigShape {
   readonly streams: ReadonlyArray<StreamSpec>
   /** streams at a time (`concurrency:`; `ferry run --concurrency` overrides) */
   readonly concurrency: number
+  /** how long a stream's lease lasts without renewal (`lease:`, default 30 s) */
+  readonly lease: Duration.Duration
   /**
    * every secret value (auth, fixed headers, the database password, every value read from the
    * environment or from a `${file:…}` but names): scrub these from any text
@@ -203,6 +205,7 @@ const toShape = (file: string, config: ConfigFile.ConfigFile, fromEnv: ReadonlyA
       : { store: "postgres" },
     streams,
     concurrency: config.concurrency,
+    lease: config.lease,
     secrets: [...new Set(secrets.filter((s) => s !== ""))]
   }
 }
