@@ -12,7 +12,7 @@ const maxLease = Duration.hours(1)
 
 export const LeaseField = withDefault(
   DurationField.pipe(Schema.filter((d) => Duration.between(d, { minimum: minLease, maximum: maxLease }), {
-    message: () => "expected a duration from 2s to 1h"
+    message: () => "expected a duration from 2 seconds to 1 hour"
   })),
   () => Duration.seconds(30)
 )
