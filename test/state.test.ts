@@ -204,7 +204,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 4 },
         { migration_id: 5 },
         { migration_id: 6 },
-        { migration_id: 7 }
+        { migration_id: 7 },
+        { migration_id: 8 }
       ])
     } finally {
       await legacyDb.drop()
