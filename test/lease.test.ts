@@ -137,6 +137,12 @@ describe.skipIf(serverOnly)("the stream lease", () => {
     const a = await startCommitted(dir, stream)
     try {
       await sleep(3000) // longer than the lease: only its renewals keep it
+      const status = await ferry(["status", "--json"], { cwd: dir, env: { DATABASE_URL: db.url } })
+      expect(status.code, status.stderr).toBe(0)
+      const shown = JSON.parse(status.stdout).streams[0].lease
+      expect(shown).toMatchObject({ epoch: "1" })
+      expect(shown.owner).toContain(`pid ${a.child.pid}`)
+      expect(Date.parse(shown.until)).toBeGreaterThan(Date.now())
       const b = await ferry(["run"], { cwd: dir, env: { DATABASE_URL: db.url } })
       expect(b.code, b.stderr).toBe(75)
       expect(b.stderr).toContain(`stream ${stream} is being synced by another run into public.${stream}`)
@@ -148,6 +154,9 @@ describe.skipIf(serverOnly)("the stream lease", () => {
       api.delayMs = 0
     }
     expect(await lease(stream)).toMatchObject({ epoch: 1, live: false })
+    // released: status shows no lease
+    const after = await ferry(["status", "--json"], { cwd: dir, env: { DATABASE_URL: db.url } })
+    expect(JSON.parse(after.stdout).streams[0].lease).toBeUndefined()
     const reset = await ferry(["reset", "--stream", stream], { cwd: dir, env: { DATABASE_URL: db.url } })
     expect(reset.code, reset.stderr).toBe(0)
     expect(await checkpoint(stream)).toBeUndefined()
