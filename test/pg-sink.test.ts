@@ -587,6 +587,70 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         expect(left).toEqual([{ n: 0 }])
       }))
 
+    const leaseOf = (table: string) =>
+      TestDb.query(`SELECT epoch::int AS epoch, expires_at > now() AS live FROM ferry.leases WHERE stream = $1`, [table])
+
+    it.scoped.skipIf(serverOnly)("fencing: a lease taken over once expired fails the old owner's next commit with 75 naming the new epoch; its release leaves the new lease alone", () =>
+      Effect.gen(function*() {
+        const s = spec({ table: "fenced" })
+        const a = yield* clientSink("ferry-test fence-A")
+        const b = yield* clientSink("ferry-test fence-B")
+        yield* a.prepare(s)
+        const scopeA = yield* Scope.make()
+        yield* a.lock(s, "run-a").pipe(Scope.extend(scopeA))
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 1, live: true }])
+        const held = yield* Effect.flip(Effect.scoped(b.lock(s)))
+        expect(held).toBeInstanceOf(LockHeld)
+        expect((held as LockHeld).holder).toMatch(/^"ferry-test fence-A", host .+, pid \d+, run run-a, lease epoch 1 until \d{4}-/)
+
+        // A stops renewing (a stall) and its lease runs out; its session, and its advisory lock, live on
+        yield* TestDb.query(`UPDATE ferry.leases SET expires_at = now() - interval '1 second' WHERE stream = 'fenced'`)
+        const scopeB = yield* Scope.make()
+        yield* b.lock(s, "run-b").pipe(Scope.extend(scopeB))
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 2, live: true }])
+
+        const refused = yield* Effect.flip(a.transaction(s, a.write(s, [row("a", "zombie", "2024-01-01T00:00:00Z")])))
+        expect(refused).toBeInstanceOf(DatabaseError)
+        expect(refused.exitCode).toBe(75)
+        expect(refused.message).toContain("stream fenced (public.fenced): its lease (epoch 1) was taken over by \"ferry-test fence-B\"")
+        expect(refused.message).toContain("run run-b (epoch 2); stopping rather than writing for a stream another process owns")
+        expect((yield* Effect.flip(a.verifyLock(s))).exitCode).toBe(75)
+        expect(yield* TestDb.query(`SELECT id FROM fenced`)).toEqual([])
+
+        yield* b.transaction(s, b.write(s, [row("a", "owner", "2024-01-01T00:00:00Z")]))
+        yield* Scope.close(scopeA, Exit.void)
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 2, live: true }])
+        yield* Scope.close(scopeB, Exit.void)
+        // released: expired at once, the epoch kept
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 2, live: false }])
+        expect(yield* TestDb.query(`SELECT id, status FROM fenced`)).toEqual([{ id: "a", status: "owner" }])
+      }))
+
+    it.scoped.skipIf(serverOnly)("a lease renewed by its owner outlives its length; a session holding the advisory lock with no lease (an older release) is not taken over", () =>
+      Effect.gen(function*() {
+        const s = spec({ table: "renewed" })
+        const a = yield* clientSink("ferry-test renew-A", { lease: Duration.millis(600) })
+        const b = yield* clientSink("ferry-test renew-B", { lease: Duration.millis(600) })
+        yield* a.prepare(s)
+        const scopeA = yield* Scope.make()
+        yield* a.lock(s).pipe(Scope.extend(scopeA))
+        yield* Effect.sleep(Duration.millis(1500))
+        expect(yield* leaseOf("renewed")).toEqual([{ epoch: 1, live: true }])
+        expect(yield* Effect.flip(Effect.scoped(b.lock(s)))).toBeInstanceOf(LockHeld)
+        yield* a.transaction(s, a.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+        yield* Scope.close(scopeA, Exit.void)
+
+        // an older release holds the advisory lock and knows no lease: no row, no takeover
+        yield* TestDb.query(`DELETE FROM ferry.leases WHERE stream = 'renewed'`)
+        const sql = yield* Effect.map(Layer.build(TestDb.sqlClient({ applicationName: "ferry-test old-release" })), (ctx) => Context.get(ctx, SqlClient))
+        const conn = yield* sql.reserve
+        yield* conn.execute(`SELECT pg_advisory_lock(hashtextextended('ferry:stream:renewed:public.renewed', 0))`, [], undefined)
+        const held = yield* Effect.flip(Effect.scoped(b.lock(s)))
+        expect(held).toBeInstanceOf(LockHeld)
+        expect((held as LockHeld).holder).toContain("ferry-test old-release")
+        expect(yield* leaseOf("renewed")).toEqual([])
+      }))
+
     it.scoped.skipIf(serverOnly)("with advisoryLock false the lock is a no-op", () =>
       Effect.gen(function*() {
         const a = yield* clientSink("ferry-test nolock-A", { advisoryLock: false })
