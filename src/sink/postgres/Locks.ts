@@ -155,7 +155,9 @@ export const streamLocks = (sql: SqlClient, options: StreamLocksOptions): Stream
       const owner = `host ${hostname()}, pid ${process.pid}${runId === undefined ? "" : `, run ${runId}`}`
       const epoch = yield* Leases.take(conn, { stream: spec.name, target, label: stream }, owner, options.lease, free)
       if (epoch === undefined) {
-        const holder = before === undefined ? yield* describeHolder(conn, key) : Leases.holder(before)
+        // read again: another run may have taken it over between the two statements
+        const now = yield* Leases.describe(conn, spec.name, target)
+        const holder = now === undefined ? yield* describeHolder(conn, key) : Leases.holder(now)
         return yield* new LockHeld({ stream: spec.name, target, holder })
       }
       if (before !== undefined) {
