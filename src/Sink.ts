@@ -189,7 +189,8 @@ export interface SinkShape {
   readonly recordFields: (stream: StreamSpec, runId: string, paths: ReadonlyArray<string>) => Effect.Effect<void, DatabaseError>
   /**
    * records the run's start (call while holding the stream's lock, never for a dry run); the stream's
-   * and target's earlier runs still `running` are dead (the lock says so): they become `abandoned`
+   * and target's earlier runs still `running` are dead, or fenced out (the lock and its lease say so):
+   * they become `abandoned`
    */
   readonly startRun: (stream: StreamSpec, runId: string) => Effect.Effect<void, DatabaseError>
   /**
