@@ -124,14 +124,18 @@ export interface SinkShape {
    * hold the lock of the stream and its target table for the scope; fails at once with LockHeld when
    * another run has it (two streams of the same name with different tables do not exclude each other)
    */
-  readonly lock: (stream: StreamSpec) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
+  readonly lock: (stream: StreamSpec, runId?: string) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
   /**
-   * fails (74) when this run no longer holds the stream's lock: `transaction` checks it before every
+   * fails when this run no longer owns the stream (75: its lease was taken over; 74: it never held
+   * it, or the embedded database's directory lock is gone): `transaction` checks it before every
    * commit; a write no transaction guards (the file checkpoint) checks it right before
    */
   readonly verifyLock: (stream: StreamSpec) => Effect.Effect<void, DatabaseError>
-  /** run `effect` in one database transaction (nested calls use savepoints) */
-  readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
+  /**
+   * run `effect` in one database transaction for `stream` (nested calls use savepoints), committed
+   * only while the run still owns the stream (`verifyLock`, just before COMMIT)
+   */
+  readonly transaction: <A, E, R>(stream: StreamSpec, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /** run `effect` in a transaction that is always rolled back (for --dry-run) */
   readonly rolledBackTransaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | DatabaseError, R>
   /**
@@ -185,7 +189,8 @@ export interface SinkShape {
   readonly recordFields: (stream: StreamSpec, runId: string, paths: ReadonlyArray<string>) => Effect.Effect<void, DatabaseError>
   /**
    * records the run's start (call while holding the stream's lock, never for a dry run); the stream's
-   * and target's earlier runs still `running` are dead (the lock says so): they become `abandoned`
+   * and target's earlier runs still `running` are dead, or fenced out (the lock and its lease say so):
+   * they become `abandoned`
    */
   readonly startRun: (stream: StreamSpec, runId: string) => Effect.Effect<void, DatabaseError>
   /**

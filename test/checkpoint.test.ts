@@ -48,14 +48,13 @@ layer(onPostgres, { excludeTestServices: true })("CheckpointStore postgres", (it
   it.effect("before any prepare: load is None and clear is a no-op, even inside a transaction", () =>
     Effect.gen(function*() {
       const store = yield* CheckpointStore
-      const sink = yield* Sink
       expect(store.kind).toBe("postgres")
       expect(store.transactional).toBe(true)
-      const loaded = yield* sink.transaction(Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const loaded = yield* sql.withTransaction(Effect.gen(function*() {
         const a = yield* store.load(key("orders"))
         yield* store.clear(key("orders"))
         // the transaction is still usable
-        const sql = yield* SqlClient
         yield* sql.unsafe(`SELECT 1`)
         return a
       }))
@@ -80,13 +79,14 @@ layer(onPostgres, { excludeTestServices: true })("CheckpointStore postgres", (it
       ])
     }))
 
-  it.effect("a checkpoint saved inside a transaction that fails is not saved, nor are its rows", () =>
+  it.scoped("a checkpoint saved inside a transaction that fails is not saved, nor are its rows", () =>
     Effect.gen(function*() {
       const store = yield* CheckpointStore
       const sink = yield* Sink
       yield* sink.prepare(spec)
+      yield* sink.lock(spec)
       const row = { key: "[\"a\"]", cursor: undefined, values: { id: "a" } }
-      const failed = yield* Effect.flip(sink.transaction(Effect.gen(function*() {
+      const failed = yield* Effect.flip(sink.transaction(spec, Effect.gen(function*() {
         yield* sink.write(spec, [row])
         yield* store.save(key("tx-stream"), "must-not-stay")
         return yield* Effect.fail("boom" as const)
@@ -95,7 +95,7 @@ layer(onPostgres, { excludeTestServices: true })("CheckpointStore postgres", (it
       expect(yield* store.load(key("tx-stream"))).toEqual(Option.none())
       expect(yield* TestDb.query(`SELECT id FROM orders`)).toEqual([])
 
-      yield* sink.transaction(Effect.zipRight(sink.write(spec, [row]), store.save(key("tx-stream"), "kept")))
+      yield* sink.transaction(spec, Effect.zipRight(sink.write(spec, [row]), store.save(key("tx-stream"), "kept")))
       expect(yield* store.load(key("tx-stream"))).toEqual(Option.some({ cursor: "kept", legacy: false }))
       expect(yield* TestDb.query(`SELECT id FROM orders`)).toEqual([{ id: "a" }])
     }))
@@ -245,7 +245,7 @@ describe("CheckpointStore file: never backwards, never without the lock", () => 
       expect(readJson(file).streams.orders["public.orders"].cursor).toBe("1")
     }))
 
-  it.live("a stalled run that lost its lock while another run finished exits 74 and leaves the later checkpoint", () =>
+  it.live("a stalled run that lost its lease while another run finished exits 75 and leaves the later checkpoint", () =>
     Effect.gen(function*() {
       const file = path.join(root, "stalled-run", "checkpoints.json")
       const db = Memory.make()
@@ -276,13 +276,14 @@ describe("CheckpointStore file: never backwards, never without the lock", () => 
         Layer.mergeAll(Memory.MemorySink.layer, layerFile(file), source).pipe(Layer.provideMerge(Layer.succeed(Memory.MemoryDatabase, db)))
       const runA = yield* Effect.fork(Effect.either(syncStream(items, { runId: "a", batch: { records: 1 } }).pipe(Effect.provide(process()))))
       yield* Deferred.await(stalled)
-      // A's database session dies: its lock is gone, and run B takes it and finishes
+      // A's lease is taken over (as after a stall past it): run B takes the stream and finishes
       db.locks.clear()
       const b = yield* syncStream(items, { runId: "b" }).pipe(Effect.provide(process()))
       expect(b.checkpoint).toBe("9")
       yield* Deferred.succeed(resume, undefined)
       const a = yield* Fiber.join(runA)
-      expect(Either.isLeft(a) && a.left.exitCode).toBe(74)
+      // the lease is gone: its next commit, or its file save, is refused (75: the stream is another's)
+      expect(Either.isLeft(a) && a.left.exitCode).toBe(75)
       expect(readJson(file).streams.items["public.items"].cursor).toBe("9")
     }))
 

@@ -753,6 +753,9 @@ const cases: ReadonlyArray<Case> = [
     path: "streams[0].source.auth.token",
     says: "expected a string"
   },
+  { name: "lease too short", text: broken((c) => (c.lease = "1 second")), path: "lease", says: "expected a duration from 2 seconds to 1 hour" },
+  { name: "lease too long", text: broken((c) => (c.lease = "2 hours")), path: "lease", says: "expected a duration from 2 seconds to 1 hour" },
+  { name: "lease not a duration", text: broken((c) => (c.lease = "soon")), path: "lease", says: "expected a duration" },
   {
     name: "bad header name",
     text: broken((c) => (stream0(c).source.headers = { "X Secret": "s3cr3t-header" })),
@@ -784,6 +787,15 @@ describe("Config.parse: schedule", () => {
     Effect.gen(function*() {
       const config = yield* parse(broken((c) => (stream0(c).schedule = cron)), "ferry.config.yaml")
       expect(config.schedules).toEqual(new Map([["orders", cron]]))
+    }))
+})
+
+describe("Config.parse: lease", () => {
+  it.effect("30 seconds unless `lease:` says otherwise (a duration, as the other keys)", () =>
+    Effect.gen(function*() {
+      expect(Duration.toMillis((yield* parse(broken(() => {}), "ferry.config.yaml")).lease)).toBe(30_000)
+      expect(Duration.toMillis((yield* parse(broken((c) => (c.lease = "5 seconds")), "ferry.config.yaml")).lease)).toBe(5_000)
+      expect(Duration.toMillis((yield* parse(broken((c) => (c.lease = 2000)), "ferry.config.yaml")).lease)).toBe(2_000)
     }))
 })
 
@@ -885,7 +897,7 @@ describe("Config.jsonSchema", () => {
       additionalProperties: unknown
     }
     expect(typeof schema).toBe("object")
-    expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "streams"])
+    expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "lease", "streams"])
     expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxInvalid", "name", "parent", "schedule", "source", "target"])
     expect(schema.additionalProperties).toBe(false)
   })

@@ -42,6 +42,10 @@ const row = (id: string, status: string, updatedAt: string, amount: unknown = 1)
   values: { id, status, amount, updated_at: updatedAt }
 })
 
+/** `effect` in a transaction of stream `s` as a run writes one: holding the stream's lock and lease */
+const locked = <A, E, R>(s: StreamSpec, effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Sink, (sink) => Effect.scoped(Effect.zipRight(sink.lock(s), sink.transaction(s, effect))))
+
 layer(sinkLayer, { excludeTestServices: true })((it) => {
   describe("PgSink.prepare", () => {
     it.effect("creates Ferry's tables and a target with quoted, mixed-case and reserved identifiers", () =>
@@ -60,6 +64,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         expect(tables).toEqual([
           { table_schema: "Sales Data", table_name: "Orders \"2024\"" },
           { table_schema: "ferry", table_name: "fields" },
+          { table_schema: "ferry", table_name: "leases" },
           { table_schema: "ferry", table_name: "migrations" },
           { table_schema: "ferry", table_name: "quarantine" },
           { table_schema: "ferry", table_name: "runs" },
@@ -174,11 +179,11 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const s = spec({ table: "idempotent" })
         yield* sink.prepare(s)
         const rows = [row("a", "new", "2024-01-01T00:00:00Z"), row("b", "new", "2024-01-01T00:00:00Z", "2.50")]
-        expect(yield* sink.transaction(sink.write(s, rows))).toEqual({ inserted: 2, updated: 0, unchanged: 0, rejected: [] })
+        expect(yield* locked(s, sink.write(s, rows))).toEqual({ inserted: 2, updated: 0, unchanged: 0, rejected: [] })
         const before = yield* TestDb.query(`SELECT id, xmin::text AS xmin FROM idempotent ORDER BY id`)
         // the same content, with the timestamp spelled differently, is the same row
         const again = [row("a", "new", "2024-01-01T00:00:00.000Z"), row("b", "new", "2024-01-01T00:00:00Z", 2.5)]
-        expect(yield* sink.transaction(sink.write(s, again))).toEqual({ inserted: 0, updated: 0, unchanged: 2, rejected: [] })
+        expect(yield* locked(s, sink.write(s, again))).toEqual({ inserted: 0, updated: 0, unchanged: 2, rejected: [] })
         const after = yield* TestDb.query(`SELECT id, xmin::text AS xmin FROM idempotent ORDER BY id`)
         expect(after).toEqual(before)
         // a changed row is updated, and gets a new version
@@ -235,7 +240,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         }))
         const sink = yield* Sink
         yield* sink.prepare(s)
-        expect(yield* sink.transaction(sink.write(s, rows))).toEqual({
+        expect(yield* locked(s, sink.write(s, rows))).toEqual({
           inserted: 20_000,
           updated: 0,
           unchanged: 0,
@@ -264,7 +269,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const notANumber: Row = { ...good("x"), key: "[\"x\"]", values: { ...good("x").values, qty: "abc" } }
         const nul: Row = { ...good("y"), key: "[\"y\"]", values: { ...good("y").values, note: "a\u0000b" } }
         const rows = [good("a"), notANumber, good("b"), good("c"), nul, good("d")]
-        const result = yield* sink.transaction(Effect.gen(function*() {
+        const result = yield* locked(s, Effect.gen(function*() {
           const r = yield* sink.write(s, rows)
           // the transaction is still usable after the refused rows
           yield* sql.unsafe(`INSERT INTO refused (id, qty) VALUES ('after', 2)`)
@@ -314,7 +319,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const staged = sink.stage(s, rows)
         // not COPY text: the rows stay with the caller, and writeStaged upserts them
         expect(staged.holdsRows).toBe(false)
-        expect(yield* sink.transaction(sink.writeStaged(s, [staged], () => rows))).toEqual({
+        expect(yield* locked(s, sink.writeStaged(s, [staged], () => rows))).toEqual({
           inserted: 1,
           updated: 0,
           unchanged: 0,
@@ -404,7 +409,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const staged = sink.stage(viaCopy, rows)
         expect(staged.holdsRows).toBe(true)
         const given = asked(rows)
-        expect(yield* sink.transaction(sink.writeStaged(viaCopy, [staged], given))).toEqual({
+        expect(yield* locked(viaCopy, sink.writeStaged(viaCopy, [staged], given))).toEqual({
           inserted: rows.length,
           updated: 0,
           unchanged: 0,
@@ -413,7 +418,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         // COPYed: the rows were never asked for
         expect(given.times).toBe(0)
         yield* sink.prepare(viaUpsert)
-        expect(yield* sink.transaction(sink.write(viaUpsert, rows))).toMatchObject({ inserted: rows.length, rejected: [] })
+        expect(yield* locked(viaUpsert, sink.write(viaUpsert, rows))).toMatchObject({ inserted: rows.length, rejected: [] })
         const copied = yield* contents("bulk_equal_copy")
         expect(copied).toHaveLength(rows.length)
         expect(copied).toEqual(yield* contents("bulk_equal_upsert"))
@@ -430,7 +435,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
           row("b", "only", "2024-01-01T00:00:00Z")
         ]
         const given = asked(rows)
-        expect(yield* sink.transaction(sink.writeStaged(s, [sink.stage(s, rows)], given))).toEqual({
+        expect(yield* locked(s, sink.writeStaged(s, [sink.stage(s, rows)], given))).toEqual({
           inserted: 2,
           updated: 0,
           unchanged: 1,
@@ -448,7 +453,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const sink = yield* Sink
         const s = spec({ table: "bulk_not_empty" })
         yield* sink.prepare(s)
-        yield* sink.transaction(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+        yield* locked(s, sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
         yield* sink.prepare(s)
         expect(sink.stage(s, [row("b", "x", "2024-01-01T00:00:00Z")]).holdsRows).toBe(false)
       }))
@@ -463,7 +468,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const first = sink.stage(s, firstRows())
         const second = sink.stage(s, secondRows())
         firstRows.times = secondRows.times = 0
-        const result = yield* sink.transaction(Effect.gen(function*() {
+        const result = yield* locked(s, Effect.gen(function*() {
           expect(yield* sink.writeStaged(s, [first], firstRows)).toMatchObject({ inserted: 1 })
           // the COPY is refused (key a is stored) and rolled back to its savepoint: the transaction is still
           // usable, and the sink asks for the rows to write them the slow way
@@ -491,7 +496,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         given.times = 0
         // the COPY is refused whole (nothing of it stays: `a` is inserted once, by the upsert), the sink
         // asks for the rows, and the upsert isolates the refused one
-        const written = yield* sink.transaction(sink.writeStaged(s, [staged], given))
+        const written = yield* locked(s, sink.writeStaged(s, [staged], given))
         expect(given.times).toBe(1)
         expect(written).toMatchObject({ inserted: 1, unchanged: 0, rejected: [{ row: bad }] })
         expect(yield* TestDb.query(`SELECT id FROM bulk_refused`)).toEqual([{ id: "a" }])
@@ -534,7 +539,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         const sink = yield* Sink
         const s = spec({ table: "tx" })
         yield* sink.prepare(s)
-        const failed = yield* Effect.flip(sink.transaction(Effect.gen(function*() {
+        const failed = yield* Effect.flip(locked(s, Effect.gen(function*() {
           yield* sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")])
           return yield* Effect.fail("boom" as const)
         })))
@@ -545,7 +550,7 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         expect(counts).toEqual({ inserted: 1, updated: 0, unchanged: 0, rejected: [] })
         expect(yield* TestDb.query(`SELECT * FROM tx`)).toEqual([])
 
-        yield* sink.transaction(sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+        yield* locked(s, sink.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
         expect(yield* TestDb.query(`SELECT id FROM tx`)).toEqual([{ id: "a" }])
       }))
   })
@@ -580,6 +585,70 @@ layer(sinkLayer, { excludeTestServices: true })((it) => {
         // nothing leaked into the pool: no advisory lock is left
         const left = yield* TestDb.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
         expect(left).toEqual([{ n: 0 }])
+      }))
+
+    const leaseOf = (table: string) =>
+      TestDb.query(`SELECT epoch::int AS epoch, expires_at > now() AS live FROM ferry.leases WHERE stream = $1`, [table])
+
+    it.scoped.skipIf(serverOnly)("fencing: a lease taken over once expired fails the old owner's next commit with 75 naming the new epoch; its release leaves the new lease alone", () =>
+      Effect.gen(function*() {
+        const s = spec({ table: "fenced" })
+        const a = yield* clientSink("ferry-test fence-A")
+        const b = yield* clientSink("ferry-test fence-B")
+        yield* a.prepare(s)
+        const scopeA = yield* Scope.make()
+        yield* a.lock(s, "run-a").pipe(Scope.extend(scopeA))
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 1, live: true }])
+        const held = yield* Effect.flip(Effect.scoped(b.lock(s)))
+        expect(held).toBeInstanceOf(LockHeld)
+        expect((held as LockHeld).holder).toMatch(/^"ferry-test fence-A", host .+, pid \d+, run run-a, lease epoch 1 until \d{4}-/)
+
+        // A stops renewing (a stall) and its lease runs out; its session, and its advisory lock, live on
+        yield* TestDb.query(`UPDATE ferry.leases SET expires_at = now() - interval '1 second' WHERE stream = 'fenced'`)
+        const scopeB = yield* Scope.make()
+        yield* b.lock(s, "run-b").pipe(Scope.extend(scopeB))
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 2, live: true }])
+
+        const refused = yield* Effect.flip(a.transaction(s, a.write(s, [row("a", "zombie", "2024-01-01T00:00:00Z")])))
+        expect(refused).toBeInstanceOf(DatabaseError)
+        expect(refused.exitCode).toBe(75)
+        expect(refused.message).toContain("stream fenced (public.fenced): its lease (epoch 1) was taken over by \"ferry-test fence-B\"")
+        expect(refused.message).toContain("run run-b (epoch 2); stopping rather than writing for a stream another process owns")
+        expect((yield* Effect.flip(a.verifyLock(s))).exitCode).toBe(75)
+        expect(yield* TestDb.query(`SELECT id FROM fenced`)).toEqual([])
+
+        yield* b.transaction(s, b.write(s, [row("a", "owner", "2024-01-01T00:00:00Z")]))
+        yield* Scope.close(scopeA, Exit.void)
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 2, live: true }])
+        yield* Scope.close(scopeB, Exit.void)
+        // released: expired at once, the epoch kept
+        expect(yield* leaseOf("fenced")).toEqual([{ epoch: 2, live: false }])
+        expect(yield* TestDb.query(`SELECT id, status FROM fenced`)).toEqual([{ id: "a", status: "owner" }])
+      }))
+
+    it.scoped.skipIf(serverOnly)("a lease renewed by its owner outlives its length; a session holding the advisory lock with no lease (an older release) is not taken over", () =>
+      Effect.gen(function*() {
+        const s = spec({ table: "renewed" })
+        const a = yield* clientSink("ferry-test renew-A", { lease: Duration.millis(600) })
+        const b = yield* clientSink("ferry-test renew-B", { lease: Duration.millis(600) })
+        yield* a.prepare(s)
+        const scopeA = yield* Scope.make()
+        yield* a.lock(s).pipe(Scope.extend(scopeA))
+        yield* Effect.sleep(Duration.millis(1500))
+        expect(yield* leaseOf("renewed")).toEqual([{ epoch: 1, live: true }])
+        expect(yield* Effect.flip(Effect.scoped(b.lock(s)))).toBeInstanceOf(LockHeld)
+        yield* a.transaction(s, a.write(s, [row("a", "x", "2024-01-01T00:00:00Z")]))
+        yield* Scope.close(scopeA, Exit.void)
+
+        // an older release holds the advisory lock and knows no lease: no row, no takeover
+        yield* TestDb.query(`DELETE FROM ferry.leases WHERE stream = 'renewed'`)
+        const sql = yield* Effect.map(Layer.build(TestDb.sqlClient({ applicationName: "ferry-test old-release" })), (ctx) => Context.get(ctx, SqlClient))
+        const conn = yield* sql.reserve
+        yield* conn.execute(`SELECT pg_advisory_lock(hashtextextended('ferry:stream:renewed:public.renewed', 0))`, [], undefined)
+        const held = yield* Effect.flip(Effect.scoped(b.lock(s)))
+        expect(held).toBeInstanceOf(LockHeld)
+        expect((held as LockHeld).holder).toContain("ferry-test old-release")
+        expect(yield* leaseOf("renewed")).toEqual([])
       }))
 
     it.scoped.skipIf(serverOnly)("with advisoryLock false the lock is a no-op", () =>

@@ -184,12 +184,16 @@ describe("Ferry's sessions wait a bounded time for a lock and for a statement", 
     streamConfig({ url: `${url}/records`, name, database: `database: { url: "\${DATABASE_URL}", ${database} }` })
 
   it("the defaults, the URL's own options= where the config says nothing, the config's keys over both", async () => {
-    expect(Database.timeoutOptions("postgres://h/db", {})).toBe("-c lock_timeout=60000 -c statement_timeout=900000")
-    expect(Database.timeoutOptions("postgres://h/db?options=-c%20lock_timeout%3D5s", {})).toBe("-c statement_timeout=900000")
+    const idle = "-c idle_in_transaction_session_timeout=30000"
+    expect(Database.timeoutOptions("postgres://h/db", {})).toBe(`-c lock_timeout=60000 -c statement_timeout=900000 ${idle}`)
+    expect(Database.timeoutOptions("postgres://h/db?options=-c%20lock_timeout%3D5s", {})).toBe(`-c statement_timeout=900000 ${idle}`)
     expect(Database.timeoutOptions("postgres://h/db?options=--statement_timeout%3D0", { lockTimeout: Duration.seconds(2) }))
-      .toBe("-c lock_timeout=2000")
+      .toBe(`-c lock_timeout=2000 ${idle}`)
     expect(Database.timeoutOptions("postgres://h/db?options=-c%20lock_timeout%3D5s", { lockTimeout: Duration.zero }))
-      .toBe("-c lock_timeout=0 -c statement_timeout=900000")
+      .toBe(`-c lock_timeout=0 -c statement_timeout=900000 ${idle}`)
+    // the lease (config `lease:`) bounds how long a session may sit idle inside a transaction
+    expect(Database.timeoutOptions("postgres://h/db", { idleInTransactionTimeout: Duration.seconds(5) }))
+      .toBe("-c lock_timeout=60000 -c statement_timeout=900000 -c idle_in_transaction_session_timeout=5000")
   })
 
   it.skipIf(serverOnly)("the session's settings: defaults, the URL's options=, the config's keys", async () => {

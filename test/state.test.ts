@@ -204,7 +204,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 4 },
         { migration_id: 5 },
         { migration_id: 6 },
-        { migration_id: 7 }
+        { migration_id: 7 },
+        { migration_id: 8 }
       ])
     } finally {
       await legacyDb.drop()
@@ -229,7 +230,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 4, name: "run_duration_abandoned" },
         { migration_id: 5, name: "fields" },
         { migration_id: 6, name: "run_deletes" },
-        { migration_id: 7, name: "state_parent" }
+        { migration_id: 7, name: "state_parent" },
+        { migration_id: 8, name: "leases" }
       ])
     } finally {
       await fresh.drop()

@@ -79,7 +79,8 @@ export const database = (
         // session (no lock to wait for) and no timers to cut a statement: nothing to set there
         sessionOptions: Database.timeoutOptions(Redacted.value(url), {
           lockTimeout: config.database.lockTimeout,
-          statementTimeout: config.database.statementTimeout
+          statementTimeout: config.database.statementTimeout,
+          idleInTransactionTimeout: config.lease
         })
       }),
     onNone: () =>
@@ -123,6 +124,7 @@ export const stateLayer = (
     PgSink.layer({
       advisoryLock: !isEmbedded(config),
       copy: !isEmbedded(config),
+      lease: config.lease,
       holdsLock: isEmbedded(config)
         // the directory the run opened and locked: beside the config file, not in the working directory
         ? DataDirLock.verify(dataDir(config, environment))

@@ -39,6 +39,8 @@ export interface FerryConfigShape {
   readonly concurrency: number
   /** each stream's `schedule:` (cron, UTC), by stream name: when `ferry worker` runs it */
   readonly schedules: ReadonlyMap<string, string>
+  /** how long a stream's lease lasts without renewal (`lease:`, default 30 s) */
+  readonly lease: Duration.Duration
   /**
    * every secret value (auth, fixed headers, the database password, every value read from the
    * environment or from a `${file:…}` but names): scrub these from any text
@@ -206,6 +208,7 @@ const toShape = (file: string, config: ConfigFile.ConfigFile, fromEnv: ReadonlyA
     streams,
     concurrency: config.concurrency,
     schedules: new Map(config.streams.flatMap((s) => (s.schedule === undefined ? [] : [[s.name, s.schedule.trim()] as const]))),
+    lease: config.lease,
     secrets: [...new Set(secrets.filter((s) => s !== ""))]
   }
 }

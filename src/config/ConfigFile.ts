@@ -18,6 +18,7 @@ import { parentProblems } from "./Parents.js"
 export const maxConcurrency = 64
 import { TimeFormat } from "../domain/Epoch.js"
 import { formatPath, humanize } from "./Messages.js"
+import { LeaseField } from "../domain/Lease.js"
 import { DottedPath, DurationField, Identifier, integerAtLeast, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec, Method, requestProblems } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
@@ -237,6 +238,7 @@ export const ConfigFile = Schema.Struct({
   ),
   /** streams run this many at a time (`ferry run --concurrency` overrides); a parent still before its children */
   concurrency: withDefault(integerAtLeast(1).pipe(Schema.filter((n) => n <= maxConcurrency, { message: () => `expected at most ${maxConcurrency}` })), () => 1),
+  lease: LeaseField,
   streams: Schema.Array(StreamField).pipe(
     Schema.minItems(1, { message: () => "must list at least one stream" }),
     Schema.filter((streams) => {

@@ -35,6 +35,11 @@ export interface DatabaseOptions {
 export interface Timeouts {
   readonly lockTimeout: Duration.Duration
   readonly statementTimeout: Duration.Duration
+  /**
+   * a session idle inside a transaction this long is ended by the server (its transaction rolls
+   * back): a process frozen mid-transaction (a zombie) holds no row lock past about its lease
+   */
+  readonly idleInTransactionTimeout: Duration.Duration
 }
 
 /**
@@ -42,7 +47,12 @@ export interface Timeouts {
  * holds the table longer is not Ferry's to wait out). A statement: 15 minutes, far beyond any of Ferry's
  * own (one batch's upsert or COPY takes seconds), so only a statement that would never end is cut.
  */
-const defaultTimeouts: Timeouts = { lockTimeout: Duration.minutes(1), statementTimeout: Duration.minutes(15) }
+const defaultTimeouts: Timeouts = {
+  lockTimeout: Duration.minutes(1),
+  statementTimeout: Duration.minutes(15),
+  // the default lease (config `lease:`, which sets it)
+  idleInTransactionTimeout: Duration.seconds(30)
+}
 
 /** the settings a URL's own `options=` names (`-c lock_timeout=5s` or `--lock_timeout=5s`) */
 const urlSettings = (url: string): ReadonlySet<string> => {
@@ -68,7 +78,8 @@ export const timeoutOptions = (url: string, explicit: Partial<Timeouts>): string
       : [`-c ${name}=${Math.round(Duration.toMillis(fallback))}`]
   return [
     ...option("lock_timeout", explicit.lockTimeout, defaultTimeouts.lockTimeout),
-    ...option("statement_timeout", explicit.statementTimeout, defaultTimeouts.statementTimeout)
+    ...option("statement_timeout", explicit.statementTimeout, defaultTimeouts.statementTimeout),
+    ...option("idle_in_transaction_session_timeout", explicit.idleInTransactionTimeout, defaultTimeouts.idleInTransactionTimeout)
   ].join(" ")
 }
 

@@ -107,6 +107,20 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
     `ALTER TABLE ferry.state ADD COLUMN parent text NOT NULL DEFAULT ''`,
     `ALTER TABLE ferry.state DROP CONSTRAINT state_pkey`,
     `ALTER TABLE ferry.state ADD PRIMARY KEY (stream, target, parent)`
+  ),
+  // A stream's lease (issue 15): who owns the stream and target, until when, and its epoch, a fencing
+  // token every transaction of the stream checks (sink/postgres/Leases.ts). A table of its own, not
+  // columns of ferry.state: `ferry reset` deletes checkpoint rows, and an epoch must never go back.
+  "8_leases": statements(
+    `CREATE TABLE ferry.leases (
+      stream text NOT NULL,
+      target text NOT NULL,
+      epoch bigint NOT NULL,
+      owner text NOT NULL,
+      expires_at timestamptz NOT NULL,
+      taken_at timestamptz,
+      PRIMARY KEY (stream, target)
+    )`
   )
 }
 

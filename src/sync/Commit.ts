@@ -23,7 +23,7 @@ export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: Reado
     const before = yield* Ref.get(run.state)
     const work = writeBatch(run, before, batch)
     const dry = Effect.zipRight(Effect.zipRight(sink.prepare(stream), sink.beginLoad(stream)), work)
-    const done = yield* (dryRun ? sink.rolledBackTransaction(dry) : sink.transaction(work))
+    const done = yield* (dryRun ? sink.rolledBackTransaction(dry) : sink.transaction(stream, work))
     yield* Failpoint.pass("after-commit")
     yield* checkpointSaves(run, done.next).afterCommit
     const counts = Summary.addBatch(before.counts, batch, done.written, done.quarantined)

@@ -85,7 +85,7 @@ export const finishMissing = (sink: SinkShape, stream: StreamSpec, target: strin
     if (spec === undefined || !end.complete) return 0
     const why = end.table === "filled" ? skipped(spec, end) : undefined
     const apply = end.table === "filled" && why === undefined
-    const n = yield* sink.transaction(sink.deleteMissing(stream, apply ? new Date(end.at).toISOString() : undefined)).pipe(Effect.uninterruptible)
+    const n = yield* sink.transaction(stream, sink.deleteMissing(stream, apply ? new Date(end.at).toISOString() : undefined)).pipe(Effect.uninterruptible)
     if (why !== undefined) {
       yield* Effect.logWarning("deletes.skipped").pipe(Effect.annotateLogs({ target, reason: why }))
     } else if (apply) {

@@ -65,7 +65,7 @@ const readFrom = (run: Run, bounds: Window.Bounds, fields: Fields) =>
     if (final !== undefined && !run.frozen) {
       const saves = checkpointSaves(run, final)
       // only the checkpoint: a transaction of its own for a store that saves in one
-      const save = run.store.transactional ? sink.transaction(saves.inTransaction) : saves.afterCommit
+      const save = run.store.transactional ? sink.transaction(stream, saves.inTransaction) : saves.afterCommit
       yield* recording(run, save, (s) => ({ ...s, checkpoint: final }))
     }
   })

@@ -9,7 +9,7 @@ import type { SinkShape } from "../Sink.js"
 
 export const finishLoad = (sink: SinkShape, stream: StreamSpec, target: string) =>
   Effect.gen(function*() {
-    const swapped = yield* sink.transaction(sink.finishLoad(stream)).pipe(Effect.uninterruptible)
+    const swapped = yield* sink.transaction(stream, sink.finishLoad(stream)).pipe(Effect.uninterruptible)
     if (swapped) yield* Effect.logInfo("target.replaced").pipe(Effect.annotateLogs({ target }))
     else {
       yield* Effect.logWarning("target.kept").pipe(

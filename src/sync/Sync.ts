@@ -129,7 +129,7 @@ const sync = (given: Run) =>
     // a dry run prepares in a transaction that is rolled back: it learns whether the table holds rows
     const prepared = yield* (dryRun ? sink.rolledBackTransaction(sink.prepare(stream)) : sink.prepare(stream))
     yield* Drift.logChanges(prepared.changes, dryRun)
-    yield* sink.lock(stream)
+    yield* sink.lock(stream, options.runId)
     const fields = yield* Drift.tracker(sink, stream)
     if (!dryRun) yield* recording(run, sink.startRun(stream, options.runId), (s) => ({ ...s, started: true }))
     if (stream.parent !== undefined) {

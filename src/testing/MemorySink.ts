@@ -151,6 +151,13 @@ const lock = (db: MemoryDatabaseShape, stream: StreamSpec) =>
     () => Effect.sync(() => db.locks.delete(lockKey(stream)))
   )
 
+const verifyLock = (db: MemoryDatabaseShape, stream: StreamSpec) =>
+  Effect.suspend(() =>
+    db.locks.has(lockKey(stream))
+      ? Effect.void
+      : Effect.fail(new DatabaseError({ reason: `lost the lock of stream ${lockKey(stream)}`, temporary: true }))
+  )
+
 /** as PgSink: a record whose text was quarantined before for the stream and target is not stored again */
 const quarantine = (db: MemoryDatabaseShape, stream: StreamSpec, runId: string, items: ReadonlyArray<QuarantineItem>) =>
   Effect.sync(() => {
@@ -230,12 +237,10 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
     return Sink.of({
       prepare: (stream) => prepare(db, bulk, stream),
       lock: (stream) => lock(db, stream),
-      // a test takes the lock away (`locks.delete`) as a dead database session would
-      verifyLock: (stream) =>
-        db.locks.has(lockKey(stream))
-          ? Effect.void
-          : Effect.fail(new DatabaseError({ reason: `lost the lock of stream ${lockKey(stream)}` })),
-      transaction: (effect) => inTransaction(db, effect, false),
+      // a test takes the lock away (`locks.delete`) as a lease taken over by another process would
+      verifyLock: (stream) => verifyLock(db, stream),
+      // as PgSink: committed only while the run still holds the stream's lock
+      transaction: (stream, effect) => inTransaction(db, Effect.zipLeft(effect, verifyLock(db, stream)), false),
       rolledBackTransaction: (effect) => inTransaction(db, effect, true),
       write: (stream, rows) => write(db, stream, rows),
       stage: (stream, rows): BulkPage | Staged =>

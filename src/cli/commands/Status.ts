@@ -1,5 +1,6 @@
 /**
- * `ferry status`: each stream's checkpoint and last run (from `ferry.runs`), as a table or as JSON. It
+ * `ferry status`: each stream's checkpoint and last run (from `ferry.runs`), and who holds it now (its
+ * live lease, on a server), as a table or as JSON. It
  * only reads: an embedded database no run has created is said to be so, not created.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
@@ -39,9 +40,16 @@ interface StatusRow {
   readonly missing?: number | null
   /** a child stream: its parent stream (it keeps a checkpoint per parent row, none of its own) */
   readonly parent_stream?: string
+  /** a stream a run holds now (server only): its lease's owner, epoch and expiry */
+  readonly lease?: { readonly owner: string; readonly epoch: string; readonly until: string }
 }
 
 type RunRow = Record<string, unknown>
+
+/** the stream's lease while it is live (a run holds the stream now) */
+const liveLease = `(SELECT json_build_object('owner', l.owner, 'epoch', l.epoch::text,
+    'until', to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+  FROM ferry.leases l WHERE l.stream = s.stream AND l.target = s.target AND l.expires_at > now()) AS lease`
 
 /**
  * The last run of each stream with its target table. A run recorded before runs named their target
@@ -51,8 +59,8 @@ type RunRow = Record<string, unknown>
 const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean; timed: boolean; deletes: boolean }>(
-      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
+    const [table] = yield* sql.unsafe<{ present: boolean; keyed: boolean; timed: boolean; deletes: boolean; leased: boolean }>(
+      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present, to_regclass('ferry.leases') IS NOT NULL AS leased,
          EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'already_quarantined'
            AND NOT attisdropped) AS keyed,
          EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'duration_ms'
@@ -77,7 +85,8 @@ const lastRuns = (streams: ReadonlyArray<StreamSpec>) =>
          ${duration} AS duration_ms,
          r.fetched, r.inserted, r.updated, r.unchanged, r.quarantined, ${already} AS already_quarantined, r.error,
          ${table.deletes ? "r.deleted, r.missing" : "NULL AS deleted, NULL AS missing"},
-         ${abandoned}
+         ${abandoned},
+         ${table.leased ? liveLease : "NULL AS lease"}
        FROM unnest($1::text[], $2::text[]) AS s(stream, target)
        JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL)
        ORDER BY s.stream, ${target} IS NULL, r.started_at DESC`,
@@ -109,7 +118,8 @@ const statusRow = (stream: StreamSpec, checkpoint: Option.Option<string>, run: R
   abandoned_runs: toNumber(run?.abandoned_runs) ?? 0,
   last_abandoned_at: toIso(run?.last_abandoned_at),
   ...(stream.target.deletes === undefined ? {} : { deleted: toNumber(run?.deleted), missing: toNumber(run?.missing) }),
-  ...(stream.parent === undefined ? {} : { parent_stream: stream.parent.stream })
+  ...(stream.parent === undefined ? {} : { parent_stream: stream.parent.stream }),
+  ...(run?.lease ? { lease: run.lease as NonNullable<StatusRow["lease"]> } : {})
 })
 
 /** Each stream's row: its checkpoint from the store, its last run from `runs`. */
@@ -159,6 +169,7 @@ const printTable = (rows: ReadonlyArray<StatusRow>, out: (text: string) => void)
     }))
   ))
   for (const r of rows) {
+    if (r.lease) out(`${r.stream}: held by ${r.lease.owner} until ${r.lease.until} (lease epoch ${r.lease.epoch})`)
     if (r.error) out(`${r.stream}: last error: ${r.error}`)
     if (r.abandoned_runs > 0) {
       out(`${r.stream}: ${r.abandoned_runs} run(s) abandoned, the last one started at ${r.last_abandoned_at} ` +

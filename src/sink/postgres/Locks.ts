@@ -2,20 +2,24 @@
  * Ferry's locks in Postgres, and who holds the locks it waits for.
  *
  * - the prepare lock: a transaction advisory lock around Ferry's own DDL (two processes preparing at once);
- * - a stream lock: a session advisory lock on a reserved connection, released before the connection
- *   returns to the pool, one per stream and target table. Every transaction checks, before its
- *   commit, that the run still holds its locks;
+ * - a stream lock, one per stream and target table: a session advisory lock on a reserved connection
+ *   (released before the connection returns to the pool), which says its owner is alive, and a lease
+ *   with a fencing epoch (Leases.ts), renewed on that connection, which every transaction of the
+ *   stream checks just before its commit;
  * - `blockedOn`: a lock wait on the target table that ran out names the sessions holding locks on it.
  *
  * An advisory lock's key is `hashtextextended(key, 0)`; pg_locks shows such a bigint split in two.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 import type { Scope } from "effect"
-import { fromSqlError } from "../../postgres/Database.js"
+import { hostname } from "node:os"
+import { fromSqlError, isSqlError } from "../../postgres/Database.js"
 import { DatabaseError, LockHeld } from "../../domain/Errors.js"
 import { type StreamSpec, targetName, type TargetSpec } from "../../domain/StreamSpec.js"
+import * as Migrations from "../../postgres/Migrations.js"
+import * as Leases from "./Leases.js"
 import { displayName, qualifiedName, query } from "./Sql.js"
 
 /** the key of Ferry's lock around its own DDL (two processes preparing at once) */
@@ -72,60 +76,60 @@ const unlock = (conn: Connection, key: string, stream: string): Effect.Effect<vo
   )
 
 interface StreamLocksOptions {
-  /** false: no advisory locks (the embedded database locks its data directory instead) */
+  /** false: no advisory locks and no leases (the embedded database locks its data directory instead) */
   readonly advisoryLock: boolean
   /** without advisory locks: fails when this process no longer holds what excludes other runs */
   readonly holdsLock: Effect.Effect<void, DatabaseError> | undefined
+  /** how long a lease lasts without renewal */
+  readonly lease: Duration.Duration
 }
 
 interface StreamLocks {
-  readonly lock: (stream: StreamSpec) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
+  readonly lock: (stream: StreamSpec, runId?: string) => Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope>
+  /**
+   * the stream's lease is still this process's (same epoch), and renewed: in a transaction, just
+   * before its COMMIT; else right before a write no transaction guards (the file checkpoint)
+   */
   readonly verifyLock: (stream: StreamSpec) => Effect.Effect<void, DatabaseError>
-  /** every stream lock this process holds is still held (before each commit) */
-  readonly verifyAll: Effect.Effect<void, DatabaseError>
+}
+
+/**
+ * Renews the lease every third of its length on the lock's connection (through the pool if that
+ * session is gone), until another process took it over: then says so once and stops (the stream's
+ * next transaction fails).
+ */
+const renewing = (sql: SqlClient, conn: Connection, lease: Leases.Lease, length: Duration.Duration) => {
+  const once = Leases.renew(conn, lease, length).pipe(
+    Effect.orElse(() => Leases.renew(sql, lease, length)),
+    Effect.catchAll((e) => Effect.as(Effect.logWarning(e.reason), true))
+  )
+  return Effect.sleep(Duration.unsafeDivide(length, 3)).pipe(
+    Effect.zipRight(once),
+    Effect.repeat({ while: (ours) => ours }),
+    Effect.zipRight(Effect.logWarning("lease.lost").pipe(
+      Effect.annotateLogs({ stream: lease.stream, target: lease.target, epoch: lease.epoch })
+    ))
+  )
 }
 
 export const streamLocks = (sql: SqlClient, options: StreamLocksOptions): StreamLocks => {
-  /**
-   * The stream locks this process holds: lock key -> the stream's label and the backend pid of the
-   * session holding it. If that session dies (the server restarted, an admin terminated it), Postgres
-   * drops the lock while we go on over fresh pool connections: every transaction checks, before its
-   * commit, that the lock is still ours, so a run never writes without it.
-   */
-  const held = new Map<string, { readonly label: string; readonly pid: number }>()
-
-  const check = (key: string, label: string, pid: number): Effect.Effect<void, DatabaseError> =>
-    query<{ held: boolean }>(
-      sql,
-      `SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE ${advisoryLockOf} AND l.granted AND l.pid = $2) AS held`,
-      [key, pid],
-      `checking the lock of stream ${label}`
-    ).pipe(
-      Effect.filterOrFail(
-        (rows) => rows[0]?.held === true,
-        () =>
-          new DatabaseError({
-            reason: `lost the lock of stream ${label}: its database session (backend pid ${pid}) ended; ` +
-              `stopping rather than writing without it`
-          })
-      ),
-      Effect.asVoid
-    )
+  /** the leases this process holds, by lock key (Leases.ts: each transaction of a stream checks its own) */
+  const held = new Map<string, Leases.Lease>()
 
   const verifyLock = (stream: StreamSpec): Effect.Effect<void, DatabaseError> =>
     Effect.suspend(() => {
       if (!options.advisoryLock) return options.holdsLock ?? Effect.void
-      const key = streamLockKey(stream)
-      const lock = held.get(key)
-      return lock === undefined
+      const lease = held.get(streamLockKey(stream))
+      return lease === undefined
         ? Effect.fail(new DatabaseError({ reason: `this run does not hold the lock of stream ${streamLabel(stream)}; stopping rather than writing without it` }))
-        : check(key, lock.label, lock.pid)
+        : Leases.fence(sql, lease, options.lease)
     })
 
-  const lock = (spec: StreamSpec): Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope> =>
+  const lock = (spec: StreamSpec, runId?: string): Effect.Effect<void, LockHeld | DatabaseError, Scope.Scope> =>
     Effect.gen(function*() {
       const key = streamLockKey(spec)
       const stream = streamLabel(spec)
+      const target = targetName(spec.target)
       const conn = yield* sql.reserve.pipe(
         Effect.mapError((e) => fromSqlError(e, `reserving a connection for the lock of stream ${stream}`))
       )
@@ -133,30 +137,45 @@ export const streamLocks = (sql: SqlClient, options: StreamLocksOptions): Stream
       // the pool. It runs before the connection goes back to the pool (finalizers run in reverse order).
       yield* Effect.addFinalizer(() => unlock(conn, key, stream))
       const rows = yield* conn.execute(
-        `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked, pg_backend_pid() AS pid`,
+        `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked, to_regclass('ferry.leases') IS NOT NULL AS leases`,
         [key],
         undefined
       ).pipe(Effect.mapError((e) => fromSqlError(e, `taking the lock of stream ${stream}`)))
-      if (rows[0]?.locked !== true) {
-        const holder = yield* describeHolder(conn, key)
-        return yield* new LockHeld({ stream: spec.name, target: targetName(spec.target), holder })
+      // `ferry reset` locks without preparing a table: a database an older release migrated gets leases here
+      if (rows[0]?.leases !== true) {
+        yield* sql.withTransaction(Effect.zipRight(lockForPrepare(sql), Migrations.migrate(sql))).pipe(
+          Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "migrating Ferry's tables in schema ferry")))
+        )
       }
-      held.set(key, { label: stream, pid: Number(rows[0]?.pid) })
-      // runs before the unlock above (reverse order)
+      // The advisory lock is the owner's liveness: taken, the last owner's session is gone (a killed
+      // process), the lease is ours at once. Not taken, its owner may be a zombie (its session lives on):
+      // the lease is ours only once it expired, and the epoch fences the zombie out.
+      const free = rows[0]?.locked === true
+      const before = free ? undefined : yield* Leases.describe(conn, spec.name, target)
+      const owner = `host ${hostname()}, pid ${process.pid}${runId === undefined ? "" : `, run ${runId}`}`
+      const epoch = yield* Leases.take(conn, { stream: spec.name, target, label: stream }, owner, options.lease, free)
+      if (epoch === undefined) {
+        // read again: another run may have taken it over between the two statements
+        const now = yield* Leases.describe(conn, spec.name, target)
+        const holder = now === undefined ? yield* describeHolder(conn, key) : Leases.holder(now)
+        return yield* new LockHeld({ stream: spec.name, target, holder })
+      }
+      if (before !== undefined) {
+        yield* Effect.logWarning("lease.takeover").pipe(
+          Effect.annotateLogs({ target, epoch, previous_owner: before.owner, expired_at: before.until })
+        )
+      }
+      const lease: Leases.Lease = { stream: spec.name, target, epoch, label: stream }
+      // finalizers run in reverse: the renewal stops, the lease is forgotten, then released
+      yield* Effect.addFinalizer(() => Leases.release(conn, lease))
+      held.set(key, lease)
       yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(key)))
+      yield* Effect.forkScoped(renewing(sql, conn, lease, options.lease))
     })
 
   return {
-    lock: (stream) => options.advisoryLock ? lock(stream) : Effect.void,
-    verifyLock,
-    // With several streams at once (`--concurrency`), another stream may end and release its lock while
-    // this check runs: a lock no longer in `held` was released on purpose, not lost.
-    verifyAll: Effect.suspend(() =>
-      Effect.forEach([...held], ([key, { label, pid }]) =>
-        check(key, label, pid).pipe(
-          Effect.catchAll((error) => held.get(key)?.pid === pid ? Effect.fail(error) : Effect.void)
-        ), { discard: true })
-    )
+    lock: (stream, runId) => options.advisoryLock ? lock(stream, runId) : Effect.void,
+    verifyLock
   }
 }
 

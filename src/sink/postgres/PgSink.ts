@@ -9,7 +9,8 @@
  * - child tables (Children.ts): created or verified with the parent, their rows replaced with it;
  * - beginLoad/finishLoad (Replace.ts): `write: replace` loads a staging table and swaps it in at the end;
  * - deletes (Deletes.ts): flagged records in `write`, the keys seen and `deleteMissing` for complete reads;
- * - lock/verifyLock (Locks.ts): a session advisory lock per stream and target table;
+ * - lock/verifyLock (Locks.ts, Leases.ts): a session advisory lock and a lease with a fencing epoch per
+ *   stream and target table;
  * - transaction/rolledBackTransaction (Transactions.ts); quarantine (Quarantine.ts); the run log (RunLog.ts);
  * - knownFields/recordFields (Fields.ts): the field paths seen, for the run summary's new_fields;
  * - parentRows (ParentRows.ts): a child stream's parent rows, a chunk at a time.
@@ -17,7 +18,7 @@
  * Every identifier from the config is quoted (Sql.ts); values are always bind parameters.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import type { DatabaseError } from "../../domain/Errors.js"
 import { Sink, type SinkShape } from "../../Sink.js"
 import * as BulkLoad from "./BulkLoad.js"
@@ -46,12 +47,18 @@ export interface PgSinkOptions {
    * embedded database's data-directory lock), for `verifyLock`
    */
   readonly holdsLock?: Effect.Effect<void, DatabaseError> | undefined
+  /** how long a stream's lease lasts without renewal (default 30 seconds; config `lease:`) */
+  readonly lease?: Duration.Duration | undefined
 }
 
 export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape => {
   // our own result names (inserted, locked, ...) must not go through an app's name transforms
   const sql = sqlClient.withoutTransforms()
-  const locks = Locks.streamLocks(sql, { advisoryLock: options?.advisoryLock ?? true, holdsLock: options?.holdsLock })
+  const locks = Locks.streamLocks(sql, {
+    advisoryLock: options?.advisoryLock ?? true,
+    holdsLock: options?.holdsLock,
+    lease: options?.lease ?? Duration.seconds(30)
+  })
   const bulk = BulkLoad.make(sql, options?.copy ?? true)
   const upsert = Deletes.writer(sql, Upsert.writer(sql, options?.maxChunkBytes ?? 4 * 1024 * 1024))
   return {
@@ -66,7 +73,7 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
       ),
     lock: locks.lock,
     verifyLock: locks.verifyLock,
-    transaction: Transactions.transaction(sql, locks.verifyAll),
+    transaction: Transactions.transaction(sql, locks.verifyLock),
     rolledBackTransaction: Transactions.rolledBackTransaction(sql),
     // a replace stream's writes go to its staging table (Replace.into)
     write: (stream, rows) => upsert(Replace.into(stream), Children.digested(stream, rows)).pipe(Locks.blockedOn(sql, stream.target)),

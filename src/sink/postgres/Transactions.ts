@@ -1,10 +1,11 @@
 /**
- * The sink's transactions: one that commits only while the run still holds its locks, and one that
- * always rolls back (--dry-run).
+ * The sink's transactions: one of a stream, that commits only while the run still holds the stream's
+ * lease (checked just before COMMIT), and one that always rolls back (--dry-run).
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import type { DatabaseError } from "../../domain/Errors.js"
+import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Failpoint from "../../lib/Failpoint.js"
 import { fromSqlError, isSqlError } from "../../postgres/Database.js"
 
@@ -13,10 +14,13 @@ class RollbackSignal<A> {
   constructor(readonly value: A) {}
 }
 
-/** `effect` in one transaction (nested: a savepoint), committed after `verifyLocks` says the run may */
-export const transaction = (sql: SqlClient, verifyLocks: Effect.Effect<void, DatabaseError>) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
-  sql.withTransaction(Effect.zipLeft(effect, Effect.zipRight(verifyLocks, Failpoint.pass("before-commit")))).pipe(
+/**
+ * `effect` in one transaction (nested: a savepoint) for `stream`, committed after `verifyLock(stream)`
+ * says the run still owns the stream
+ */
+export const transaction = (sql: SqlClient, verifyLock: (stream: StreamSpec) => Effect.Effect<void, DatabaseError>) =>
+<A, E, R>(stream: StreamSpec, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | DatabaseError, R> =>
+  sql.withTransaction(Effect.zipLeft(effect, Effect.zipRight(verifyLock(stream), Failpoint.pass("before-commit")))).pipe(
     Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "running a transaction")))
   )
 
