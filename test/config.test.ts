@@ -860,7 +860,7 @@ describe("Config.jsonSchema", () => {
     }
     expect(typeof schema).toBe("object")
     expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "streams"])
-    expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxInvalid", "name", "parent", "source", "target"])
+    expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxAge", "maxInvalid", "name", "parent", "source", "target"])
     expect(schema.additionalProperties).toBe(false)
   })
 

@@ -23,6 +23,7 @@ import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
 import { Deletes } from "../domain/Deletes.js"
 import { cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
+import { MaxAgeField } from "../domain/MaxAge.js"
 import { ParentField } from "../domain/Parent.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
 import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
@@ -205,6 +206,7 @@ const StreamFields = Schema.Struct({
   target: TargetField,
   /** a complete read (from `initial`) when the last one is older than this: hard-delete detection */
   fullEvery: Schema.optional(DurationField),
+  maxAge: Schema.optional(MaxAgeField), // `ferry check --fresh`: stale when the last success is older
   /** a child stream: read once per row of the parent stream's table (`{parent.<column>}`, domain/Parent.ts) */
   parent: Schema.optional(ParentField)
 })
