@@ -14,13 +14,15 @@ import { reset } from "./commands/Reset.js"
 import { run } from "./commands/Run.js"
 import { sql } from "./commands/Sql.js"
 import { status } from "./commands/Status.js"
+import * as Telemetry from "./Telemetry.js"
 
 export { type CommandEnvironment, newRunId }
 
 const dispatch = (command: Command, environment: CommandEnvironment, runId: string): Effect.Effect<number, unknown> => {
   switch (command._tag) {
     case "run":
-      return run(command, environment, runId)
+      // traces and metrics when an OTLP endpoint is set (Telemetry.ts); the other commands send none
+      return Telemetry.around(environment, (told) => run(command, told, runId))
     case "check":
       return check(command, environment)
     case "status":
