@@ -148,6 +148,13 @@ describe("OpenTelemetry over OTLP/HTTP", () => {
     for (const secret of secrets) expect(bytes).not.toContain(secret)
   })
 
+  it("a collector that does not answer costs the run its exit code nothing, and at most ~2 s", async () => {
+    const started = Date.now()
+    const result = await run("items_down", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" })
+    expect(result.code, result.stderr).toBe(0)
+    expect(Date.now() - started).toBeLessThan(8_000)
+  })
+
   it("nothing is sent without the variables; a malformed endpoint is a 78 naming the variable", async () => {
     received.length = 0
     expect((await run("items_off", {})).code).toBe(0)

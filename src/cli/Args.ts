@@ -60,7 +60,8 @@ Options:
   -h, --help          this help
   -v, --version       Ferry's version
 
-Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error
+Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error,
+             OTEL_EXPORTER_OTLP_ENDPOINT (run: traces and metrics over OTLP/HTTP; see the README, "Monitoring")
 Exit codes: 0 ok, 2 stale (check --fresh), 64 usage, 65 invalid records, 69 source unavailable, 70 internal error,
             74 database error, 75 locked or rate-limited (try later), 78 bad config, 130/143 signal`
 
