@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Api, makeRecords, startApi } from "./support/api.js"
-import { ferry, streamConfig } from "./support/cli.js"
+import { configDir, ferry, streamConfig } from "./support/cli.js"
 import { fileDatabase } from "./support/pg.js"
 
 const db = fileDatabase("ferry_fresh")
@@ -90,6 +90,35 @@ describe("ferry check --fresh", () => {
     expect(verdict).toMatchObject({ stream: "items", ok: true, max_age: "2h", max_age_seconds: 7200 })
     expect(verdict.age_seconds).toBeLessThan(60)
     expect(Date.parse(verdict.last_success)).toBeGreaterThan(Date.now() - 60_000)
+  })
+})
+
+describe("ferry check --fresh: a child stream", () => {
+  it("is judged by its own runs, not its parent's", async () => {
+    const dir = configDir(`
+database: { url: "\${DATABASE_URL}" }
+streams:
+  - name: family
+    source: { url: "${api.url}/link", records: data, pagination: { type: link } }
+    target: { table: family, primaryKey: [id], columns: { id: text, name: text } }
+    maxAge: 1h
+  - name: members
+    parent: { stream: family }
+    source: { url: "${api.url}/link?of={parent.id}", records: data, pagination: { type: link } }
+    target: { table: members, primaryKey: [item, id], columns: { item: { type: text, from: "{parent.id}" }, id: text } }
+    maxAge: 1h
+`)
+    dirs.push(dir)
+    const file = join(dir, "ferry.config.yaml")
+    expect((await run(file, "run", "--stream", "family")).code).toBe(0)
+    const parentOnly = await run(file, "check", "--fresh")
+    expect(parentOnly.code).toBe(2)
+    expect(parentOnly.stdout).toMatch(/^ok {4}family: last success /m)
+    expect(parentOnly.stdout).toContain("STALE members: never succeeded (max age 1h)")
+    expect((await run(file, "run")).code).toBe(0)
+    const both = await run(file, "check", "--fresh")
+    expect(both.code, both.stdout).toBe(0)
+    expect(both.stdout).toMatch(/^ok {4}members: last success /m)
   })
 })
 
