@@ -150,9 +150,14 @@ describe("OpenTelemetry over OTLP/HTTP", () => {
 
   it("a collector that does not answer costs the run its exit code nothing, and at most ~2 s", async () => {
     const started = Date.now()
-    const result = await run("items_down", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" })
+    const result = await run("items_down", {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://otel:${collectorKey}@127.0.0.1:9`,
+      FERRY_LOG_LEVEL: "debug"
+    })
     expect(result.code, result.stderr).toBe(0)
     expect(Date.now() - started).toBeLessThan(8_000)
+    // even at debug level, nothing printed holds the password of the endpoint's URL
+    expect(result.stderr).not.toContain(collectorKey)
   })
 
   it("nothing is sent without the variables; a malformed endpoint is a 78 naming the variable", async () => {

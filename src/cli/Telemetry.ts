@@ -61,6 +61,11 @@ export const settingsFromEnv = (env: Env): Either.Either<Settings | undefined, C
   return Either.right({ traces, metrics, headers: headersOf(env.OTEL_EXPORTER_OTLP_HEADERS), protobuf: protocol !== "http/json" })
 }
 
+const passwordOf = (url: string | undefined): ReadonlyArray<string> => {
+  const password = url === undefined ? "" : new URL(url).password
+  return password === "" ? [] : [password, Either.getOrElse(Either.try(() => decodeURIComponent(password)), () => password)]
+}
+
 /** a span whose strings, and the error it ends with, pass through `redact` */
 export const redacting = (tracer: Tracer.Tracer, redact: (text: string) => string): Tracer.Tracer =>
   Tracer.make({
@@ -120,7 +125,9 @@ export const around = <A, E, R>(
     onLeft: Effect.fail,
     onRight: (settings) => {
       if (settings === undefined) return body(environment)
-      let redactor = Redactor.empty.with(Object.values(settings.headers))
+      // the collector's credentials: header values, a password in an endpoint URL
+      const own = [...Object.values(settings.headers), ...[settings.traces, settings.metrics].flatMap((u) => passwordOf(u))]
+      let redactor = Redactor.empty.with(own)
       const told: CommandEnvironment = {
         ...environment,
         onSecrets: (secrets) => {
@@ -131,7 +138,7 @@ export const around = <A, E, R>(
       Telemetry.enable()
       return body(told).pipe(
         Effect.locally(HttpClient.currentTracerDisabledWhen, () => true),
-        Effect.locallyWith(CurrentRedactor, (r) => r.with(Object.values(settings.headers))),
+        Effect.locallyWith(CurrentRedactor, (r) => r.with(own)),
         Effect.provide(exporters(settings, environment.env, (text) => redactor.redact(text)))
       )
     }
