@@ -23,6 +23,10 @@ export const span = (name: string, attributes: () => Attributes) => <A, E, R>(se
 /** attributes learnt along the way (a page's status, a run's counts), on the current span */
 export const annotate = (attributes: Attributes): Effect.Effect<void> => (on ? Effect.annotateCurrentSpan(attributes) : Effect.void)
 
+/** attributes known only when `self` ends (a run's counts), on its span, whatever the outcome */
+export const annotateAtEnd = (attributes: Effect.Effect<Attributes>) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  on ? Effect.onExit(self, () => Effect.flatMap(attributes, annotate)) : self
+
 const records = Metric.counter("ferry.records", { description: "records read, by outcome", incremental: true })
 const retries = Metric.counter("ferry.retries", { description: "HTTP requests retried", incremental: true })
 const pages = Metric.counter("ferry.pages", { description: "pages fetched", incremental: true })

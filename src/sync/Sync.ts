@@ -13,8 +13,8 @@ import { CheckpointStore, keyOf } from "../CheckpointStore.js"
 import * as Cursor from "../domain/Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "../domain/Errors.js"
 import { CurrentRedactor } from "../domain/Secrets.js"
-import * as Telemetry from "../lib/Telemetry.js"
 import type { StreamSpec } from "../domain/StreamSpec.js"
+import * as Telemetry from "../lib/Telemetry.js"
 import { Sink } from "../Sink.js"
 import type { Source } from "../Source.js"
 import * as Deletes from "./Deletes.js"
@@ -66,7 +66,7 @@ export const syncStreamExit = (
       }
       const exit = yield* Effect.exit(restore(Effect.scoped(sync(run))).pipe(
         // the span ends with the run's counts so far, whatever the outcome
-        Effect.onExit(() => Effect.flatMap(Ref.get(state), (s) => Telemetry.annotate(countAttributes(s.counts)))),
+        Telemetry.annotateAtEnd(Effect.map(Ref.get(state), (s) => countAttributes(s.counts))),
         Telemetry.span("ferry.stream.run", () => ({
           "ferry.stream": stream.name,
           "ferry.run_id": options.runId,
