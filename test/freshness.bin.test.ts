@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Api, makeRecords, startApi } from "./support/api.js"
 import { configDir, ferry, streamConfig } from "./support/cli.js"
-import { fileDatabase } from "./support/pg.js"
+import { embeddedDataDir, fileDatabase, usingServer } from "./support/pg.js"
 
 const db = fileDatabase("ferry_fresh")
 let api: Api
@@ -144,6 +144,17 @@ describe("ferry check --fresh: bad input", () => {
     const none = await run(config(), "check", "--fresh")
     expect(none.code).toBe(64)
     expect(none.logs[0]?.msg).toContain("no selected stream has maxAge")
+  })
+
+  it.skipIf(usingServer)("Ferry's own embedded database: fresh after a run, read without a server", async () => {
+    const embedded = embeddedDataDir("ferry-fresh-embedded-")
+    dirs.push(embedded.env.FERRY_DATA_DIR)
+    const file = config({ maxAge: "1h" })
+    expect((await ferry(["run", "--config", file], { env: embedded.env })).code).toBe(0)
+    const result = await ferry(["check", "--fresh", "--json", "--config", file], { env: embedded.env })
+    expect(result.code, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout).streams[0]).toMatchObject({ stream: "items", ok: true, max_age: "1h" })
+    expect(JSON.parse(result.stdout).database).toContain("embedded Postgres in")
   })
 
   it("an embedded database no run has created: never succeeded, and still not created", async () => {
