@@ -898,7 +898,7 @@ describe("Config.jsonSchema", () => {
     }
     expect(typeof schema).toBe("object")
     expect(Object.keys(schema.properties).sort()).toEqual(["checkpoint", "concurrency", "database", "lease", "streams"])
-    expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxInvalid", "name", "parent", "schedule", "source", "target"])
+    expect(Object.keys(schema.properties.streams!.items!.properties).sort()).toEqual(["fullEvery", "maxAge", "maxInvalid", "name", "parent", "schedule", "source", "target"])
     expect(schema.additionalProperties).toBe(false)
   })
 

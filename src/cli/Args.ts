@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util"
 import { Either } from "effect"
 import { UsageError } from "../domain/Errors.js"
+import * as MaxAge from "../domain/MaxAge.js"
 import { maxConcurrency } from "../config/ConfigFile.js"
 import { fullRefreshConflict, type Slice } from "../sync/Window.js"
 import { type Address, parseAddress } from "../worker/Health.js"
@@ -33,7 +34,12 @@ export type Command =
     readonly graceMillis: number
   }
   | { readonly _tag: "enqueue"; readonly config: string | undefined; readonly stream: string }
-  | { readonly _tag: "check"; readonly config: string | undefined }
+  | {
+    readonly _tag: "check"
+    readonly config: string | undefined
+    /** `--fresh` / `--max-age`: only the database: each stream's last success against its max age */
+    readonly freshness?: Freshness | undefined
+  }
   | { readonly _tag: "status"; readonly config: string | undefined; readonly json: boolean }
   | { readonly _tag: "reset"; readonly config: string | undefined; readonly stream: string }
   | { readonly _tag: "sql"; readonly config: string | undefined; readonly query: string; readonly json: boolean }
@@ -57,6 +63,9 @@ Commands:
           queue one run of the stream now (for the workers)
   check   [--config FILE]
           validate the config, reach the database, make one request per source
+  check   [--config FILE] --fresh | --max-age AGE [--stream NAME]... [--json]
+          only the database: each stream whose last successful run is older than its maxAge
+          (--max-age, e.g. 2h, overrides it for every stream) or that never succeeded exits 2
   status  [--config FILE] [--json]
           per stream: checkpoint, last run, counts
   reset   [--config FILE] --stream NAME
@@ -70,8 +79,9 @@ Options:
   -h, --help          this help
   -v, --version       Ferry's version
 
-Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_METRICS_FILE, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error
-Exit codes: 0 ok, 64 usage, 65 invalid records, 69 source unavailable, 70 internal error,
+Environment: FERRY_CONFIG, FERRY_DATA_DIR, FERRY_METRICS_FILE, FERRY_LOG_FORMAT=json|pretty, FERRY_LOG_LEVEL=debug|info|warn|error,
+             OTEL_EXPORTER_OTLP_ENDPOINT (run: traces and metrics over OTLP/HTTP; see the README, "Monitoring")
+Exit codes: 0 ok, 2 stale (check --fresh), 64 usage, 65 invalid records, 69 source unavailable, 70 internal error,
             74 database error, 75 locked or rate-limited (try later), 78 bad config, 130/143 signal`
 
 const flags = {
@@ -85,6 +95,8 @@ const flags = {
   "metrics-file": { type: "string" },
   listen: { type: "string" },
   grace: { type: "string" },
+  fresh: { type: "boolean" },
+  "max-age": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" }
@@ -97,7 +109,7 @@ const accepted: Record<string, ReadonlyArray<Flag>> = {
   run: ["config", "stream", "full-refresh", "dry-run", "from", "to", "concurrency", "metrics-file"],
   worker: ["config", "listen", "concurrency", "grace"],
   enqueue: ["config", "stream"],
-  check: ["config"],
+  check: ["config", "fresh", "max-age", "stream", "json"],
   status: ["config", "json"],
   reset: ["config", "stream"],
   sql: ["config", "json"],
@@ -106,6 +118,29 @@ const accepted: Record<string, ReadonlyArray<Flag>> = {
 
 const usageError = (message: string) => Either.left(new UsageError({ message }))
 
+export interface Freshness {
+  /** `--max-age` in milliseconds: every stream's limit, over its `maxAge:` */
+  readonly maxAge?: { readonly ms: number; readonly text: string } | undefined
+  readonly streams: ReadonlyArray<string>
+  readonly json: boolean
+}
+
+/** `check`'s freshness flags; `--stream` and `--json` belong to the database-only check */
+const freshnessOf = (
+  values: { readonly fresh?: boolean | undefined; readonly "max-age"?: string | undefined; readonly json?: boolean | undefined },
+  streams: ReadonlyArray<string>
+): Either.Either<Freshness | undefined, UsageError> => {
+  const text = values["max-age"]
+  if (values.fresh !== true && text === undefined) {
+    return streams.length > 0 || values.json === true
+      ? usageError("check takes --stream and --json only with --fresh or --max-age")
+      : Either.right(undefined)
+  }
+  const ms = text === undefined ? undefined : MaxAge.parse(text)
+  if (text !== undefined && ms === undefined) return usageError(`--max-age "${text}": ${MaxAge.rule}`)
+  return Either.right({ maxAge: ms === undefined ? undefined : { ms, text: text! }, streams, json: values.json === true })
+}
+
 /** node's parseArgs messages are long and mention its own API; keep the part a user needs. */
 const shortMessage = (error: unknown): string => {
   const text = error instanceof Error ? error.message : String(error)
@@ -113,6 +148,8 @@ const shortMessage = (error: unknown): string => {
   if (unknown) return `unknown option ${unknown[1]}`
   const missing = /Option '([^']+)' argument missing/.exec(text)
   if (missing) return `option ${missing[1]} needs a value`
+  const ambiguous = /Option '([^']+)' argument is ambiguous/.exec(text)
+  if (ambiguous) return `option ${ambiguous[1]} needs a value (one starting with "-" is written ${ambiguous[1]}=VALUE)`
   return text.split(". ")[0] ?? text
 }
 
@@ -191,7 +228,7 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
       if (streams.length !== 1) return usageError("enqueue needs exactly one --stream NAME")
       return Either.right({ _tag: "enqueue", config, stream: streams[0]! })
     case "check":
-      return Either.right({ _tag: "check", config })
+      return Either.map(freshnessOf(values, streams), (freshness) => ({ _tag: "check" as const, config, freshness }))
     case "status":
       return Either.right({ _tag: "status", config, json: values.json === true })
     case "reset":

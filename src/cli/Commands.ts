@@ -15,6 +15,7 @@ import { reset } from "./commands/Reset.js"
 import { run } from "./commands/Run.js"
 import { sql } from "./commands/Sql.js"
 import { status } from "./commands/Status.js"
+import * as Telemetry from "./Telemetry.js"
 import { worker } from "./commands/Worker.js"
 
 export { type CommandEnvironment, newRunId }
@@ -22,7 +23,8 @@ export { type CommandEnvironment, newRunId }
 const dispatch = (command: Command, environment: CommandEnvironment, runId: string): Effect.Effect<number, unknown> => {
   switch (command._tag) {
     case "run":
-      return run(command, environment, runId)
+      // traces and metrics when an OTLP endpoint is set (Telemetry.ts); the other commands send none
+      return Telemetry.around(environment, (told) => run(command, told, runId))
     case "worker":
       return worker(command, environment)
     case "enqueue":

@@ -146,7 +146,8 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     // the parent's decoder reads its columns, and knows the lists its children take
     decode: Children.withChildren(withChildren, RowDecoder.fromColumns({ ...target, children }, incremental)),
     maxInvalid: stream.maxInvalid,
-    fullEvery: stream.fullEvery
+    fullEvery: stream.fullEvery,
+    maxAge: stream.maxAge
   }
 }
 

@@ -19,48 +19,19 @@ export const maxConcurrency = 64
 import { TimeFormat } from "../domain/Epoch.js"
 import { formatPath, humanize } from "./Messages.js"
 import { LeaseField } from "../domain/Lease.js"
-import { DottedPath, DurationField, Identifier, integerAtLeast, isIdentifier, NonEmpty, says, withDefault } from "../domain/Fields.js"
+import { DottedPath, DurationField, Identifier, integerAtLeast, isIdentifier, NonEmpty, withDefault } from "../domain/Fields.js"
 import { HttpSourceSpec, Method, requestProblems } from "../domain/HttpSourceSpec.js"
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
 import { Deletes } from "../domain/Deletes.js"
 import { configuredColumnNames, cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
+import { MaxAgeField } from "../domain/MaxAge.js"
 import { ParentField } from "../domain/Parent.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
-import { ColumnType, columnTypes, defaultSchema, WriteMode } from "../domain/Target.js"
+import { defaultSchema, WriteMode } from "../domain/Target.js"
+import { ColumnTypeField } from "./ColumnTypes.js"
 
 // --- columns ------------------------------------------------------------------------------------------
-
-const columnTypeAliases: Readonly<Record<string, ColumnType>> = {
-  int: "integer",
-  int4: "integer",
-  int8: "bigint",
-  float8: "double precision",
-  double: "double precision",
-  float4: "real",
-  bool: "boolean",
-  "timestamp with time zone": "timestamptz",
-  json: "jsonb",
-  decimal: "numeric",
-  varchar: "text",
-  string: "text"
-}
-const columnTypeRule = `expected a column type: one of ${columnTypes.join(", ")} (or an alias: ${
-  Object.keys(columnTypeAliases).join(", ")
-})`
-
-/** Case-insensitive, with the common aliases; always decodes to one of `columnTypes`. */
-const ColumnTypeField = Schema.transformOrFail(Schema.String, ColumnType, {
-  strict: true,
-  decode: (input, _, ast) => {
-    const name = input.trim().toLowerCase().replace(/\s+/g, " ")
-    const type = (columnTypes as ReadonlyArray<string>).includes(name)
-      ? (name as ColumnType)
-      : Object.hasOwn(columnTypeAliases, name) ? columnTypeAliases[name] : undefined
-    return type === undefined ? ParseResult.fail(new ParseResult.Type(ast, input, columnTypeRule)) : ParseResult.succeed(type)
-  },
-  encode: ParseResult.succeed
-}).annotations({ ...says(columnTypeRule), description: columnTypeRule.replace("expected ", "") })
 
 /** `name: type` or `name: { type, from }`; `from` (a dotted path in the record) defaults to the name. */
 const ColumnField = Schema.Union(
@@ -204,6 +175,7 @@ const StreamFields = Schema.Struct({
   target: TargetField,
   /** a complete read (from `initial`) when the last one is older than this: hard-delete detection */
   fullEvery: Schema.optional(DurationField),
+  maxAge: Schema.optional(MaxAgeField), // `ferry check --fresh`: stale when the last success is older
   /** a child stream: read once per row of the parent stream's table (`{parent.<column>}`, domain/Parent.ts) */
   parent: Schema.optional(ParentField),
   schedule: Schema.optional(Cron.Field)

@@ -7,6 +7,8 @@ import { Schema } from "effect"
 
 export const ExitCode = {
   Ok: 0,
+  /** `ferry check --fresh`: a stream's last success is older than its max age (the check itself ran) */
+  Stale: 2,
   Usage: 64,
   Data: 65,
   Unavailable: 69,

@@ -34,6 +34,8 @@ export const StreamSettings = Schema.Struct({
   maxInvalid: withDefault(integerAtLeast(0), () => 0),
   /** an incremental stream reads the whole collection when its last complete read is older than this */
   fullEvery: Schema.optional(Schema.DurationFromSelf),
+  /** `ferry check --fresh`: the stream is stale when its last successful run is older than this */
+  maxAge: Schema.optional(Schema.DurationFromSelf),
   /** a child stream: read once per row of this stream's target table (`Parent.ts`) */
   parent: Schema.optional(ParentSpec)
 })

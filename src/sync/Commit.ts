@@ -4,6 +4,7 @@
  */
 import { Clock, Effect, Ref } from "effect"
 import * as Failpoint from "../lib/Failpoint.js"
+import * as Telemetry from "../lib/Telemetry.js"
 import type { QuarantineResult, WriteResult } from "../Sink.js"
 import * as CheckpointPolicy from "./CheckpointPolicy.js"
 import * as Drift from "./Drift.js"
@@ -40,7 +41,19 @@ export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: Reado
       const now = yield* Clock.currentTimeMillis
       options.onProgress({ stream: stream.name, ...counts, elapsedMs: now - run.startedAt })
     }
-  }).pipe(Effect.uninterruptible)
+    const { inserted, unchanged, updated } = done.written
+    yield* Telemetry.annotate({ "ferry.inserted": inserted, "ferry.updated": updated, "ferry.unchanged": unchanged })
+  }).pipe(
+    Telemetry.span("ferry.batch.commit", () => ({
+      "ferry.stream": run.stream.name,
+      "ferry.pages": batch.length,
+      "ferry.records": batch.reduce((n, p) => n + p.records, 0),
+      "ferry.rows": batch.reduce((n, p) => n + p.valid, 0),
+      "ferry.bytes": batch.reduce((n, p) => n + p.bytes, 0),
+      "ferry.dry_run": run.dryRun
+    })),
+    Effect.uninterruptible
+  )
 
 /** The work of a batch's transaction: its rows, its quarantined records and its checkpoint. */
 const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage>) =>

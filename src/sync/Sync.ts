@@ -14,6 +14,7 @@ import * as Cursor from "../domain/Cursor.js"
 import { ExitCode, InvalidRecords, type FerryError } from "../domain/Errors.js"
 import { CurrentRedactor } from "../domain/Secrets.js"
 import type { StreamSpec } from "../domain/StreamSpec.js"
+import * as Telemetry from "../lib/Telemetry.js"
 import { Sink } from "../Sink.js"
 import type { Source } from "../Source.js"
 import * as Deletes from "./Deletes.js"
@@ -63,10 +64,31 @@ export const syncStreamExit = (
         startedAt: yield* Clock.currentTimeMillis,
         state
       }
-      const exit = yield* Effect.exit(restore(Effect.scoped(sync(run))))
-      return { summary: yield* finish(run, exit), exit }
+      const exit = yield* Effect.exit(restore(Effect.scoped(sync(run))).pipe(
+        // the span ends with the run's counts so far, whatever the outcome
+        Telemetry.annotateAtEnd(Effect.map(Ref.get(state), (s) => countAttributes(s.counts))),
+        Telemetry.span("ferry.stream.run", () => ({
+          "ferry.stream": stream.name,
+          "ferry.run_id": options.runId,
+          "ferry.target": run.key.target,
+          "ferry.dry_run": run.dryRun
+        }))
+      ))
+      const summary = yield* finish(run, exit)
+      yield* Telemetry.countRun(summary)
+      return { summary, exit }
     })
   ).pipe(Effect.annotateLogs({ run_id: options.runId, stream: stream.name }))
+
+const countAttributes = (counts: RunState["counts"]) => ({
+  "ferry.pages": counts.pages,
+  "ferry.fetched": counts.fetched,
+  "ferry.inserted": counts.inserted,
+  "ferry.updated": counts.updated,
+  "ferry.unchanged": counts.unchanged,
+  "ferry.quarantined": counts.quarantined,
+  "ferry.retries": counts.retries
+})
 
 /** Syncs one stream: its summary, or its typed error (after the run is recorded and logged). */
 export const syncStream = (stream: StreamSpec, options: SyncOptions) =>

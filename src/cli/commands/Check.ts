@@ -1,6 +1,7 @@
 /**
  * `ferry check`: the config, the database and each stream's first page, one line each on stdout. It
  * reads the database and the sources; it creates nothing, not even the embedded database.
+ * With `--fresh` or `--max-age` it is the freshness check instead (`Freshness.ts`), database only.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Effect, Either, Option, Stream } from "effect"
@@ -15,6 +16,7 @@ import { Source } from "../../Source.js"
 import { endOf } from "../../sync/Window.js"
 import type { Command } from "../Args.js"
 import * as Wiring from "../Wiring.js"
+import { freshness } from "./Freshness.js"
 import { type CommandEnvironment, notCreatedYet, redactedStdout, withConfig } from "./CommandEnvironment.js"
 
 type Out = (text: string) => void
@@ -93,7 +95,7 @@ const checkChild = (stream: StreamSpec & { readonly parent: ParentSpec }, config
 
 export const check = (command: Extract<Command, { _tag: "check" }>, environment: CommandEnvironment) =>
   withConfig(command.config, environment, (config) =>
-    Effect.gen(function*() {
+    command.freshness !== undefined ? freshness(config, command.freshness, environment) : Effect.gen(function*() {
       const out = yield* redactedStdout(environment)
       out(`ok    config ${config.file}: ${config.streams.length} stream(s)`)
       yield* checkDatabase(config, environment, out)

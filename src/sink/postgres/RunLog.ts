@@ -89,3 +89,45 @@ export const lastCompleteRead = (sql: SqlClient, stream: StreamSpec): Effect.Eff
     [stream.name, targetName(stream.target)],
     `reading the last complete read of stream ${stream.name}`
   ).pipe(Effect.map(([row]) => (row?.at === null || row?.at === undefined ? undefined : Number(row.at))))
+
+export interface LastSuccess {
+  /** when the stream's last successful run ended (ISO 8601), and how long ago by the database's clock */
+  readonly at: string
+  readonly ageMs: number
+}
+
+/**
+ * Each stream's last successful run with its target table (another config's stream of the same name
+ * writes another table: its runs do not count), for `ferry check --fresh`. A run recorded before runs
+ * named their target (target NULL) counts for its stream; no `ferry.runs` yet: none succeeded.
+ * Ages are measured on the database's clock, the one that stamped the runs.
+ */
+export const lastSuccesses = (
+  sql: SqlClient,
+  streams: ReadonlyArray<StreamSpec>
+): Effect.Effect<ReadonlyMap<string, LastSuccess>, DatabaseError> =>
+  Effect.gen(function*() {
+    const doing = "reading the last successful runs from ferry.runs"
+    const [table] = yield* query<{ present: boolean; keyed: boolean }>(
+      sql,
+      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
+         EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'target'
+           AND NOT attisdropped) AS keyed`,
+      [],
+      doing
+    )
+    if (table?.present !== true) return new Map()
+    const target = table.keyed ? "r.target" : "NULL"
+    const rows = yield* query<{ stream: string; at: string; age_ms: string }>(
+      sql,
+      `SELECT s.stream, to_char(max(coalesce(r.finished_at, r.started_at)) AT TIME ZONE 'UTC',
+           'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at,
+         (extract(epoch FROM clock_timestamp() - max(coalesce(r.finished_at, r.started_at))) * 1000)::float8::text AS age_ms
+       FROM unnest($1::text[], $2::text[]) AS s(stream, target)
+       JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL) AND r.status = 'succeeded'
+       GROUP BY s.stream`,
+      [streams.map((s) => s.name), streams.map((s) => targetName(s.target))],
+      doing
+    )
+    return new Map(rows.map((r) => [r.stream, { at: r.at, ageMs: Math.max(0, Number(r.age_ms)) }]))
+  })

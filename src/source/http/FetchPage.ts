@@ -10,6 +10,7 @@ import * as Json from "../../domain/Json.js"
 import { valueAt } from "../../domain/JsonPath.js"
 import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Failpoint from "../../lib/Failpoint.js"
+import * as Telemetry from "../../lib/Telemetry.js"
 import type { Page } from "../../Source.js"
 import { send } from "./Client.js"
 import * as GraphQL from "./GraphQL.js"
@@ -95,11 +96,11 @@ export const fetchPage = (
   request: Pagination.PageRequest,
   body: string | undefined,
   limiter?: Limiter
-) =>
-  Effect.gen(function*() {
-    const spec = stream.source
-    const { url } = request
-    const shown = redactUrl(requestUrl(spec, url), effectiveAuth(spec))
+) => {
+  const spec = stream.source
+  const { url } = request
+  const shown = redactUrl(requestUrl(spec, url), effectiveAuth(spec))
+  return Effect.gen(function*() {
     const fail = (reason: string, status?: number) => new SourceError({ stream: stream.name, url: shown, status, reason })
 
     // with a rate limit, every try waits its turn: retries count as requests
@@ -131,5 +132,19 @@ export const fetchPage = (
     )
     const page: Page = { records, url: shown, retries, bytes: received.bytes, reparse: reparser(received.text, spec.records) }
     const exchange: Pagination.Exchange = { request, headers: received.headers, body: parsed, records }
+    yield* Telemetry.annotate({
+      "http.response.status_code": received.status,
+      "ferry.retries": retries,
+      "ferry.records": records.length,
+      "ferry.bytes": received.bytes
+    })
     return { page, exchange, status: received.status }
-  })
+  }).pipe(
+    // the URL as logs show it: auth redacted (and the tracer redacts the config's secrets: cli/Telemetry.ts)
+    Telemetry.span("ferry.page.fetch", () => ({
+      "ferry.stream": stream.name,
+      "url.full": shown,
+      "http.request.method": spec.method ?? "GET"
+    }))
+  )
+}
