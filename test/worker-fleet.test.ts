@@ -142,9 +142,13 @@ ${apis.map((api, i) => truthStreamYaml({ url: api.url, name: names[i]!, order: "
     const takeoverStopMs = Date.now() - frozenAt
     // wake the zombie while c works: whatever b tries to commit for that stream is refused
     b.running.child.kill("SIGCONT")
+    // its late commit is refused: fenced out by the epoch (75), or, frozen inside a transaction, its session
+    // was ended by the server (idle in transaction past the lease) and the commit never happened
     const refused = await until("the zombie's refused commit", 60_000, () =>
-      b.logs().find((l) => l.stream === frozenStream && /lease|epoch/i.test(`${l.error ?? ""} ${l.msg}`) && l.msg !== "job.start"))
-    console.log(`worker-fleet: takeover after kill -9 ${takeoverKillMs} ms, after SIGSTOP ${takeoverStopMs} ms; zombie: ${JSON.stringify(refused)}`)
+      b.logs().find((l) => l.msg === "run.summary" && l.stream === frozenStream && Date.parse(l.ts) > frozenAt &&
+        ((l.exit_code === 75 && /lease \(epoch \d+\) was taken over/.test(l.error)) || /idle-in-transaction|terminating connection/.test(l.error ?? ""))))
+    expect(refused.status).toBe("failed")
+    console.log(`worker-fleet: takeover after kill -9 ${takeoverKillMs} ms, after SIGSTOP ${takeoverStopMs} ms; zombie: ${refused.exit_code} ${refused.error}`)
 
     // a quiet source, and one more run of every stream, after the last change
     for (const api of apis) api.updatesPerPage = 0
