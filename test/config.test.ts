@@ -779,11 +779,23 @@ const cases: ReadonlyArray<Case> = [
     text: broken((c) => (stream0(c).schedule = "0 0 * * FRI-MON")),
     path: "streams[0].schedule",
     says: `day-of-week field: the range "FRI-MON" runs backwards`
+  },
+  {
+    name: "schedule: a day no month of it has",
+    text: broken((c) => (stream0(c).schedule = "0 0 30,31 2 *")),
+    path: "streams[0].schedule",
+    says: `day-of-month 30,31 never falls in month 2: the schedule would never run`
+  },
+  {
+    name: "schedule: the 31st of months of 30 days",
+    text: broken((c) => (stream0(c).schedule = "0 0 31 APR,JUN,SEP,NOV *")),
+    path: "streams[0].schedule",
+    says: `never falls in month APR,JUN,SEP,NOV`
   }
 ]
 
 describe("Config.parse: schedule", () => {
-  it.effect.each(["*/15 * * * *", "0 3 * * MON-FRI", "5,35 8-18/2 1 JAN,jul 0", "0 0 * * 7"])("accepts %s, as schedules[name]", (cron) =>
+  it.effect.each(["*/15 * * * *", "0 3 * * MON-FRI", "5,35 8-18/2 1 JAN,jul 0", "0 0 * * 7", "0 0 29 2 *", "0 0 31 2 MON", "0 0 28-31 */2 *"])("accepts %s, as schedules[name]", (cron) =>
     Effect.gen(function*() {
       const config = yield* parse(broken((c) => (stream0(c).schedule = cron)), "ferry.config.yaml")
       expect(config.schedules).toEqual(new Map([["orders", cron]]))

@@ -52,6 +52,35 @@ const partProblem = (part: string, field: CronField): string | undefined => {
   return end < start ? `the range "${range}" runs backwards` : undefined
 }
 
+/** The numbers a field's (valid) text stands for. */
+const valuesOf = (text: string, field: CronField): ReadonlySet<number> => {
+  const values = new Set<number>()
+  for (const part of text.split(",")) {
+    const [range, step] = part.split("/")
+    const [from, to] = range === "*" ? [String(field.min), String(field.max)] : range!.split("-")
+    const start = valueOf(from!, field)!
+    const end = to === undefined ? (step === undefined ? start : field.max) : valueOf(to, field)!
+    for (let n = start; n <= end; n += Number(step ?? 1)) values.add(n)
+  }
+  return values
+}
+
+/** the most days each month can have (February: 29) */
+const daysIn = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/**
+ * A schedule that never fires: days of the month that none of its months has (`0 0 31 2 *`). With a
+ * day of the week given too, cron fires on either, so such a schedule still fires.
+ */
+const neverFires = (parts: ReadonlyArray<string>): string | undefined => {
+  if (parts[4] !== "*" || parts[2] === "*") return undefined
+  const days = valuesOf(parts[2]!, fields[2]!)
+  const months = [...valuesOf(parts[3]!, fields[3]!)]
+  return months.some((month) => [...days].some((day) => day <= daysIn[month - 1]!))
+    ? undefined
+    : `day-of-month ${parts[2]} never falls in month ${parts[3]}: the schedule would never run`
+}
+
 /** Why `expression` is not a five-field cron expression, or undefined when it is one. */
 const problem = (expression: string): string | undefined => {
   const parts = expression.trim().split(/\s+/)
@@ -64,7 +93,7 @@ const problem = (expression: string): string | undefined => {
       if (wrong !== undefined) return `${field.name} field: ${wrong}`
     }
   }
-  return undefined
+  return neverFires(parts)
 }
 
 /** the stream's `schedule:` problem, naming the stream (ConfigFile's stream rules) */
