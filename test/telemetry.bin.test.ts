@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { type Api, makeRecords, startApi } from "./support/api.js"
-import { configDir, ferry } from "./support/cli.js"
+import { configDir, ferry, parseLogs, start } from "./support/cli.js"
 import { startServer, type TestServer } from "./support/http.js"
-import { fileDatabase } from "./support/pg.js"
+import { fileDatabase, usingServer } from "./support/pg.js"
 
 const token = "tok-SECRET-4411"
 const apiKey = "key-SECRET-5522"
@@ -47,7 +47,11 @@ const urlWithPassword = () => {
   return url.toString()
 }
 
-const run = async (table: string, env: Record<string, string>) => {
+const [major, minor] = process.versions.node.split(".").map(Number) as [number, number]
+/** `ferry worker` needs Node 22.12 (pg-boss) and a server: CI's Node 22 step runs that case */
+const workerNode = usingServer && (major > 22 || (major === 22 && minor >= 12))
+
+const configFor = (table: string) => {
   const dir = configDir(`
 database: { url: "\${DATABASE_URL}" }
 streams:
@@ -66,10 +70,13 @@ streams:
       columns: { id: text, name: text, amount: numeric, updated_at: timestamptz }
 `)
   dirs.push(dir)
-  return ferry(["run", "--config", join(dir, "ferry.config.yaml")], {
-    env: { DATABASE_URL: urlWithPassword(), TOKEN: token, API_KEY: apiKey, ...env }
-  })
+  return join(dir, "ferry.config.yaml")
 }
+
+const secretEnv = () => ({ DATABASE_URL: urlWithPassword(), TOKEN: token, API_KEY: apiKey })
+
+const run = (table: string, env: Record<string, string>) =>
+  ferry(["run", "--config", configFor(table)], { env: { ...secretEnv(), ...env } })
 
 type Attr = { key: string; value: Record<string, unknown> }
 const attrs = (list: Array<Attr> | undefined): Record<string, unknown> =>
@@ -169,5 +176,38 @@ describe("OpenTelemetry over OTLP/HTTP", () => {
     expect(bad.logs.find((l) => l.level === "error")?.msg).toBe(
       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: expected an http:// or https:// URL (Ferry exports OTLP over HTTP)"
     )
+  })
+
+  it.runIf(workerNode)("a worker exports each job's run as a root span, with its pages under it, and no secret", async () => {
+    received.length = 0
+    const config = configFor("items_worker")
+    const env = { ...secretEnv(), ...otel(receiver.url), OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" }
+    const worker = start(["worker", "--config", config], { env })
+    let text = ""
+    worker.child.stderr!.on("data", (d) => (text += d))
+    const lines = () => parseLogs(text.slice(0, text.lastIndexOf("\n") + 1))
+    const until = async (what: string, ok: () => boolean) => {
+      for (const deadline = Date.now() + 30_000; !ok();) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${text}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    await until("worker.start", () => lines().some((l) => l.msg === "worker.start"))
+    const enqueued = await ferry(["enqueue", "--config", config, "--stream", "items"], { env: secretEnv() })
+    expect(enqueued.code, enqueued.stderr).toBe(0)
+    await until("job.end", () => lines().some((l) => l.msg === "job.end"))
+    worker.child.kill("SIGTERM")
+    expect((await worker.done).code).toBe(0)
+    const spans = received.filter((r) => r.path === "/v1/traces")
+      .flatMap((t) => JSON.parse(t.body.toString()).resourceSpans.flatMap((r: any) => r.scopeSpans.flatMap((s: any) => s.spans)))
+    const runs = spans.filter((s: any) => s.name === "ferry.stream.run")
+    expect(runs).toHaveLength(1)
+    expect(runs[0].parentSpanId ?? "").toBe("")
+    expect(attrs(runs[0].attributes)).toMatchObject({ "ferry.stream": "items", "ferry.inserted": 25 })
+    const pages = spans.filter((s: any) => s.name === "ferry.page.fetch")
+    expect(pages.length).toBe(3)
+    for (const page of pages) expect(page.parentSpanId).toBe(runs[0].spanId)
+    const sent = received.map((r) => r.body.toString()).join("\n")
+    for (const secret of secrets.filter((s) => s !== collectorKey)) expect(sent).not.toContain(secret)
   })
 })

@@ -26,7 +26,8 @@ const dispatch = (command: Command, environment: CommandEnvironment, runId: stri
       // traces and metrics when an OTLP endpoint is set (Telemetry.ts); the other commands send none
       return Telemetry.around(environment, (told) => run(command, told, runId))
     case "worker":
-      return worker(command, environment)
+      // a worker's job runs are exported the same way (a root span per job's run)
+      return Telemetry.around(environment, (told) => worker(command, told))
     case "enqueue":
       return enqueue(command, environment)
     case "check":
