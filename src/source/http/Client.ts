@@ -6,7 +6,7 @@
 import { Headers, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
 import type { Redacted } from "effect"
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Context, DefaultServices, Duration, Effect, Tracer } from "effect"
 import { constTrue } from "effect/Function"
 import { carriesCredentials } from "../../domain/Origin.js"
 import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
@@ -131,7 +131,7 @@ const refusal = (received: Received, auth: Auth | undefined): string => {
  * another: its spans reach no exporter, so the client's span of each request (its attributes, every
  * header redacted and copied) is work for nothing, ~1 % of a full load's CPU (docs/PERFORMANCE.md).
  */
-const nativeTracer = Effect.runSync(Effect.tracer)
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** One try, its status not yet checked. */
 const exchange = (
