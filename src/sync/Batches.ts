@@ -36,21 +36,32 @@ export interface Measured {
 }
 
 /**
- * The stream's elements one by one, `None` at its end. A pull may return several elements at once:
- * they are handed out in turn. An element that is a failure fails as the stream would (a Left rather
- * than Stream.mapEffect, which costs an effect per element: see Sync.ts).
+ * The stream's elements one by one: `Right(Some)` the next, `Right(None)` the end, `Left` a failure
+ * (of the stream, or an element that is one: a Left rather than Stream.mapEffect, which costs an
+ * effect per element: see Sync.ts). A pull may return several elements at once: they are handed out
+ * in turn. The outcome is a value, not a failure to catch: a catch and an `Effect.either` per page
+ * were a good part of the Effect steps a page took (issue 17).
  */
 const pullingOne = <A, E, R>(
   pullChunk: Effect.Effect<Chunk.Chunk<Either.Either<A, E>>, Option.Option<E>, R>
-): Effect.Effect<Option.Option<A>, E, R> => {
+): Effect.Effect<Either.Either<Option.Option<A>, E>, never, R> => {
   let pending: Array<Either.Either<A, E>> = []
-  return Effect.gen(function*() {
-    while (pending.length === 0) pending = Chunk.toArray(yield* pullChunk).reverse()
+  const handOut = (): Either.Either<Option.Option<A>, E> => {
     const next = pending.pop()!
-    return Either.isLeft(next) ? yield* Effect.fail(next.left) : Option.some(next.right)
-  }).pipe(Effect.catchAll((e: Option.Option<E> | E) =>
-    Option.isOption(e) ? Option.match(e, { onNone: () => Effect.succeedNone, onSome: (x: E) => Effect.fail(x) }) : Effect.fail(e)
-  ))
+    return Either.isLeft(next) ? Either.left(next.left) : Either.right(Option.some(next.right))
+  }
+  const ended = (e: Option.Option<E>): Either.Either<Option.Option<A>, E> =>
+    Option.isNone(e) ? Either.right(Option.none()) : Either.left(e.value)
+  const pull: Effect.Effect<Either.Either<Option.Option<A>, E>, never, R> = Effect.suspend(() =>
+    pending.length > 0 ? Effect.succeed(handOut()) : Effect.matchEffect(pullChunk, {
+      onFailure: (e) => Effect.succeed(ended(e)),
+      onSuccess: (chunk) => {
+        pending = Chunk.toArray(chunk).reverse()
+        return pull
+      }
+    })
+  )
+  return pull
 }
 
 /**
@@ -76,7 +87,7 @@ export const forEachBatch = <A extends Measured, E, R, E2, R2>(
       let bytes = 0
       const startedAt = yield* Clock.currentTimeMillis
       while (!ended) {
-        const next = yield* Effect.either(pullOne)
+        const next = yield* pullOne
         if (Either.isLeft(next)) {
           if (batch.length === 0) return yield* Effect.fail(next.left)
           failure = Option.some(next.left)

@@ -32,11 +32,14 @@ export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: Reado
     const newFields = [...before.newFields, ...done.fields.reported]
     yield* Ref.set(run.state, { ...before, seen: done.seen, checkpoint, counts, newFields })
     yield* Drift.logDrift(done.fields, capNotice())
-    for (const page of batch) {
-      yield* Effect.logDebug("page").pipe(
-        Effect.annotateLogs({ url: page.url, records: page.records, bytes: page.bytes, retries: page.retries })
-      )
-    }
+    // a line per page only when debug lines are written (annotating costs a map of them per page)
+    yield* Effect.whenLogLevel(
+      Effect.forEach(batch, (page) =>
+        Effect.logDebug("page").pipe(
+          Effect.annotateLogs({ url: page.url, records: page.records, bytes: page.bytes, retries: page.retries })
+        ), { discard: true }),
+      "Debug"
+    )
     if (options.onProgress) {
       const now = yield* Clock.currentTimeMillis
       options.onProgress({ stream: stream.name, ...counts, elapsedMs: now - run.startedAt })

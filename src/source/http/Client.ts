@@ -6,7 +6,8 @@
 import { Headers, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
 import type { Redacted } from "effect"
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Context, DefaultServices, Duration, Effect, Tracer } from "effect"
+import { constTrue } from "effect/Function"
 import { carriesCredentials } from "../../domain/Origin.js"
 import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
 import { effectiveAuth, redactUrl, requestUrl, scrub, toHttpRequest } from "./Request.js"
@@ -125,6 +126,13 @@ const refusal = (received: Received, auth: Auth | undefined): string => {
   return said === undefined ? fatalReason(received.status) : scrub(`${fatalReason(received.status)}: the API says "${said}"`, auth)
 }
 
+/**
+ * Effect's own tracer, the one in place unless an application or `ferry` with OpenTelemetry sets
+ * another: its spans reach no exporter, so the client's span of each request (its attributes, every
+ * header redacted and copied) is work for nothing, ~1 % of a full load's CPU (docs/PERFORMANCE.md).
+ */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
 /** One try, its status not yet checked. */
 const exchange = (
   client: HttpClient.HttpClient,
@@ -134,10 +142,15 @@ const exchange = (
 ): Effect.Effect<Received, RequestFailure> => {
   const auth = effectiveAuth(spec)
   const shown = redactUrl(sent, auth)
-  return client.execute(request).pipe(
-    // the client's trace span records the full URL and the headers: keep secrets out of it too
-    Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)]),
-    Effect.locallyWith(HttpClient.currentTracerDisabledWhen, (disabled) => shown === sent.toString() ? disabled : () => true),
+  const redacted = shown !== sent.toString()
+  return Effect.tracerWith((tracer) =>
+    redacted || tracer === nativeTracer
+      ? Effect.locally(client.execute(request), HttpClient.currentTracerDisabledWhen, constTrue)
+      : client.execute(request).pipe(
+        // the client's trace span records the full URL and the headers: keep secrets out of it too
+        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)])
+      )
+  ).pipe(
     Effect.flatMap((response) =>
       Effect.map(response.text, (text): Received => ({
         status: response.status,

@@ -115,20 +115,25 @@ export const fetchPage = (
     )
     yield* Failpoint.pass("after-fetch")
 
-    const contentType = received.headers["content-type"] ?? "no content-type"
-    const parsed = yield* Either.match(parseJson(withoutBom(received.text)), {
-      onLeft: () => Effect.fail(fail(`response is not JSON (${contentType})`, received.status)),
-      onRight: Effect.succeed
-    })
+    // plain checks rather than an effect each: this runs once a page (issue 17)
+    const json = parseJson(withoutBom(received.text))
+    if (Either.isLeft(json)) {
+      const contentType = received.headers["content-type"] ?? "no content-type"
+      return yield* Effect.fail(fail(`response is not JSON (${contentType})`, received.status))
+    }
+    const parsed = json.right
     // a GraphQL API reports its errors in a 200 response
     const refused = spec.graphql === undefined ? undefined : GraphQL.problem(parsed)
     if (refused !== undefined) return yield* Effect.fail(fail(scrub(refused, effectiveAuth(spec)), received.status))
-    const records = yield* Either.match(recordsOf(parsed, spec.records), {
-      onLeft: (reason) => Effect.fail(fail(reason, received.status)),
-      onRight: Effect.succeed
-    })
-    yield* Effect.logDebug("http.page").pipe(
-      Effect.annotateLogs({ url: shown, status: received.status, records: records.length, bytes: received.bytes })
+    const found = recordsOf(parsed, spec.records)
+    if (Either.isLeft(found)) return yield* Effect.fail(fail(found.left, received.status))
+    const records = found.right
+    // its annotations only when debug lines are written (annotating costs a map of them per page)
+    yield* Effect.whenLogLevel(
+      Effect.logDebug("http.page").pipe(
+        Effect.annotateLogs({ url: shown, status: received.status, records: records.length, bytes: received.bytes })
+      ),
+      "Debug"
     )
     const page: Page = { records, url: shown, retries, bytes: received.bytes, reparse: reparser(received.text, spec.records) }
     const exchange: Pagination.Exchange = { request, headers: received.headers, body: parsed, records }
