@@ -111,6 +111,8 @@ export interface RunRecord {
   readonly durationMs?: number | undefined
   /** the run read the whole collection and succeeded (when the next `fullEvery` is due counts from it) */
   readonly completeRead?: boolean | undefined
+  /** the run read one slice (`--from/--to`): not the stream up to now (`check --fresh` leaves it out) */
+  readonly slice?: boolean | undefined
 }
 
 export interface SinkShape {

@@ -65,6 +65,17 @@ describe("ferry check --fresh", () => {
     expect(narrower.stdout).toContain("(max age 90 minutes)")
   })
 
+  it("a slice (--from/--to) that succeeds does not make a stale stream fresh", async () => {
+    const stale = await run(file, "check", "--fresh")
+    expect(stale.code, stale.stdout).toBe(2)
+    const slice = await run(file, "run", "--from", "2024-01-01T00:00:00Z", "--to", "2024-01-02T00:00:00Z")
+    expect(slice.code, slice.stderr).toBe(0)
+    expect(await db.query(`SELECT count(*)::int AS n FROM ferry.runs WHERE slice AND status = 'succeeded'`)).toEqual([{ n: 1 }])
+    const still = await run(file, "check", "--fresh")
+    expect(still.code, still.stdout).toBe(2)
+    expect(still.stdout).toMatch(/^STALE items: last success .*, 3h 5m ago \(max age 2h\)$/m)
+  })
+
   it("a failed run is not a success; --json gives the verdict per stream", async () => {
     const failing = config({ url: `${api.url}/no-such-route`, table: "items_failing" })
     expect((await run(failing, "run")).code).toBe(69)

@@ -205,7 +205,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 5 },
         { migration_id: 6 },
         { migration_id: 7 },
-        { migration_id: 8 }
+        { migration_id: 8 },
+        { migration_id: 9 }
       ])
     } finally {
       await legacyDb.drop()
@@ -231,7 +232,8 @@ describe("a checkpoint belongs to a stream and its target table", () => {
         { migration_id: 5, name: "fields" },
         { migration_id: 6, name: "run_deletes" },
         { migration_id: 7, name: "state_parent" },
-        { migration_id: 8, name: "leases" }
+        { migration_id: 8, name: "leases" },
+        { migration_id: 9, name: "runs_slice" }
       ])
     } finally {
       await fresh.drop()

@@ -121,7 +121,9 @@ const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient>> = {
       taken_at timestamptz,
       PRIMARY KEY (stream, target)
     )`
-  )
+  ),
+  // a run that read one slice (`--from/--to`): it says nothing of the stream's freshness (`check --fresh`)
+  "9_runs_slice": statements(`ALTER TABLE ferry.runs ADD COLUMN slice boolean`)
 }
 
 /** the id of the last migration: a database whose `ferry.migrations` records it needs nothing */

@@ -187,7 +187,8 @@ export const record = (sink: SinkShape, target: string, summary: StreamSummary, 
     error: summary.error,
     exitCode: summary.exitCode,
     durationMs: summary.durationMs,
-    completeRead: completeRead && summary.status === "succeeded"
+    completeRead: completeRead && summary.status === "succeeded",
+    slice: summary.slice !== undefined
   }).pipe(
     Effect.catchAll((e) => Effect.logWarning("run.record_failed").pipe(Effect.annotateLogs({ error: e.message }))),
     Effect.uninterruptible

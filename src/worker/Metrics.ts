@@ -17,11 +17,16 @@ const perStream = (counts: ReadonlyMap<string, number>): ReadonlyArray<Sample> =
 const lastSuccesses = (streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
-    const [table] = yield* sql.unsafe<{ present: boolean }>(`SELECT to_regclass('ferry.runs') IS NOT NULL AS present`)
+    const [table] = yield* sql.unsafe<{ present: boolean; sliced: boolean }>(
+      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present, EXISTS (SELECT FROM pg_attribute
+         WHERE attrelid = to_regclass('ferry.runs') AND attname = 'slice' AND NOT attisdropped) AS sliced`
+    )
     if (!table?.present) return []
+    // a slice (`--from/--to`) read a window, not the stream up to now: as for `ferry check --fresh`
+    const whole = table.sliced ? "AND slice IS NOT TRUE" : ""
     const rows = yield* sql.unsafe<{ stream: string; target: string | null; last: string | number }>(
       `SELECT stream, target, extract(epoch FROM max(finished_at)) AS last FROM ferry.runs
-        WHERE status = 'succeeded' AND stream = ANY($1) GROUP BY stream, target`,
+        WHERE status = 'succeeded' ${whole} AND stream = ANY($1) GROUP BY stream, target`,
       [streams.map((s) => s.name)]
     )
     return streams.flatMap((stream) => {

@@ -47,15 +47,15 @@ export const finishRun = (sql: SqlClient, r: RunRecord): Effect.Effect<void, Dat
     sql,
     `INSERT INTO ferry.runs (run_id, stream, status, finished_at, pages, fetched, inserted, updated, unchanged,
        quarantined, retries, checkpoint, error, exit_code, target, already_quarantined, duration_ms,
-       deleted, missing, complete_read)
-     VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+       deleted, missing, complete_read, slice)
+     VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
      ON CONFLICT (run_id, stream) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
        pages = EXCLUDED.pages, fetched = EXCLUDED.fetched, inserted = EXCLUDED.inserted,
        updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, quarantined = EXCLUDED.quarantined,
        retries = EXCLUDED.retries, checkpoint = EXCLUDED.checkpoint, error = EXCLUDED.error,
        exit_code = EXCLUDED.exit_code, target = EXCLUDED.target, already_quarantined = EXCLUDED.already_quarantined,
        duration_ms = EXCLUDED.duration_ms, deleted = EXCLUDED.deleted, missing = EXCLUDED.missing,
-       complete_read = EXCLUDED.complete_read`,
+       complete_read = EXCLUDED.complete_read, slice = EXCLUDED.slice`,
     [
       r.runId,
       r.stream,
@@ -75,7 +75,8 @@ export const finishRun = (sql: SqlClient, r: RunRecord): Effect.Effect<void, Dat
       r.durationMs === undefined ? null : Math.round(r.durationMs),
       r.counts.deleted ?? null,
       r.counts.missing ?? null,
-      r.completeRead === true ? true : null
+      r.completeRead === true ? true : null,
+      r.slice === true ? true : null
     ],
     `recording the end of run ${r.runId} of stream ${r.stream}`
   ).pipe(Effect.asVoid)
@@ -98,7 +99,7 @@ export interface LastSuccess {
 
 /**
  * Each stream's last successful run with its target table (another config's stream of the same name
- * writes another table: its runs do not count), for `ferry check --fresh`. A run recorded before runs
+ * writes another table: its runs do not count; nor do slices, `--from/--to`), for `ferry check --fresh`. A run recorded before runs
  * named their target (target NULL) counts for its stream; no `ferry.runs` yet: none succeeded.
  * Ages are measured on the database's clock, the one that stamped the runs.
  */
@@ -108,23 +109,25 @@ export const lastSuccesses = (
 ): Effect.Effect<ReadonlyMap<string, LastSuccess>, DatabaseError> =>
   Effect.gen(function*() {
     const doing = "reading the last successful runs from ferry.runs"
-    const [table] = yield* query<{ present: boolean; keyed: boolean }>(
+    const column = (name: string) =>
+      `EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = '${name}' AND NOT attisdropped)`
+    const [table] = yield* query<{ present: boolean; keyed: boolean; sliced: boolean }>(
       sql,
-      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present,
-         EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('ferry.runs') AND attname = 'target'
-           AND NOT attisdropped) AS keyed`,
+      `SELECT to_regclass('ferry.runs') IS NOT NULL AS present, ${column("target")} AS keyed, ${column("slice")} AS sliced`,
       [],
       doing
     )
     if (table?.present !== true) return new Map()
     const target = table.keyed ? "r.target" : "NULL"
+    // a slice (`--from/--to`) read a window, not the stream up to now: it does not make the stream fresh
+    const whole = table.sliced ? "AND r.slice IS NOT TRUE" : ""
     const rows = yield* query<{ stream: string; at: string; age_ms: string }>(
       sql,
       `SELECT s.stream, to_char(max(coalesce(r.finished_at, r.started_at)) AT TIME ZONE 'UTC',
            'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at,
          (extract(epoch FROM clock_timestamp() - max(coalesce(r.finished_at, r.started_at))) * 1000)::float8::text AS age_ms
        FROM unnest($1::text[], $2::text[]) AS s(stream, target)
-       JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL) AND r.status = 'succeeded'
+       JOIN ferry.runs r ON r.stream = s.stream AND (${target} = s.target OR ${target} IS NULL) AND r.status = 'succeeded' ${whole}
        GROUP BY s.stream`,
       [streams.map((s) => s.name), streams.map((s) => targetName(s.target))],
       doing
