@@ -7,7 +7,7 @@
 import { PgClient } from "@effect/sql-pg"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Duration, Effect, Either, Layer, Redacted } from "effect"
+import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { hostname } from "node:os"
 import Pg from "pg"
 import { type ConfigError, DatabaseError } from "../domain/Errors.js"
@@ -142,6 +142,16 @@ const asErrorLike = (u: unknown): ErrorLike | undefined =>
 
 /** for `Effect.catchIf`: a failure of @effect/sql itself, to map to a DatabaseError with `fromSqlError` */
 export const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
+
+/**
+ * `sql.withTransaction`, with a COMMIT or ROLLBACK that failed a `SqlError` again: @effect/sql makes it a
+ * defect (orDie), which would end the run as an internal error (70) when its connection was lost at that
+ * moment (a session the server ended, a process frozen past its lease): a database error (74/75) it is.
+ */
+export const withTransaction = (sql: SqlClient) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+  sql.withTransaction(effect).pipe(
+    Effect.catchSomeDefect((defect) => (isSqlError(defect) ? Option.some(Effect.fail(defect)) : Option.none()))
+  )
 
 /** the SQLSTATE of a failed statement, when Postgres sent one */
 export const sqlState = (error: SqlError): string | undefined => {

@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import * as Cursor from "../../domain/Cursor.js"
 import type { DatabaseError } from "../../domain/Errors.js"
 import type { Row, StreamSpec, TargetSpec } from "../../domain/StreamSpec.js"
-import { fromSqlError, sqlState } from "../../postgres/Database.js"
+import { fromSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
 import type { Staged, WriteResult } from "../../Sink.js"
 import * as CopyIn from "./CopyIn.js"
 import { displayName, isDataError, qualifiedName, quoteIdent } from "./Sql.js"
@@ -74,7 +74,7 @@ export const make = (sql: SqlClient, copy: boolean): BulkLoad => {
           (copied) => copied === kept,
           (copied) => new SqlError({ cause: new Error(`COPY reported ${copied} rows for ${kept}`) })
         ),
-        sql.withTransaction,
+        withTransaction(sql),
         Effect.map((copied): WriteResult | undefined => ({ inserted: copied, updated: 0, unchanged: total - copied, rejected: [] })),
         Effect.catchAll((error) => {
           const state = sqlState(error)

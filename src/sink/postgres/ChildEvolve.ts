@@ -18,7 +18,7 @@ import { childTarget, elementColumns, parentColumn } from "../../domain/Children
 import type { DatabaseError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
 import { type ChildSpec, type Column, tableKey, type TargetSpec } from "../../domain/Target.js"
-import { fromSqlError, sqlState } from "../../postgres/Database.js"
+import { fromSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
 import type { SchemaChange } from "../../Sink.js"
 import * as Evolve from "./Evolve.js"
 import { displayName, isDataError, qualifiedName, query, quoteIdent } from "./Sql.js"
@@ -121,7 +121,7 @@ const writeChunk = (sql: SqlClient, update: string, items: ReadonlyArray<Item>, 
   const refused = new Set<number>()
   const attempt = (chunk: ReadonlyArray<Item>) =>
     sql.unsafe<{ i: number }>(update, [Json.stringify(chunk)]).pipe(
-      sql.withTransaction,
+      withTransaction(sql),
       Effect.tap((rows) => Effect.sync(() => rows.forEach((r) => updated.add(r.i))))
     )
   const result = { updated, refused }

@@ -20,7 +20,7 @@ import * as Deletes from "../../domain/Deletes.js"
 import type { DatabaseError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
 import { type Row, type StreamSpec, tableKey, type TargetSpec, targetName } from "../../domain/StreamSpec.js"
-import { fromSqlError, sqlState } from "../../postgres/Database.js"
+import { fromSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
 import type { WriteResult } from "../../Sink.js"
 import * as Children from "./Children.js"
 import { displayName, isDataError, qualifiedName, query, quoteIdent } from "./Sql.js"
@@ -49,7 +49,7 @@ export const beginSeen = (sql: SqlClient, stream: StreamSpec): Effect.Effect<voi
       [],
       doing
     )
-  ).pipe(sql.withTransaction, Effect.mapError((e) => "_tag" in e && e._tag === "DatabaseError" ? e : fromSqlError(e, doing)))
+  ).pipe(withTransaction(sql), Effect.mapError((e) => "_tag" in e && e._tag === "DatabaseError" ? e : fromSqlError(e, doing)))
 }
 
 const recordSeen = (sql: SqlClient, stream: StreamSpec, rows: ReadonlyArray<Row>): Effect.Effect<void, DatabaseError> => {
@@ -139,7 +139,7 @@ const outcomes = (returned: ReadonlyArray<{ outcome: string }>): Flagged => {
 const writeFlagged = (sql: SqlClient, target: TargetSpec, rows: ReadonlyArray<Row>): Effect.Effect<Flagged, DatabaseError> => {
   const text = flaggedSql(target)
   const attempt = (some: ReadonlyArray<Row>) =>
-    sql.unsafe<{ outcome: string }>(text, [Json.stringify(some.map((r) => r.values))]).pipe(sql.withTransaction, Effect.map(outcomes))
+    sql.unsafe<{ outcome: string }>(text, [Json.stringify(some.map((r) => r.values))]).pipe(withTransaction(sql), Effect.map(outcomes))
   const doing = `applying ${rows.length} delete flag(s) to ${displayName(target)}`
   if (rows.length === 0) return Effect.succeed({ inserted: 0, updated: 0, deleted: 0, rejected: [] })
   return attempt(rows).pipe(Effect.catchAll((error) =>

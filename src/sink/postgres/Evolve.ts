@@ -17,7 +17,7 @@ import type { DatabaseError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
 import { columnValue } from "../../domain/RowDecoder.js"
 import type { Column, TargetSpec } from "../../domain/StreamSpec.js"
-import { fromSqlError, sqlState } from "../../postgres/Database.js"
+import { fromSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
 import type { SchemaChange } from "../../Sink.js"
 import { displayName, isDataError, qualifiedName, query, quoteIdent } from "./Sql.js"
 import { addColumnSql } from "./TargetTable.js"
@@ -128,7 +128,7 @@ const writeChunk = (
 ): Effect.Effect<ReadonlySet<Item>, DatabaseError> => {
   const none: ReadonlySet<Item> = new Set()
   if (items.length === 0) return Effect.succeed(none)
-  const attempt = (chunk: ReadonlyArray<Item>) => sql.unsafe(update, [Json.stringify(chunk)]).pipe(sql.withTransaction)
+  const attempt = (chunk: ReadonlyArray<Item>) => sql.unsafe(update, [Json.stringify(chunk)]).pipe(withTransaction(sql))
   return attempt(items).pipe(
     Effect.as(none),
     Effect.catchAll((error) =>

@@ -15,7 +15,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import { hostname } from "node:os"
-import { fromSqlError, isSqlError } from "../../postgres/Database.js"
+import { fromSqlError, isSqlError, withTransaction } from "../../postgres/Database.js"
 import { DatabaseError, LockHeld } from "../../domain/Errors.js"
 import { type StreamSpec, targetName, type TargetSpec } from "../../domain/StreamSpec.js"
 import * as Migrations from "../../postgres/Migrations.js"
@@ -143,7 +143,7 @@ export const streamLocks = (sql: SqlClient, options: StreamLocksOptions): Stream
       ).pipe(Effect.mapError((e) => fromSqlError(e, `taking the lock of stream ${stream}`)))
       // `ferry reset` locks without preparing a table: a database an older release migrated gets leases here
       if (rows[0]?.leases !== true) {
-        yield* sql.withTransaction(Effect.zipRight(lockForPrepare(sql), Migrations.migrate(sql))).pipe(
+        yield* withTransaction(sql)(Effect.zipRight(lockForPrepare(sql), Migrations.migrate(sql))).pipe(
           Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, "migrating Ferry's tables in schema ferry")))
         )
       }

@@ -11,7 +11,7 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Data, Effect } from "effect"
-import { fromSqlError, isSqlError, sqlState } from "../../postgres/Database.js"
+import { fromSqlError, isSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
 import * as Migrations from "../../postgres/Migrations.js"
 import { DatabaseError, TargetMismatch } from "../../domain/Errors.js"
 import type { TargetSpec } from "../../domain/StreamSpec.js"
@@ -87,7 +87,7 @@ const pass = (sql: SqlClient, target: TargetSpec, locked: boolean) =>
     const children = yield* Children.prepare(sql, target, locked, record)
     if (children === undefined) return yield* new NeedsLock()
     return children.length === 0 ? prepared : { ...prepared, changes: [...prepared.changes, ...children] }
-  }).pipe(sql.withTransaction)
+  }).pipe(withTransaction(sql))
 
 export const prepare = (sql: SqlClient, target: TargetSpec): Effect.Effect<Prepared, DatabaseError | TargetMismatch> => {
   const name = displayName(target)

@@ -14,7 +14,7 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import { createHash } from "node:crypto"
 import { Effect } from "effect"
 import { type DatabaseError, TargetMismatch } from "../../domain/Errors.js"
-import { fromSqlError, isSqlError } from "../../postgres/Database.js"
+import { fromSqlError, isSqlError, withTransaction } from "../../postgres/Database.js"
 import type { StreamSpec, TargetSpec } from "../../domain/StreamSpec.js"
 import * as Failpoint from "../../lib/Failpoint.js"
 import * as CopyIn from "./CopyIn.js"
@@ -90,7 +90,7 @@ export const begin = (sql: SqlClient, target: TargetSpec): Effect.Effect<{ reado
     yield* query(sql, `COMMENT ON TABLE ${name} IS '${marker}'`, [], `creating table ${displayName(staging)}`)
     return { copyable: !found!.pglite }
   }).pipe(
-    sql.withTransaction,
+    withTransaction(sql),
     Effect.catchIf(isSqlError, (e) => Effect.fail(fromSqlError(e, `creating the staging table of ${displayName(target)}`)))
   )
 

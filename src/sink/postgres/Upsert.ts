@@ -10,7 +10,7 @@ import * as Cursor from "../../domain/Cursor.js"
 import type { DatabaseError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
 import { type Row, type StreamSpec, tableKey, type TargetSpec } from "../../domain/StreamSpec.js"
-import { fromSqlError, sqlState } from "../../postgres/Database.js"
+import { fromSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
 import type { WriteResult } from "../../Sink.js"
 import * as Children from "./Children.js"
 import { displayName, isDataError, qualifiedName, quoteIdent } from "./Sql.js"
@@ -134,7 +134,7 @@ export const writer = (sql: SqlClient, maxChunkBytes: number) => {
     // each attempt runs in its own savepoint, so a refused chunk leaves the outer transaction usable
     const attempt = (items: ReadonlyArray<Encoded>): Effect.Effect<ChunkResult, DatabaseError> =>
       statement(target, text, `[${items.map((i) => i.json).join(",")}]`, () => items.map((i) => i.row)).pipe(
-        sql.withTransaction,
+        withTransaction(sql),
         Effect.map(counted),
         Effect.catchAll((error) => {
           if (!isDataError(sqlState(error))) {
@@ -172,7 +172,7 @@ export const writer = (sql: SqlClient, maxChunkBytes: number) => {
     )
     if (whole === undefined || kept.length === 0 || Buffer.byteLength(whole) > maxChunkBytes) return rowByRow
     return statement(stream.target, text, whole, () => kept).pipe(
-      sql.withTransaction,
+      withTransaction(sql),
       Effect.map((returned) => writeResult(total, counted(returned))),
       Effect.catchAll((error) =>
         isDataError(sqlState(error))
