@@ -5,29 +5,35 @@
  */
 import { Headers, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
+import type * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { Redacted } from "effect"
-import { Clock, Context, DefaultServices, Duration, Effect, Tracer } from "effect"
+import { Clock, Context, DefaultServices, Duration, Effect, FiberRef, Tracer } from "effect"
 import { constTrue } from "effect/Function"
 import { carriesCredentials } from "../../domain/Origin.js"
 import type { Auth, HttpSourceSpec } from "../../domain/StreamSpec.js"
 import { effectiveAuth, redactUrl, requestUrl, scrub, toHttpRequest } from "./Request.js"
+import * as NodeAgent from "./NodeAgent.js"
+import type { Received } from "./NodeAgent.js"
 import { accessToken, type OAuth2Auth } from "./OAuth2.js"
 import { classify, RequestFailure, serverDelay } from "./RetrySchedule.js"
 
-/** A 2xx response, read whole. */
-interface Received {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string | undefined>>
-  /** the body as text (UTF-8); read as text, not bytes: platform-node's `arrayBuffer` concatenates
-   * every chunk into a new buffer (quadratic: 8 s of copying for one 50 MB page) */
-  readonly text: string
-  readonly bytes: number
+/**
+ * How a source sends: its HttpClient, and, when that is platform-node's, the Node agents under it
+ * (a page's request then goes straight to them: NodeAgent.ts).
+ */
+export interface Http {
+  readonly client: HttpClient.HttpClient
+  readonly agent: NodeHttpClient.HttpAgent | undefined
 }
 
 /** The text of a client error without its own message, which holds the full URL (and a query secret). */
-const describe = (error: HttpClientError.HttpClientError, auth: Auth | undefined): string => {
+const describe = (error: HttpClientError.HttpClientError, auth: Auth | undefined): string =>
+  describeCause(error._tag === "RequestError" ? "connection failed" : "reading the response failed", error.cause, auth)
+
+/** what failed, and the chain of causes' messages (with their codes), scrubbed of the stream's secrets */
+const describeCause = (what: string, first: unknown, auth: Auth | undefined): string => {
   const parts: Array<string> = []
-  let cause: unknown = error.cause
+  let cause: unknown = first
   for (let depth = 0; depth < 4 && cause !== undefined && cause !== null; depth++) {
     if (cause instanceof Error) {
       const code = (cause as { code?: unknown }).code
@@ -38,7 +44,6 @@ const describe = (error: HttpClientError.HttpClientError, auth: Auth | undefined
       break
     }
   }
-  const what = error._tag === "RequestError" ? "connection failed" : "reading the response failed"
   return scrub(parts.length === 0 ? what : `${what}: ${parts.join(": ")}`, auth)
 }
 
@@ -133,44 +138,69 @@ const refusal = (received: Received, auth: Auth | undefined): string => {
  */
 const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
-/** One try, its status not yet checked. */
+/** The failure of a try that got no response through the agents (NodeAgent.ts), as `clientFailure` words it. */
+const troubleFailure = (trouble: NodeAgent.Trouble, spec: HttpSourceSpec, auth: Auth | undefined): RequestFailure => {
+  switch (trouble._tag) {
+    case "Invalid":
+      return new RequestFailure({ kind: "fatal", status: undefined, reason: `the request could not be made (${trouble.reason})`, asked: undefined })
+    case "Connection":
+      return noResponse(describeCause("connection failed", trouble.cause, auth))
+    case "Body":
+      return noResponse(describeCause("reading the response failed", trouble.cause, auth))
+    case "Timeout":
+      return noResponse(timedOut(spec))
+  }
+}
+
+const timedOut = (spec: HttpSourceSpec) => `timed out after ${Duration.format(spec.timeout)}`
+
+/**
+ * One try, its status not yet checked. With the client's Node agents at hand (`agent`), and no trace
+ * span of the request to make (Effect's own tracer, a URL with a secret in it, or spans turned off),
+ * it goes straight to them (NodeAgent.ts); otherwise through the client.
+ */
 const exchange = (
-  client: HttpClient.HttpClient,
+  http: Http,
   spec: HttpSourceSpec,
   request: HttpClientRequest.HttpClientRequest,
   sent: URL
 ): Effect.Effect<Received, RequestFailure> => {
+  const { agent, client } = http
   const auth = effectiveAuth(spec)
   const shown = redactUrl(sent, auth)
   const redacted = shown !== sent.toString()
   return Effect.tracerWith((tracer) =>
-    redacted || tracer === nativeTracer
-      ? Effect.locally(client.execute(request), HttpClient.currentTracerDisabledWhen, constTrue)
-      : client.execute(request).pipe(
-        // the client's trace span records the full URL and the headers: keep secrets out of it too
-        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)])
+    FiberRef.getWith(HttpClient.currentTracerDisabledWhen, (disabledWhen) => {
+      const noSpan = redacted || tracer === nativeTracer || disabledWhen(request)
+      if (noSpan && agent !== undefined && NodeAgent.sends(request)) {
+        return Effect.mapError(NodeAgent.send(agent, request, spec.timeout), (trouble) => troubleFailure(trouble, spec, auth))
+      }
+      const executed = noSpan
+        ? Effect.locally(client.execute(request), HttpClient.currentTracerDisabledWhen, constTrue)
+        : client.execute(request).pipe(
+          // the client's trace span records the full URL and the headers: keep secrets out of it too
+          Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...secretHeaders(spec, auth)])
+        )
+      return executed.pipe(
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (text): Received => ({
+            status: response.status,
+            headers: response.headers,
+            text,
+            bytes: Buffer.byteLength(text)
+          }))
+        ),
+        Effect.mapError((error) => clientFailure(error, auth)),
+        // the timeout covers the headers AND the body: a server that stalls mid-body is a timeout too
+        Effect.timeoutFail({ duration: spec.timeout, onTimeout: () => noResponse(timedOut(spec)) })
       )
-  ).pipe(
-    Effect.flatMap((response) =>
-      Effect.map(response.text, (text): Received => ({
-        status: response.status,
-        headers: response.headers,
-        text,
-        bytes: Buffer.byteLength(text)
-      }))
-    ),
-    Effect.mapError((error) => clientFailure(error, auth)),
-    // the timeout covers the headers AND the body: a server that stalls mid-body is a timeout too
-    Effect.timeoutFail({
-      duration: spec.timeout,
-      onTimeout: () => noResponse(`timed out after ${Duration.format(spec.timeout)}`)
     })
   )
 }
 
 /** With an OAuth2 token where the credentials go: a 401 renews the token once and tries again. */
 const withToken = (
-  client: HttpClient.HttpClient,
+  http: Http,
   spec: HttpSourceSpec,
   auth: OAuth2Auth,
   url: URL,
@@ -179,12 +209,12 @@ const withToken = (
   const sent = requestUrl(spec, url)
   const base = toHttpRequest(spec, url, body)
   const tryWith = (token: Redacted.Redacted<string>) =>
-    exchange(client, spec, HttpClientRequest.bearerToken(base, token), sent)
+    exchange(http, spec, HttpClientRequest.bearerToken(base, token), sent)
   return Effect.gen(function*() {
-    const token = yield* accessToken(client, auth)
+    const token = yield* accessToken(http.client, auth)
     const received = yield* tryWith(token)
     if (received.status !== 401) return received
-    return yield* tryWith(yield* accessToken(client, auth, token))
+    return yield* tryWith(yield* accessToken(http.client, auth, token))
   })
 }
 
@@ -193,14 +223,14 @@ const withToken = (
  * headers to third-party APIs). A POST is retried as a GET is: reading an API does not change it.
  */
 export const send = (
-  client: HttpClient.HttpClient,
+  http: Http,
   spec: HttpSourceSpec,
   url: URL,
   body?: string
 ): Effect.Effect<Received, RequestFailure> => {
   const auth = effectiveAuth(spec)
   const received = auth?.type === "oauth2" && carriesCredentials(spec, url)
-    ? withToken(client, spec, auth, url, body)
-    : exchange(client, spec, toHttpRequest(spec, url, body), requestUrl(spec, url))
+    ? withToken(http, spec, auth, url, body)
+    : exchange(http, spec, toHttpRequest(spec, url, body), requestUrl(spec, url))
   return Effect.flatMap(received, (r) => checkStatus(r, auth))
 }

@@ -3,7 +3,6 @@
  * records out of the body. A request that gives up becomes the stream's error: `RateLimited` (75)
  * for a source that keeps rate-limiting or asks to wait past `retry.max`, else `SourceError` (69).
  */
-import type { HttpClient } from "@effect/platform"
 import { Duration, Effect, Either, Schedule } from "effect"
 import { RateLimited, SourceError } from "../../domain/Errors.js"
 import * as Json from "../../domain/Json.js"
@@ -12,7 +11,7 @@ import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Failpoint from "../../lib/Failpoint.js"
 import * as Telemetry from "../../lib/Telemetry.js"
 import type { Page } from "../../Source.js"
-import { send } from "./Client.js"
+import { type Http, send } from "./Client.js"
 import * as GraphQL from "./GraphQL.js"
 import type * as Pagination from "./Paginators.js"
 import type { Limiter } from "./RateLimit.js"
@@ -91,7 +90,7 @@ const giveUp = (stream: string, url: string, last: RequestFailure, decision: Dec
  * logged.
  */
 export const fetchPage = (
-  client: HttpClient.HttpClient,
+  http: Http,
   stream: StreamSpec,
   request: Pagination.PageRequest,
   body: string | undefined,
@@ -104,7 +103,7 @@ export const fetchPage = (
     const fail = (reason: string, status?: number) => new SourceError({ stream: stream.name, url: shown, status, reason })
 
     // with a rate limit, every try waits its turn: retries count as requests
-    const attempt = limiter === undefined ? send(client, spec, url, body) : Effect.zipRight(limiter.take, send(client, spec, url, body))
+    const attempt = limiter === undefined ? send(http, spec, url, body) : Effect.zipRight(limiter.take, send(http, spec, url, body))
     const { received, retries } = yield* attempt.pipe(
       // a try that succeeds knows how many retries came before it
       Effect.zipWith(Schedule.CurrentIterationMetadata, (received, meta) => ({ received, retries: meta.recurrence })),

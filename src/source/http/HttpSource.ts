@@ -15,6 +15,7 @@ import type { StreamSpec } from "../../domain/StreamSpec.js"
 import * as Pagination from "./Paginators.js"
 import { nextPageRefusal } from "../../domain/Origin.js"
 import { bodyText } from "./Body.js"
+import type { Http } from "./Client.js"
 import { fetchPage } from "./FetchPage.js"
 import * as RateLimit from "./RateLimit.js"
 import { proxyFor, type ProxySettings } from "./Proxy.js"
@@ -92,9 +93,14 @@ const withMorePages = (spec: StreamSpec["source"], page: Page, exchange: Paginat
   )
 }
 
-export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Effect.gen(function*() {
+/**
+ * The Source over the context's HttpClient; `agent`: the Node agents under it, when it is
+ * platform-node's (page requests then go straight to them: NodeAgent.ts).
+ */
+const makeWith = (agent: NodeHttpClient.HttpAgent | undefined): Effect.Effect<SourceShape, never, HttpClient.HttpClient> => Effect.gen(function*() {
   // no trace headers to third-party APIs
   const client = (yield* HttpClient.HttpClient).pipe(HttpClient.withTracerPropagation(false))
+  const http: Http = { client, agent }
   // one limiter per stream for the Source's life, so every read of the stream in a run shares it
   const limiterFor = RateLimit.registry()
 
@@ -133,7 +139,7 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
           if (seen.has(key)) return yield* refuse(repeats)
           if (seen.size >= maxPages) return yield* refuse(`more than ${maxPages} pages; stopping`)
           seen.add(key)
-          const fetched = yield* fetchPage(client, stream, step.request, body, limiter)
+          const fetched = yield* fetchPage(http, stream, step.request, body, limiter)
           const fingerprint = fingerprintOf(fetched.exchange.records)
           if (fingerprint !== undefined && fingerprint === step.previous) return yield* refuse(repeats, fetched.page.url)
           const next = stepAfter(stream, step, paginator.next(fetched.exchange), fetched, fingerprint)
@@ -145,8 +151,16 @@ export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = Ef
   return Source.of({ pages })
 })
 
+export const make: Effect.Effect<SourceShape, never, HttpClient.HttpClient> = makeWith(undefined)
+
 /** The live Source over any HttpClient (an application's own, or a stub in tests). */
 export const layer: Layer.Layer<Source, never, HttpClient.HttpClient> = Layer.effect(Source, make)
+
+/** The live Source over platform-node's HttpClient and the agents under it. */
+const layerOverAgent: Layer.Layer<Source, never, HttpClient.HttpClient | NodeHttpClient.HttpAgent> = Layer.effect(
+  Source,
+  Effect.flatMap(NodeHttpClient.HttpAgent, makeWith)
+)
 
 /**
  * The live Source over Node's fetch. Redirects are not followed, as with `http` (a 3xx fails the stream):
@@ -163,8 +177,8 @@ export const layerFetch: Layer.Layer<Source> = Layer.provide(
  * 55 ms on Node 22 here, against 15 ms for `http` (docs/PERFORMANCE.md).
  */
 export const layerNode: Layer.Layer<Source> = Layer.provide(
-  layer,
-  Layer.provide(NodeHttpClient.layerWithoutAgent, NodeHttpClient.makeAgentLayer({ keepAlive: true }))
+  layerOverAgent,
+  Layer.provideMerge(NodeHttpClient.layerWithoutAgent, NodeHttpClient.makeAgentLayer({ keepAlive: true }))
 )
 
 /**
@@ -173,8 +187,8 @@ export const layerNode: Layer.Layer<Source> = Layer.provide(
  */
 export const layerNodeProxied = (proxies: ProxySettings): Layer.Layer<Source> =>
   Layer.provide(
-    layer,
-    Layer.provide(
+    layerOverAgent,
+    Layer.provideMerge(
       NodeHttpClient.layerWithoutAgent,
       Layer.scoped(
         NodeHttpClient.HttpAgent,

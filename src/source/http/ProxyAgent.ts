@@ -58,10 +58,37 @@ class Tunnel extends HttpsProxyAgent<string> {
   }
 }
 
+/** what a request ended before it had a socket holds: its header, written, waiting in `outputData` */
+interface Written {
+  _header: string | null
+  _implicitHeader(): void
+  outputData?: Array<{ data: unknown }>
+}
+
+/** Node's own `Agent#addRequest` (untyped): a free kept-alive socket, or a new one through `connect` */
+const nodeAddRequest = (http.Agent.prototype as unknown as { addRequest: (req: unknown, opts: unknown) => void }).addRequest
+
 /** http URLs: absolute-form requests to the proxy. */
 class Forward extends HttpProxyAgent<string> {
   constructor(private readonly server: ProxyServer) {
     super(server.url.href, options(server))
+  }
+  /**
+   * HttpProxyAgent makes the request line absolute here, but writes the header again only in
+   * `connect`, which a request on a kept-alive connection to the proxy never reaches: a request ended
+   * before it had its socket (NodeAgent.ts ends it at once) then went out as `GET /items` and the
+   * proxy answered 500. The header is written again here too, as `connect` does.
+   */
+  override addRequest(req: Parameters<HttpProxyAgent<string>["addRequest"]>[0], opts: AgentConnectOpts): void {
+    const request = req as unknown as Written
+    request._header = null
+    this.setRequestProps(req, opts)
+    const queued = request.outputData?.[0]
+    if (queued !== undefined && typeof queued.data === "string") {
+      request._implicitHeader()
+      queued.data = request._header + queued.data.substring(queued.data.indexOf("\r\n\r\n") + 4)
+    }
+    nodeAddRequest.call(this, req, opts)
   }
   override async connect(req: Parameters<HttpProxyAgent<string>["connect"]>[0], opts: AgentConnectOpts): Promise<Socket> {
     try {
