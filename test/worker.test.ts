@@ -7,7 +7,9 @@
  * a database of its own (pg-boss's schema `ferry_jobs` in it).
  */
 import { spawn } from "node:child_process"
+import { realpathSync } from "node:fs"
 import { createServer } from "node:net"
+import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { supportsNode } from "../src/worker/Boss.js"
 import { type Api, makeRecords, startApi } from "./support/api.js"
@@ -282,11 +284,13 @@ ${schedules[name] === undefined ? "" : `    schedule: "${schedules[name]}"\n`}`)
     expect(response.headers.get("content-type")).toContain("text/plain; version=0.0.4")
     const metrics = parsePrometheus(await response.text())
     expect(metrics.get("ferry_worker_jobs_running")).toEqual({ type: "gauge", samples: [{ labels: {}, value: 0 }] })
-    expect(metrics.get("ferry_worker_jobs_completed_total")).toEqual({ type: "counter", samples: [{ labels: { stream: "a" }, value: 1 }] })
+    expect(metrics.get("ferry_worker_jobs_completed_total")).toEqual({ type: "counter", samples: [{ labels: { config: join(realpathSync(dir), "ferry.config.yaml"), stream: "a" }, value: 1 }] })
     expect(metrics.get("ferry_worker_jobs_failed_total")).toEqual({ type: "counter", samples: [] })
     const [success] = metrics.get("ferry_last_success_timestamp_seconds")!.samples
+    expect(success!.labels).toEqual({ config: join(realpathSync(dir), "ferry.config.yaml"), stream: "a" })
     expect(Math.abs(success!.value - Date.now() / 1000)).toBeLessThan(60)
     const [lag] = metrics.get("ferry_checkpoint_lag_seconds")!.samples
+    expect(lag!.labels).toEqual({ config: join(realpathSync(dir), "ferry.config.yaml"), stream: "a" })
     const newest = Math.max(...api.records.map((r) => Date.parse(r.updated_at)))
     expect(Math.abs(lag!.value - (Date.now() - newest) / 1000)).toBeLessThan(60)
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404)

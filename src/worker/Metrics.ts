@@ -2,6 +2,8 @@
  * What `/metrics` says: the worker's own job counts (Counters.ts), and per stream of its config the
  * last successful run (from `ferry.runs`, whichever worker ran it) and how far its checkpoint lags
  * behind now (streams with a timestamp cursor). Read at each scrape; a stream never run has no sample.
+ * Every per-stream series carries `config`, the config file's path, as `ferry run --metrics-file` writes
+ * them: one alert rule and one dashboard for both.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Option } from "effect"
@@ -11,10 +13,10 @@ import { type StreamSpec, targetName } from "../domain/StreamSpec.js"
 import type { Family, Sample } from "../metrics/Prometheus.js"
 import type { Counters } from "./Counters.js"
 
-const perStream = (counts: ReadonlyMap<string, number>): ReadonlyArray<Sample> =>
-  [...counts].map(([stream, value]) => ({ labels: { stream }, value }))
+const perStream = (config: string, counts: ReadonlyMap<string, number>): ReadonlyArray<Sample> =>
+  [...counts].map(([stream, value]) => ({ labels: { config, stream }, value }))
 
-const lastSuccesses = (streams: ReadonlyArray<StreamSpec>) =>
+const lastSuccesses = (config: string, streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const [table] = yield* sql.unsafe<{ present: boolean; sliced: boolean }>(
@@ -31,39 +33,40 @@ const lastSuccesses = (streams: ReadonlyArray<StreamSpec>) =>
     )
     return streams.flatMap((stream) => {
       const row = rows.find((r) => r.stream === stream.name && r.target === targetName(stream.target))
-      return row === undefined || row.last === null ? [] : [{ labels: { stream: stream.name }, value: Number(row.last) }]
+      return row === undefined || row.last === null ? [] : [{ labels: { config, stream: stream.name }, value: Number(row.last) }]
     })
   })
 
-const checkpointLags = (streams: ReadonlyArray<StreamSpec>, now: number) =>
+const checkpointLags = (config: string, streams: ReadonlyArray<StreamSpec>, now: number) =>
   Effect.gen(function*() {
     const store = yield* CheckpointStore
     const timed = streams.filter((s) => s.parent === undefined && Cursor.typeOf(s) === "timestamp")
     const samples = yield* Effect.forEach(timed, (stream) =>
       Effect.map(store.load(keyOf(stream)), (stored) => {
         const at = Option.isSome(stored) ? Cursor.instantOf(stored.value.cursor) : NaN
-        return Number.isNaN(at) ? [] : [{ labels: { stream: stream.name }, value: Math.max(0, (now - at) / 1000) }]
+        return Number.isNaN(at) ? [] : [{ labels: { config, stream: stream.name }, value: Math.max(0, (now - at) / 1000) }]
       }))
     return samples.flat()
   })
 
-export const families = (counters: Counters, streams: ReadonlyArray<StreamSpec>) =>
+/** `config`: the config file's absolute path (FerryConfigShape's `file`) */
+export const families = (counters: Counters, config: string, streams: ReadonlyArray<StreamSpec>) =>
   Effect.gen(function*() {
     const now = Date.now()
-    const [successes, lags] = yield* Effect.all([lastSuccesses(streams), checkpointLags(streams, now)])
+    const [successes, lags] = yield* Effect.all([lastSuccesses(config, streams), checkpointLags(config, streams, now)])
     return [
       { name: "ferry_worker_jobs_running", help: "Jobs this worker is running now.", type: "gauge", samples: [{ value: counters.running }] },
       {
         name: "ferry_worker_jobs_completed_total",
         help: "Jobs this worker completed, by stream.",
         type: "counter",
-        samples: perStream(counters.completed)
+        samples: perStream(config, counters.completed)
       },
       {
         name: "ferry_worker_jobs_failed_total",
         help: "Jobs this worker failed (to be retried or for good), by stream; jobs handed back at a stop are not counted.",
         type: "counter",
-        samples: perStream(counters.failed)
+        samples: perStream(config, counters.failed)
       },
       {
         name: "ferry_last_success_timestamp_seconds",

@@ -56,7 +56,11 @@ export const run = (command: Extract<Command, { _tag: "run" }>, environment: Com
       if (metricsFile === undefined || command.dryRun || slice !== undefined) return yield* running
       return yield* running.pipe(Effect.onExit((exit) =>
         Effect.flatMap(Clock.currentTimeMillis, (endedAt) =>
-          TextFile.write(metricsFile, config.streams.map((s) => s.name), outcomes(streams, ended, codeOf(exit, environment), endedAt), endedAt))
+          TextFile.write(metricsFile, {
+            config: config.file,
+            streams: config.streams.map((s) => s.name),
+            ran: outcomes(streams, ended, codeOf(exit, environment), endedAt)
+          }, endedAt))
       ))
     }))
 

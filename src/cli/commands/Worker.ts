@@ -84,7 +84,7 @@ export const worker = (command: Extract<Command, { _tag: "worker" }>, environmen
                   Effect.catchAll((error) => Effect.succeed(`the job queue's database does not answer (${String(error)})`))
                 )
               ),
-              metrics: Metrics.families(counters, config.streams)
+              metrics: Metrics.families(counters, config.file, config.streams)
             })
           }
           yield* Effect.logInfo("worker.start").pipe(Effect.annotateLogs({
