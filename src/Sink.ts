@@ -42,17 +42,6 @@ export interface QuarantineItem {
   readonly reason: string
 }
 
-/** A page's records decoded and staged in one pass (`Sink.stageRecords`). */
-export interface StagedRecords {
-  /** the page's rows, staged; `undefined` when none decoded */
-  readonly staged: Staged | undefined
-  /** the key and cursor of each record that decoded, in the page's order (as `Row.key` and `Row.cursor`) */
-  readonly keys: ReadonlyArray<string>
-  readonly cursors: ReadonlyArray<string | undefined>
-  /** the records that did not decode, with why (as `stream.decode` says) */
-  readonly invalid: Array<QuarantineItem>
-}
-
 /**
  * fetched = inserted + updated + unchanged + deleted + quarantined + alreadyQuarantined (`deleted` and
  * `missing` only for a stream with `target.deletes`; `missing` counts rows, not fetched records)
@@ -158,13 +147,6 @@ export interface SinkShape {
   readonly write: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Effect.Effect<WriteResult, DatabaseError>
   /** one page's rows, staged for `writeStaged` (call as the page is decoded) */
   readonly stage: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Staged
-  /**
-   * One page's records decoded and staged in one pass, no `Row` made, where the sink can do it for this
-   * stream and page (PgSink: a first load's COPY text, for a stream whose `decode` is its columns'); the
-   * same outcome as decoding each record with `stream.decode` and staging the rows. `undefined`: decode
-   * and `stage` them. The rows, if `writeStaged` asks, come from the records parsed again.
-   */
-  readonly stageRecords: (stream: StreamSpec, records: ReadonlyArray<unknown>) => StagedRecords | undefined
   /**
    * Writes staged pages (call inside `transaction`): in their staged form when the sink can, else as
    * `write` writes the rows `rows()` gives back (asked for only then; `rejected` names rows of it). The

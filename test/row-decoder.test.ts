@@ -8,7 +8,6 @@ import { Either, FastCheck as fc } from "effect"
 import { LosslessNumber } from "../src/domain/Json.js"
 import { valueAt } from "../src/domain/JsonPath.js"
 import * as RowDecoder from "../src/domain/RowDecoder.js"
-import * as CopyIn from "../src/sink/postgres/CopyIn.js"
 import { type Column, type ColumnType, columnTypes, type Row, type TargetSpec } from "../src/domain/StreamSpec.js"
 import { column, target } from "./support/streams.js"
 
@@ -610,84 +609,5 @@ describe("RowDecoder against the reference", () => {
         }
       }
     }
-  })
-})
-
-/**
- * The COPY path's one pass (`CopyIn.encodeRecords`: values in column order, no row per record) against
- * the rows path it stands in for (`decode` each record, then `CopyIn.encode` the rows): the same COPY
- * text, keys, cursors and refusals, or the page left to the rows path, only for a reason it names.
- */
-describe("a page encoded in one pass is the rows path's page", () => {
-  const rowsPath = (t: TargetSpec, records: ReadonlyArray<unknown>) => {
-    const decode = RowDecoder.fromColumns(t, undefined)
-    const rows: Array<Row> = []
-    const invalid: Array<{ raw: unknown; reason: string }> = []
-    for (const raw of records) {
-      const decoded = decode(raw)
-      if (Either.isLeft(decoded)) invalid.push({ raw, reason: decoded.left })
-      else rows.push(decoded.right)
-    }
-    return { decode, rows, invalid, text: CopyIn.encode(t, rows) }
-  }
-
-  const check = (t: TargetSpec, records: ReadonlyArray<unknown>) => {
-    const { decode, invalid, rows, text } = rowsPath(t, records)
-    const one = CopyIn.encodeRecords(t, RowDecoder.plainDecoder(decode)!, records)
-    const keyTwice = new Set(rows.map((r) => r.key)).size < rows.length
-    const nameTwice = new Set(t.columns.map((c) => c.name)).size < t.columns.length
-    if (one === undefined) {
-      expect(keyTwice || text === undefined || nameTwice).toBe(true)
-      return "left"
-    }
-    expect(keyTwice || nameTwice).toBe(false)
-    expect(one.text).toBe(text)
-    expect(one.keys).toEqual(rows.map((r) => r.key))
-    expect(one.cursors).toEqual(rows.map((r) => r.cursor))
-    expect(one.invalid).toEqual(invalid)
-    return "one pass"
-  }
-
-  it.prop("random targets and records", [targetArb, fc.array(recordArb, { maxLength: 6 })], ([t, records]) => {
-    check(t, records)
-  }, { fastCheck: { numRuns: 1500 } })
-
-  // the bench's shape with values that need escaping, have no COPY text, or are missing
-  const shop = target({
-    primaryKey: ["id"],
-    cursorColumn: "updated_at",
-    columns: [
-      column("id", "bigint"), column("name", "text"), column("amount", "numeric"),
-      { name: "email", type: "text", from: "customer.email" }, column("meta", "jsonb"), column("updated_at", "timestamptz")
-    ]
-  })
-  const textArb = fc.oneof(fc.string(), fc.constantFrom("a\tb", "a\nb\\c", "\r", "\ud800", "x\u0000", "\\N", ""))
-  const shopRecordArb = (id: number) =>
-    fc.record({
-      id: fc.oneof(fc.constant<unknown>(id), fc.constant(String(id)), fc.constant(null), fc.constant("x")),
-      name: fc.oneof(textArb, fc.integer(), fc.boolean(), fc.constant(null)),
-      amount: fc.oneof(fc.double(), fc.integer(), fc.constant(new LosslessNumber("12345678901234567890.5")), fc.constant("1.5")),
-      customer: fc.oneof(fc.record({ email: fc.oneof(textArb, fc.constant(undefined)) }), fc.constant(null)),
-      meta: fc.oneof(fc.constant(undefined), fc.dictionary(fc.string(), fc.oneof(textArb, fc.integer())), fc.array(textArb)),
-      updated_at: fc.oneof(fc.constantFrom("2024-01-01T00:00:00Z", "2024-02-29T12:00:00.5+01:00", "nope"), fc.constant(undefined))
-    }, { requiredKeys: ["id"] })
-  const pageArb = fc.integer({ min: 0, max: 8 }).chain((n) =>
-    fc.tuple(...Array.from({ length: n }, (_, i) => shopRecordArb(i))).chain((records) =>
-      fc.boolean().map((repeat) => (repeat && records.length > 1 ? [...records, records[0]] : records))))
-
-  it("the bench's shape, with hard values (both outcomes seen often)", () => {
-    const seen = { "one pass": 0, left: 0 }
-    fc.assert(fc.property(pageArb, (records) => {
-      seen[check(shop, records)]++
-    }), { numRuns: 3000 })
-    expect(seen["one pass"]).toBeGreaterThan(100)
-    expect(seen.left).toBeGreaterThan(100)
-  })
-
-  it("takes the one pass for an ordinary page, and leaves a page with a key twice to the rows path", () => {
-    const page = [1, 2, 3].map((id) => ({ id, name: `n${id}`, amount: id / 4, customer: { email: `e${id}@x` }, updated_at: "2024-01-01T00:00:00Z" }))
-    expect(check(shop, page)).toBe("one pass")
-    expect(check(shop, [...page, { ...page[0], name: "again" }])).toBe("left")
-    expect(check(shop, [{ ...page[0], name: "tab\tin\\it" }, { id: 9 }])).toBe("one pass")
   })
 })

@@ -14,7 +14,6 @@ import { ConfigError } from "../domain/Errors.js"
 import { epochOfInitial } from "../domain/Epoch.js"
 import { Incremental } from "../domain/Incremental.js"
 import * as RowDecoder from "../domain/RowDecoder.js"
-import * as TableShape from "../domain/TableShape.js"
 import { Redactor, secretsOf } from "../domain/Secrets.js"
 import type { StreamSpec } from "../domain/StreamSpec.js"
 import { TargetSpec } from "../domain/Target.js"
@@ -108,16 +107,16 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     ...(epoch === undefined ? {} : { format: epoch }),
     ...(epoch === undefined || given.initial === undefined ? {} : { initial: epochOfInitial(given.initial, epoch) }),
     // an epoch cursor is a number (its column is a timestamp)
-    cursorType: epoch !== undefined ? "number" : given.cursorType ?? TableShape.inferCursorType(
+    cursorType: epoch !== undefined ? "number" : given.cursorType ?? RowDecoder.inferCursorType(
       given.initial,
-      declared?.find((c) => c.name === TableShape.cursorColumnOf(declared, given.cursorField))?.type
+      declared?.find((c) => c.name === RowDecoder.cursorColumnOf(declared, given.cursorField))?.type
     )
   })
   const { extra, primaryKey, table } = stream.target
-  const record = declared === undefined ? stream.target.record ?? TableShape.defaultRecordColumn : stream.target.record
+  const record = declared === undefined ? stream.target.record ?? RowDecoder.defaultRecordColumn : stream.target.record
   const { columns, cursorColumn } = declared === undefined
-    ? TableShape.defaultColumns(primaryKey, incremental, record)
-    : { columns: declared, cursorColumn: incremental && TableShape.cursorColumnOf(declared, incremental.cursorField) }
+    ? RowDecoder.defaultColumns(primaryKey, incremental, record)
+    : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
   const children = stream.target.children?.map(({ columns, ...child }) => ({ ...child, columns: ConfigFile.columnList(columns) }))
   // `record` and `extra` are jsonb columns after the others: the record whole, and what no column reads
   const roles = [

@@ -4,13 +4,13 @@
  * failing the whole batch in Postgres (the sink still bisects a batch Postgres refuses, as a last resort).
  */
 import { Either } from "effect"
-import { type Converter, converterOf, describe, isObject, Problem } from "./ColumnValue.js"
-import type { Incremental } from "./Incremental.js"
+import { type Converter, converterOf, describe, isObject, isoTimestamp, numericText, Problem } from "./ColumnValue.js"
+import type { CursorType, Incremental } from "./Incremental.js"
 import { LosslessNumber } from "./Json.js"
 import { compilePath } from "./JsonPath.js"
 import { parentColumnOf, parentReader } from "./Parent.js"
 import { type KeyPart, keyParts } from "./RowKey.js"
-import { type Column, tableKey, type TargetSpec } from "./Target.js"
+import { type Column, type ColumnType, tableKey, type TargetSpec } from "./Target.js"
 import { mappedPaths, mappedTree, unmappedOf } from "./Unmapped.js"
 
 export { convert } from "./ColumnValue.js"
@@ -29,8 +29,87 @@ export interface Row {
   readonly deleted?: true | undefined
 }
 
+/** timestamp-like initial values compare as instants, numbers as numbers; a typed cursor column decides first. */
+export const inferCursorType = (initial: string | undefined, cursorColumnType: ColumnType | undefined): CursorType => {
+  switch (cursorColumnType) {
+    case "timestamptz":
+    case "timestamp":
+    case "date":
+      return "timestamp"
+    case "integer":
+    case "bigint":
+    case "numeric":
+    case "double precision":
+    case "real":
+      return "number"
+    case "text":
+    case "uuid":
+    case "jsonb":
+      return "string"
+    case undefined:
+      break
+  }
+  if (initial === undefined) return "timestamp"
+  if (numericText.test(initial)) return "number"
+  return isoTimestamp.test(initial) ? "timestamp" : "string"
+}
+
+const cursorColumnType: Record<CursorType, ColumnType> = { timestamp: "timestamptz", number: "numeric", string: "text" }
+
+/** The column whose value comes from the cursor field, if any. */
+export const cursorColumnOf = (columns: ReadonlyArray<Column>, cursorField: string): string | undefined =>
+  columns.find((c) => c.from === cursorField)?.name
+
+/** the record column of the default shape (`target.record` renames it) */
+export const defaultRecordColumn = "record"
+
+/**
+ * The shape used when a stream gives no `columns`: its primary key (as text), its cursor, and the
+ * whole record as `record jsonb` (or the name `record` gives).
+ */
+/** what the default shape needs of `incremental` */
+type CursorOf = Pick<Incremental, "cursorField" | "cursorType"> & Partial<Pick<Incremental, "format">>
+
+export const defaultColumns = (
+  primaryKey: ReadonlyArray<string>,
+  incremental: CursorOf | undefined,
+  record: string = defaultRecordColumn
+): { readonly columns: ReadonlyArray<Column>; readonly cursorColumn: string | undefined } => {
+  const columns: Array<Column> = primaryKey.map((name) => ({ name, type: "text", from: name }))
+  let cursorColumn: string | undefined
+  if (incremental) {
+    const existing = cursorColumnOf(columns, incremental.cursorField)
+    cursorColumn = existing ?? incremental.cursorField.split(".").join("_")
+    const format = incremental.format
+    if (existing === undefined && format !== undefined && format !== "iso") {
+      columns.push({ name: cursorColumn, type: "timestamptz", from: incremental.cursorField, format })
+    } else if (existing === undefined) {
+      columns.push({ name: cursorColumn, type: cursorColumnType[incremental.cursorType], from: incremental.cursorField })
+    }
+  }
+  columns.push({ name: record, type: "jsonb", from: "" })
+  return { columns, cursorColumn }
+}
+
+/**
+ * The names of a target's columns as the config file writes it (before types are known): its `columns`
+ * and its record column, or the default shape. `extra` is not among them.
+ */
+export const configuredColumnNames = (
+  target: {
+    readonly primaryKey: ReadonlyArray<string>
+    readonly columns?: Readonly<Record<string, unknown>> | undefined
+    readonly record?: string | undefined
+  },
+  incremental: Pick<Incremental, "cursorField"> & Partial<Pick<Incremental, "format">> | undefined
+): ReadonlyArray<string> =>
+  target.columns === undefined
+    ? defaultColumns(target.primaryKey, incremental && { ...incremental, cursorType: "string" }, target.record).columns
+      .map((c) => c.name)
+    : [...Object.keys(target.columns), ...(target.record === undefined ? [] : [target.record])]
+
 /** A stream's columns prepared once: each path split and each converter chosen before the first record. */
-export interface Decoder {
+interface Decoder {
   readonly target: TargetSpec
   readonly columns: TargetSpec["columns"]
   readonly primaryKey: ReadonlyArray<string>
@@ -40,22 +119,14 @@ export interface Decoder {
   readonly converts: ReadonlyArray<Converter>
   /** `customer.email: ` (or `record: `), the prefix of a column's reason */
   readonly labels: ReadonlyArray<string>
+  /** the columns of a row's key (`tableKey`: the primary key, and the cursor for append) */
+  readonly keyColumns: ReadonlyArray<string>
   /** per key column, its key form; `undefined`: the value itself */
   readonly keyParts: ReadonlyArray<KeyPart | undefined>
   /** the cursor column's reader when it has an epoch `format`: the cursor is the value as sent, not the instant */
   readonly epochCursor: ((record: unknown) => unknown) | undefined
   /** a column named `__proto__` (a stream made in code): set as an own property, never the prototype */
   readonly protoColumn: boolean
-  /**
-   * where a row's value of each of these is (a repeated name: its last column; -1: no column): the
-   * primary key's columns, the key's (`tableKey`: the primary key, and the cursor for append), the cursor's
-   */
-  readonly primaryKeyAt: ReadonlyArray<number>
-  readonly keyColumns: ReadonlyArray<string>
-  readonly keyAt: ReadonlyArray<number>
-  readonly cursorAt: number
-  /** scratch for `decodeRow`'s values in column order (decoding is synchronous: one record at a time) */
-  readonly scratch: Array<unknown>
 }
 
 /** the `extra` column's reader: the record's fields that no other column reads, or undefined */
@@ -90,94 +161,61 @@ const compile = (target: TargetSpec): Decoder => ({
   converts: target.columns.map((c) => converterOf(c.type, c.format)),
   epochCursor: epochCursorReader(target),
   labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
+  keyColumns: tableKey(target),
   keyParts: tableKey(target).map((name) => {
     const type = target.columns.findLast((c) => c.name === name)?.type
     return type === undefined ? undefined : keyParts[type]
   }),
-  protoColumn: target.columns.some((c) => c.name === "__proto__"),
-  primaryKeyAt: target.primaryKey.map((name) => lastColumnOf(target, name)),
-  keyColumns: tableKey(target),
-  keyAt: tableKey(target).map((name) => lastColumnOf(target, name)),
-  cursorAt: target.cursorColumn === undefined ? -1 : lastColumnOf(target, target.cursorColumn),
-  scratch: []
+  protoColumn: target.columns.some((c) => c.name === "__proto__")
 })
-
-const lastColumnOf = (target: TargetSpec, name: string): number => target.columns.findLastIndex((c) => c.name === name)
 
 /**
  * The row's key: the JSON of its key values in key order, each in its key form (`keyParts`). The
  * common one-column key is written without building the array (one string per row instead of an
  * array and a string).
  */
-const keyOf = (decoder: Decoder, values: ReadonlyArray<unknown>): string => {
-  const { keyAt, keyColumns, keyParts } = decoder
-  if (keyAt.length === 1) {
+const keyOf = (decoder: Decoder, values: Record<string, unknown>): string => {
+  const { keyColumns, keyParts } = decoder
+  if (keyColumns.length === 1) {
     // as JSON.stringify([value]): an element with no JSON (undefined: a key that is no column) is null
-    const text = JSON.stringify(keyValue(keyParts[0], valueAt(values, keyAt[0]!, keyColumns[0]!))) as string | undefined
+    const text = JSON.stringify(keyValue(keyParts[0], values[keyColumns[0]!])) as string | undefined
     return text === undefined ? "[null]" : `[${text}]`
   }
-  return JSON.stringify(keyAt.map((at, i) => keyValue(keyParts[i], valueAt(values, at, keyColumns[i]!))))
+  return JSON.stringify(keyColumns.map((name, i) => keyValue(keyParts[i], values[name])))
 }
-
-/**
- * A row's value of the column `name`, at `at`; a name that is no column reads as a plain object's
- * property would (what a row's `values` object gives: `undefined`, or what it inherits)
- */
-const valueAt = (values: ReadonlyArray<unknown>, at: number, name: string): unknown =>
-  at < 0 ? (noValues as Record<string, unknown>)[name] : values[at]
-const noValues = {}
 
 const keyValue = (part: KeyPart | undefined, value: unknown): unknown =>
   part === undefined || value === null || value === undefined ? value : part(value)
 
-/** A record that decoded: its key and cursor (its values are in the array `decodeValues` filled). */
-export interface Decoded {
-  readonly key: string
-  readonly cursor: string | undefined
-}
-
-/**
- * A record's values, in column order, into `values` (each column's, `null` where the record has none),
- * with its key and cursor; or why it does not decode. What a row is, without the row: `decodeRow`
- * makes one from it, and a sink that writes values in column order (the COPY path) uses it as is.
- */
-export const decodeValues = (decoder: Decoder, record: unknown, values: Array<unknown>): Decoded | string => {
-  if (!isObject(record)) return `record is ${describe(record)}, not an object`
-  const { converts, reads } = decoder
-  for (let i = 0; i < reads.length; i++) {
+const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
+  if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
+  const { converts, labels, names, reads } = decoder
+  // a plain object filled in column order, as before: a repeated name keeps the last value
+  const values: Record<string, unknown> = {}
+  for (let i = 0; i < names.length; i++) {
     const raw = reads[i]!(record)
     let value: unknown = null
     if (raw !== null && raw !== undefined) {
       value = converts[i]!(raw)
-      if (value instanceof Problem) return decoder.labels[i]! + value.message
+      if (value instanceof Problem) return Either.left(labels[i]! + value.message)
     }
-    values[i] = value
+    if (decoder.protoColumn && names[i] === "__proto__") {
+      Object.defineProperty(values, "__proto__", { value, enumerable: true, writable: true, configurable: true })
+    } else values[names[i]!] = value
   }
-  const { primaryKey, primaryKeyAt } = decoder
-  for (let i = 0; i < primaryKeyAt.length; i++) {
-    if (valueAt(values, primaryKeyAt[i]!, primaryKey[i]!) === null) return `missing primary key field ${columnSource(decoder.target, primaryKey[i]!)}`
+  const primaryKey = decoder.primaryKey
+  for (let i = 0; i < primaryKey.length; i++) {
+    if (values[primaryKey[i]!] === null) {
+      return Either.left(`missing primary key field ${columnSource(decoder.target, primaryKey[i]!)}`)
+    }
   }
   let cursor: string | undefined
   if (decoder.cursorColumn !== undefined) {
-    const value = valueAt(values, decoder.cursorAt, decoder.cursorColumn)
-    if (value === null) return `missing cursor field ${columnSource(decoder.target, decoder.cursorColumn)}`
+    const value = values[decoder.cursorColumn]
+    if (value === null) return Either.left(`missing cursor field ${columnSource(decoder.target, decoder.cursorColumn)}`)
     cursor = decoder.epochCursor === undefined ? String(value) : epochText(decoder.epochCursor(record))
   }
-  return { key: keyOf(decoder, values), cursor }
-}
-
-const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
-  const { names, scratch } = decoder
-  const decoded = decodeValues(decoder, record, scratch)
-  if (typeof decoded === "string") return Either.left(decoded)
-  // a plain object filled in column order, as before: a repeated name keeps the last value
-  const values: Record<string, unknown> = {}
-  for (let i = 0; i < names.length; i++) {
-    if (decoder.protoColumn && names[i] === "__proto__") {
-      Object.defineProperty(values, "__proto__", { value: scratch[i], enumerable: true, writable: true, configurable: true })
-    } else values[names[i]!] = scratch[i]
-  }
-  return Either.right({ key: decoded.key, cursor: decoded.cursor, values })
+  return Either.right({ key: keyOf(decoder, values), cursor, values })
 }
 
 /** rowFrom's compiled decoders, per target object (a target's fields are read-only; checked anyway). */
@@ -220,19 +258,8 @@ export const rowFrom = (target: TargetSpec, record: unknown): Either.Either<Row,
 const columnSource = (target: TargetSpec, name: string): string =>
   target.columns.find((c) => c.name === name)?.from ?? name
 
-/** the decoders `fromColumns` made, by the function it returned */
-const plain = new WeakMap<(raw: unknown) => Either.Either<Row, string>, Decoder>()
-
 /** The decoder of a stream configured with a `columns` map (or the default shape), compiled once. */
 export const fromColumns = (target: TargetSpec, _incremental: Incremental | undefined) => {
   const decoder = compile(target)
-  const decode = (raw: unknown): Either.Either<Row, string> => decodeRow(decoder, raw)
-  plain.set(decode, decoder)
-  return decode
+  return (raw: unknown): Either.Either<Row, string> => decodeRow(decoder, raw)
 }
-
-/**
- * The compiled columns behind a stream's `decode`, when it is exactly `fromColumns`' (a decode that
- * wraps it, for children, deletes or a schema, is not: it does more than its columns).
- */
-export const plainDecoder = (decode: (raw: unknown) => Either.Either<Row, string>): Decoder | undefined => plain.get(decode)

@@ -47,23 +47,16 @@ const jsonOf = (raw: unknown): string => {
 export const signature = (
   rows: ReadonlyArray<{ readonly row: Row }>,
   invalid: ReadonlyArray<{ readonly raw: unknown }>
-): number | undefined => signatureOf(rows.length, (i) => rows[i]!.row.key, (i) => rows[i]!.row.cursor, invalid)
-
-/** `signature` of rows given by their keys and cursors (a page staged without rows: `Sink.stageRecords`) */
-export const signatureOf = (
-  valid: number,
-  keyAt: (i: number) => string,
-  cursorAt: (i: number) => string | undefined,
-  invalid: ReadonlyArray<{ readonly raw: unknown }>
 ): number | undefined => {
-  const count = valid + invalid.length
+  const count = rows.length + invalid.length
   if (count === 0) return undefined
   // two sums of each record's hash, one of it as is and one through a non-linear finaliser: two
   // different pages agree on both by chance about once in 2^53
   let sum = 0
   let sumMixed = 0
-  for (let i = 0; i < valid; i++) {
-    const h = fold(fold(0x811c9dc5, keyAt(i)), cursorAt(i) ?? "")
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!.row
+    const h = fold(fold(0x811c9dc5, row.key), row.cursor ?? "")
     sum = (sum + h) | 0
     sumMixed = (sumMixed + avalanche(h)) | 0
   }

@@ -6,7 +6,7 @@
 import { Either } from "effect"
 import * as Cursor from "../domain/Cursor.js"
 import type { Row, StreamSpec } from "../domain/StreamSpec.js"
-import type { QuarantineItem, SinkShape, Staged, StagedRecords } from "../Sink.js"
+import type { QuarantineItem, SinkShape, Staged } from "../Sink.js"
 import type { Page } from "../Source.js"
 import type { Measured } from "./Batches.js"
 import type { Found } from "./NewFields.js"
@@ -60,42 +60,14 @@ export const decodePage = (
   page: Page,
   newFields?: (records: ReadonlyArray<unknown>) => Found | undefined
 ): DecodedPage => {
-  const fields = newFields?.(page.records)
-  // one pass, no row per record, where the sink can (a first load's COPY text): the rows, if ever
-  // needed, come from the body parsed again
-  const onePass = page.reparse === undefined ? undefined : sink.stageRecords(stream, page.records)
-  if (onePass !== undefined) return stagedPage(stream, page, onePass, fields, page.reparse!)
   const { invalid, rows } = decodeRecords(stream, page.records)
+  const fields = newFields?.(page.records)
   const cursor = Cursor.greatest(Cursor.typeOf(stream), undefined, rows.map((r) => r.row.cursor))
   const staged = rows.length === 0 ? undefined : sink.stage(stream, rows.map((r) => r.row))
   const measured = { url: page.url, retries: page.retries, records: page.records.length, bytes: page.bytes }
   const common = { ...measured, invalid, valid: rows.length, cursor, signature: PageRepeats.signature(rows, invalid), staged, fields }
   if (staged?.holdsRows === true && page.reparse !== undefined) return { ...common, rows: decodeAgain(stream, page.reparse) }
   return { ...common, rows: () => rows }
-}
-
-/** A page staged in one pass (`Sink.stageRecords`): what `decodePage` says of it, from its keys and cursors. */
-const stagedPage = (
-  stream: StreamSpec,
-  page: Page,
-  staged: StagedRecords,
-  fields: Found | undefined,
-  reparse: () => ReadonlyArray<unknown>
-): DecodedPage => {
-  const { cursors, invalid, keys } = staged
-  return {
-    url: page.url,
-    retries: page.retries,
-    records: page.records.length,
-    bytes: page.bytes,
-    invalid,
-    valid: keys.length,
-    cursor: Cursor.greatest(Cursor.typeOf(stream), undefined, cursors),
-    signature: PageRepeats.signatureOf(keys.length, (i) => keys[i]!, (i) => cursors[i], invalid),
-    staged: staged.staged,
-    rows: decodeAgain(stream, reparse),
-    fields
-  }
 }
 
 /**

@@ -247,20 +247,6 @@ export const layer: Layer.Layer<Sink, never, MemoryDatabase> = Layer.effect(
         bulk.has(stream.name)
           ? { _tag: "BulkPage", rows: rows.length, holdsRows: true, kept: Cursor.latestPerKey(rows, Cursor.typeOf(stream)) }
           : { rows: rows.length, holdsRows: false },
-      // as PgSink: one pass on the bulk path, none for a page with a key twice (the rows path decides)
-      stageRecords: (stream, records) => {
-        if (!bulk.has(stream.name)) return undefined
-        const rows: Array<Row> = []
-        const invalid: Array<QuarantineItem> = []
-        for (const raw of records) {
-          const decoded = stream.decode(raw)
-          if (Either.isLeft(decoded)) invalid.push({ raw, reason: decoded.left })
-          else rows.push(decoded.right)
-        }
-        if (new Set(rows.map((r) => r.key)).size < rows.length) return undefined
-        const staged = rows.length === 0 ? undefined : ({ _tag: "BulkPage", rows: rows.length, holdsRows: true, kept: rows } as BulkPage)
-        return { staged, keys: rows.map((r) => r.key), cursors: rows.map((r) => r.cursor), invalid }
-      },
       // as PgSink: the bulk form when every page has it and it goes in, else the rows
       writeStaged: (stream, pages, rows) =>
         Effect.flatMap(

@@ -10,8 +10,7 @@ import * as Cursor from "../../domain/Cursor.js"
 import type { DatabaseError } from "../../domain/Errors.js"
 import type { Row, StreamSpec, TargetSpec } from "../../domain/StreamSpec.js"
 import { fromSqlError, sqlState, withTransaction } from "../../postgres/Database.js"
-import * as RowDecoder from "../../domain/RowDecoder.js"
-import type { Staged, StagedRecords, WriteResult } from "../../Sink.js"
+import type { Staged, WriteResult } from "../../Sink.js"
 import * as CopyIn from "./CopyIn.js"
 import { displayName, isDataError, qualifiedName, quoteIdent } from "./Sql.js"
 
@@ -36,11 +35,6 @@ interface BulkLoad {
   readonly prepared: (stream: StreamSpec, copyable: boolean) => void
   /** a page as COPY text while the stream is on the bulk path; else `undefined` */
   readonly encode: (stream: StreamSpec, rows: ReadonlyArray<Row>) => Staged | undefined
-  /**
-   * a page's records as COPY text, decoded on the way (`Sink.stageRecords`), while the stream is on the
-   * bulk path and its `decode` is its columns'; else `undefined`
-   */
-  readonly encodeRecords: (stream: StreamSpec, records: ReadonlyArray<unknown>) => StagedRecords | undefined
   /** the pages COPYed, all or nothing; `undefined` (nothing written) when they cannot go in that way */
   readonly write: (stream: StreamSpec, pages: ReadonlyArray<Staged>) => Effect.Effect<WriteResult | undefined, DatabaseError>
 }
@@ -61,18 +55,6 @@ export const make = (sql: SqlClient, copy: boolean): BulkLoad => {
     return text === undefined
       ? undefined
       : { _tag: "CopyPage", rows: rows.length, holdsRows: true, kept: kept.length, payload: Buffer.from(text) }
-  }
-
-  const encodeRecords = (stream: StreamSpec, records: ReadonlyArray<unknown>): StagedRecords | undefined => {
-    if (!bulk.has(stream.name)) return undefined
-    const decoder = RowDecoder.plainDecoder(stream.decode)
-    const encoded = decoder === undefined ? undefined : CopyIn.encodeRecords(stream.target, decoder, records)
-    if (encoded === undefined) return undefined
-    const { cursors, invalid, keys, text } = encoded
-    const staged: CopyPage | undefined = keys.length === 0
-      ? undefined
-      : { _tag: "CopyPage", rows: keys.length, holdsRows: true, kept: keys.length, payload: Buffer.from(text) }
-    return { staged, keys, cursors, invalid }
   }
 
   /**
@@ -111,5 +93,5 @@ export const make = (sql: SqlClient, copy: boolean): BulkLoad => {
     else bulk.delete(stream.name)
   }
 
-  return { prepared, encode, encodeRecords, write }
+  return { prepared, encode, write }
 }

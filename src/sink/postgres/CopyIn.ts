@@ -14,7 +14,6 @@ import { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option } from "effect"
 import * as Json from "../../domain/Json.js"
-import * as RowDecoder from "../../domain/RowDecoder.js"
 import type { Row, TargetSpec } from "../../domain/StreamSpec.js"
 
 /** COPY's text format escapes exactly these four; `\N` is NULL */
@@ -101,71 +100,6 @@ export const encode = (target: TargetSpec, rows: ReadonlyArray<Row>): string | u
   }
   if (at > 0) pieces.push(parts.slice(0, at).join(""))
   return pieces.length === 1 ? pieces[0]! : pieces.join("")
-}
-
-/** A page's records as COPY text, made straight from their values (`encodeRecords`). */
-export interface EncodedRecords {
-  readonly text: string
-  /** the key and cursor of each record that decoded, in order */
-  readonly keys: Array<string>
-  readonly cursors: Array<string | undefined>
-  /** the records that did not decode, with why */
-  readonly invalid: Array<{ readonly raw: unknown; readonly reason: string }>
-}
-
-/**
- * The page's COPY text from each record's values in column order (`RowDecoder.decodeValues`), with no
- * row, `Either` or values object per record: the text `encode` makes of the rows `decoder` would give,
- * its keys and cursors, and the records it refuses. `undefined` leaves the page to the rows path,
- * which decides what this one would not: a key twice in the page (the latest version is kept:
- * `Cursor.latestPerKey`), a value with no COPY text (the upsert quarantines its row), or a target whose
- * COPY columns are not the decoder's columns one for one (a repeated name).
- */
-export const encodeRecords = (
-  target: TargetSpec,
-  decoder: RowDecoder.Decoder,
-  records: ReadonlyArray<unknown>
-): EncodedRecords | undefined => {
-  const { fields, names } = layoutOf(target)
-  const width = names.length
-  if (width !== decoder.names.length || names.some((name, i) => name !== decoder.names[i])) return undefined
-  const values = new Array<unknown>(width)
-  const keys: Array<string> = []
-  const cursors: Array<string | undefined> = []
-  const invalid: Array<{ readonly raw: unknown; readonly reason: string }> = []
-  const seen = new Set<string>()
-  const pieces: Array<string> = []
-  const parts = new Array<string>(Math.min(records.length, rowsPerPiece) * width * 2)
-  let at = 0
-  for (let r = 0; r < records.length; r++) {
-    const raw = records[r]
-    const decoded = RowDecoder.decodeValues(decoder, raw, values)
-    if (typeof decoded === "string") {
-      invalid.push({ raw, reason: decoded })
-      continue
-    }
-    if (seen.has(decoded.key)) return undefined
-    seen.add(decoded.key)
-    for (let i = 0; i < width; i++) {
-      const value = values[i]
-      let field: string | undefined
-      if (value === null || value === undefined) field = "\\N"
-      else {
-        field = fields[i]!(value)
-        if (field === undefined) return undefined
-      }
-      parts[at++] = field
-      parts[at++] = i === width - 1 ? "\n" : "\t"
-    }
-    keys.push(decoded.key)
-    cursors.push(decoded.cursor)
-    if (at === parts.length) {
-      pieces.push(parts.join(""))
-      at = 0
-    }
-  }
-  if (at > 0) pieces.push(parts.slice(0, at).join(""))
-  return { text: pieces.length === 1 ? pieces[0]! : pieces.join(""), keys, cursors, invalid }
 }
 
 /** each column once, in order (a repeated name keeps one place, as the JSON object did): COPY's column list */

@@ -78,7 +78,6 @@ export const make = (sqlClient: SqlClient, options?: PgSinkOptions): SinkShape =
     // a replace stream's writes go to its staging table (Replace.into)
     write: (stream, rows) => upsert(Replace.into(stream), Children.digested(stream, rows)).pipe(Locks.blockedOn(sql, stream.target)),
     stage: (stream, rows) => bulk.encode(Replace.into(stream), rows) ?? { rows: rows.length, holdsRows: false },
-    stageRecords: (stream, records) => bulk.encodeRecords(Replace.into(stream), records),
     writeStaged: (stream, pages, rows) => {
       const into = Replace.into(stream)
       return bulk.write(into, pages).pipe(
