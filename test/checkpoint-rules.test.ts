@@ -265,3 +265,34 @@ describe("a record Postgres refuses at write time does not move the checkpoint",
     }
   }
 })
+
+describe("an unsorted stream's final checkpoint commits with its last batch", () => {
+  // the checkpoint of a stream that is not `order: asc` moves only once its read is complete; when the read
+  // ends within a batch, that batch's transaction carries it (a child stream paid a second commit per parent
+  // row). The file store saves after the commit, as it always has: only the postgres store shows it.
+  const item = (i: number): Item => ({
+    id: `i${String(i).padStart(3, "0")}`,
+    name: `item ${i}`,
+    updated_at: new Date(Date.UTC(2024, 0, 1) + i * 60_000).toISOString()
+  })
+  it("killed right after the one batch's commit, the rows and the checkpoint are both there", async () => {
+    const table = "final_with_batch"
+    const api = await startItems(Array.from({ length: 8 }, (_, i) => item(i)))
+    const dir = streamConfig({
+      name: table,
+      url: `${api.url}/items`,
+      columns: "{ id: text, name: text, updated_at: timestamptz }",
+      incremental: `{ cursorField: updated_at, param: since, initial: "2000-01-01T00:00:00Z", order: unsorted }`
+    })
+    // three pages, one batch: SIGKILL at the first pass after a batch's commit
+    const killed = await run(dir, { FERRY_FAILPOINT: "after-commit:1:SIGKILL" })
+    expect(killed.signal ?? killed.code, killed.stderr).toBe("SIGKILL")
+    expect((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n).toBe(8)
+    expect(await stateCursor(table)).toBe(item(7).updated_at)
+    // and the next run starts from it
+    const next = await run(dir)
+    expect(next.code).toBe(0)
+    expect(api.sinces.at(-1)).toBe(item(7).updated_at)
+    expect(summaryOf(next)).toMatchObject({ inserted: 0, checkpoint: item(7).updated_at })
+  })
+})

@@ -68,19 +68,21 @@ const pullingOne = <A, E, R>(
  * Runs `f` on consecutive batches of the stream's elements, in order (see `batchLimits`). While `f`
  * runs on one batch, the next is pulled in its own fiber if the current one is under `prefetchBytes`.
  * A failure of the source after some elements of a batch were pulled ends that batch: `f` gets it,
- * and the failure surfaces at the next pull, so what was fetched is written first.
+ * and the failure surfaces at the next pull, so what was fetched is written first. `last`: the stream
+ * ended, without a failure, within this batch (known when the batch was pulled; a stream whose end
+ * only the next pull finds has no batch marked last).
  */
 export const forEachBatch = <A extends Measured, E, R, E2, R2>(
   stream: Stream.Stream<Either.Either<A, E>, E, R>,
   limits: BatchLimits,
   prefetchBytes: number,
-  f: (batch: ReadonlyArray<A>) => Effect.Effect<void, E2, R2>
+  f: (batch: ReadonlyArray<A>, last: boolean) => Effect.Effect<void, E2, R2>
 ): Effect.Effect<void, E | E2, R | R2 | Scope.Scope> =>
   Effect.gen(function*() {
     const pullOne = pullingOne(yield* Stream.toPull(stream))
     let ended = false
     let failure: Option.Option<E> = Option.none()
-    const pullBatch: Effect.Effect<Array<A>, E, R> = Effect.gen(function*() {
+    const pullBatch: Effect.Effect<{ readonly batch: Array<A>; readonly last: boolean }, E, R> = Effect.gen(function*() {
       if (Option.isSome(failure)) return yield* Effect.fail(failure.value)
       const batch: Array<A> = []
       let records = 0
@@ -103,13 +105,13 @@ export const forEachBatch = <A extends Measured, E, R, E2, R2>(
         if (records >= limits.records || bytes >= limits.bytes) break
         if ((yield* Clock.currentTimeMillis) - startedAt >= limits.millis) break
       }
-      return batch
+      return { batch, last: ended && Option.isNone(failure) }
     })
     let current = yield* pullBatch
-    while (current.length > 0) {
-      const size = current.reduce((n, a) => n + a.bytes, 0)
+    while (current.batch.length > 0) {
+      const size = current.batch.reduce((n, a) => n + a.bytes, 0)
       const ahead = size < prefetchBytes ? yield* Effect.fork(pullBatch) : undefined
-      yield* f(current)
+      yield* f(current.batch, current.last)
       current = ahead === undefined ? yield* pullBatch : yield* Fiber.join(ahead)
     }
   })

@@ -14,15 +14,17 @@ import * as Summary from "./Summary.js"
 
 /**
  * Writes a batch of pages in one transaction (rolled back in a dry run) with the checkpoint it moves
- * to, then counts it. A signal lets the transaction finish, never cutting it in half, and then waits
+ * to, then counts it. The stream's last batch (`last`: the read ended in it) carries the stream's final
+ * checkpoint: a stream whose checkpoint moves only at its end (not `order: asc`) then needs no
+ * transaction of its own for it, which a child stream paid once per parent row. A signal lets the transaction finish, never cutting it in half, and then waits
  * for its bookkeeping too (the file checkpoint, the counts and the checkpoint the summary reports), or
  * the summary would under-count it.
  */
-export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArray<DecodedPage>) =>
+export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArray<DecodedPage>, last: boolean) =>
   Effect.gen(function*() {
     const { dryRun, options, sink, stream } = run
     const before = yield* Ref.get(run.state)
-    const work = writeBatch(run, before, batch)
+    const work = writeBatch(run, before, batch, last)
     const dry = Effect.zipRight(Effect.zipRight(sink.prepare(stream), sink.beginLoad(stream)), work)
     const done = yield* (dryRun ? sink.rolledBackTransaction(dry) : sink.transaction(stream, work))
     yield* Failpoint.pass("after-commit")
@@ -59,13 +61,15 @@ export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: Reado
   )
 
 /** The work of a batch's transaction: its rows, its quarantined records and its checkpoint. */
-const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage>) =>
+const writeBatch = (run: Run, before: RunState, batch: ReadonlyArray<DecodedPage>, last: boolean) =>
   Effect.gen(function*() {
     const { rows, written } = yield* writeRows(run, batch)
     const quarantined = yield* quarantine(run, batch, rows, written)
     yield* Failpoint.pass("after-upsert")
     const seen = CheckpointPolicy.committed(run.type, before.seen, batch, rows, written.rejected)
-    const next = CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen, run.end)
+    const next = last
+      ? CheckpointPolicy.afterStream(run.type, before.checkpoint, seen, run.end)
+      : CheckpointPolicy.afterBatch(run.stream.source.incremental?.order, run.type, before.checkpoint, seen, run.end)
     yield* checkpointSaves(run, next).inTransaction
     const fields = Drift.ofBatch(batch)
     yield* run.sink.recordFields(run.stream, run.options.runId, fields.paths)
