@@ -86,6 +86,31 @@ const giveUp = (stream: string, url: string, last: RequestFailure, decision: Dec
 }
 
 /**
+ * The tries after a first one that failed with `first`: the retry schedule (its driver and refs) is made
+ * only for a request that needs it, the common page's first try succeeding without it (issue 17). The
+ * schedule sees `first` as its first input, as if it had run that try itself.
+ */
+const retried = <A>(
+  attempt: Effect.Effect<A, RequestFailure>,
+  first: RequestFailure,
+  policy: Schedule.Schedule<Decision, RequestFailure>,
+  giveUp: (last: RequestFailure, decision: Decision) => SourceError | RateLimited
+): Effect.Effect<{ readonly received: A; readonly retries: number }, SourceError | RateLimited> => {
+  let replay: RequestFailure | undefined = first
+  const again = Effect.suspend(() => {
+    if (replay === undefined) return attempt
+    const failure = replay
+    replay = undefined
+    return Effect.fail(failure)
+  })
+  return again.pipe(
+    // a try that succeeds knows how many retries came before it
+    Effect.zipWith(Schedule.CurrentIterationMetadata, (received, meta) => ({ received, retries: meta.recurrence })),
+    Effect.retryOrElse(policy, (last, decision) => Effect.fail(giveUp(last, decision)))
+  )
+}
+
+/**
  * One page, and what the pagination reads from it; `body` is the request's JSON text (a POST), never
  * logged.
  */
@@ -104,13 +129,9 @@ export const fetchPage = (
 
     // with a rate limit, every try waits its turn: retries count as requests
     const attempt = limiter === undefined ? send(http, spec, url, body) : Effect.zipRight(limiter.take, send(http, spec, url, body))
-    const { received, retries } = yield* attempt.pipe(
-      // a try that succeeds knows how many retries came before it
-      Effect.zipWith(Schedule.CurrentIterationMetadata, (received, meta) => ({ received, retries: meta.recurrence })),
-      Effect.retryOrElse(
-        schedule(spec.retry, shown),
-        (last, decision) => Effect.fail(giveUp(stream.name, shown, last, decision))
-      )
+    const { received, retries } = yield* Effect.catchAll(
+      Effect.map(attempt, (received) => ({ received, retries: 0 })),
+      (first) => retried(attempt, first, schedule(spec.retry, shown), (last, decision) => giveUp(stream.name, shown, last, decision))
     )
     yield* Failpoint.pass("after-fetch")
 
