@@ -50,6 +50,16 @@ const bodyOf = (request: HttpClientRequest.HttpClientRequest): Uint8Array | null
 /** whether this path can send the request (Ferry's requests: no body, or a text one) */
 export const sends = (request: HttpClientRequest.HttpClientRequest): boolean => bodyOf(request) !== undefined
 
+/** the longest delay `setTimeout` holds (~24.8 days): it fires a longer one at once */
+const longestTimer = 2 ** 31 - 1
+
+/**
+ * `f` after `millis`: a delay longer than a timer holds never comes, as Effect's own clock treats it
+ * (`Effect.timeoutFail`, which this path replaces, never fired for a `timeout` of 30 days).
+ */
+const after = (millis: number, f: () => void): ReturnType<typeof setTimeout> | undefined =>
+  millis > longestTimer ? undefined : setTimeout(f, millis)
+
 /**
  * Sends `request` through `agent` and reads the response whole, all within `timeout` (headers and
  * body: a server that stalls mid-body times out too). Interrupted, it destroys the request.
@@ -75,10 +85,10 @@ export const send = (
       clearTimeout(timer)
       resume(outcome)
     }
-    const timer = setTimeout(() => {
+    const timer = after(Duration.toMillis(timeout), () => {
       sent.destroy()
       settle(Effect.fail({ _tag: "Timeout" }))
-    }, Duration.toMillis(timeout))
+    })
     sent.on("error", (cause) => settle(Effect.fail({ _tag: "Connection", cause })))
     sent.on("response", (response) => {
       response.setEncoding("utf8")
