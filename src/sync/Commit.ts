@@ -16,9 +16,9 @@ import * as Summary from "./Summary.js"
  * Writes a batch of pages in one transaction (rolled back in a dry run) with the checkpoint it moves
  * to, then counts it. The stream's last batch (`last`: the read ended in it) carries the stream's final
  * checkpoint: a stream whose checkpoint moves only at its end (not `order: asc`) then needs no
- * transaction of its own for it, which a child stream paid once per parent row. A signal lets the transaction finish, never cutting it in half, and then waits
- * for its bookkeeping too (the file checkpoint, the counts and the checkpoint the summary reports), or
- * the summary would under-count it.
+ * transaction of its own for it, which a child stream paid once per parent row. A signal lets the
+ * transaction finish, never cutting it in half, and then waits for its bookkeeping too (the file
+ * checkpoint, the counts and the checkpoint the summary reports), or the summary would under-count it.
  */
 export const commitBatch = (run: Run, capNotice: () => boolean) => (batch: ReadonlyArray<DecodedPage>, last: boolean) =>
   Effect.gen(function*() {
