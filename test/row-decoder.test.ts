@@ -611,3 +611,90 @@ describe("RowDecoder against the reference", () => {
     }
   })
 })
+
+// ---- the decoder written out per target (Specialized.ts) against the generic loop ----
+
+/** keys that stress a generated source: quotes, backslashes, line separators, a lone surrogate, members of Object.prototype */
+const oddKeyArb = fc.oneof(
+  keyArb,
+  fc.constantFrom("__proto__", "toString", "hasOwnProperty", "\"", "\\", "'", "`${x}`", "\u2028", "\u2029", "\ud800", "a\"+b", "*/", "\n", "0", "-1", "1e3"),
+  fc.string({ maxLength: 4 })
+)
+const oddPathArb = fc.array(oddKeyArb.filter((k) => !k.includes(".")), { minLength: 0, maxLength: 3 }).map((keys) => keys.join("."))
+const oddRecordArb: fc.Arbitrary<unknown> = fc.letrec<{ node: unknown; record: unknown }>((tie) => ({
+  node: fc.oneof({ depthSize: "small", withCrossShrink: true }, interestingValue, tie("record"), fc.array(tie("node"), { maxLength: 3 })),
+  record: fc.dictionary(oddKeyArb, tie("node"), { maxKeys: 6 })
+})).record
+/** any column: a path, a parent's value or the extra fields; an epoch format on some */
+const oddColumnArb: fc.Arbitrary<Column> = fc.record(
+  {
+    name: oddKeyArb,
+    type: fc.constantFrom(...types),
+    from: fc.oneof(oddPathArb, fc.constant("{parent.id}")),
+    format: fc.constantFrom("unix" as const, "unix_ms" as const, "iso" as const)
+  },
+  { requiredKeys: ["name", "type", "from"] }
+)
+const oddTargetArb: fc.Arbitrary<TargetSpec> = fc.array(oddColumnArb, { minLength: 1, maxLength: 6 }).chain((columns) => {
+  const names = [...columns.map((c) => c.name), "missing", "constructor", "__proto__"]
+  return fc.record({
+    schema: fc.constant("public"),
+    table: fc.constant("t"),
+    primaryKey: fc.uniqueArray(fc.constantFrom(...names), { maxLength: 2 }),
+    columns: fc.constant(columns),
+    cursorColumn: fc.option(fc.constantFrom(...names), { nil: undefined }),
+    extra: fc.option(fc.constantFrom(...names), { nil: undefined })
+  }, { requiredKeys: ["schema", "table", "primaryKey", "columns", "cursorColumn"] })
+})
+
+/** a row's values exactly: own keys in order, each property's descriptor, the prototype; or what it threw */
+const exactly = (decode: (raw: unknown) => Either.Either<Row, string>, raw: unknown) => {
+  let e: Either.Either<Row, string>
+  try {
+    e = decode(raw)
+  } catch (error) {
+    // (a cursor column holding an object without a prototype cannot be a string: both throw alike)
+    return { threw: String(error) }
+  }
+  return Either.isLeft(e) ? { left: e.left } : {
+    key: e.right.key,
+    cursor: e.right.cursor,
+    prototype: Object.getPrototypeOf(e.right.values) === Object.prototype,
+    keys: Reflect.ownKeys(e.right.values),
+    // as pairs: a descriptors object with an own `constructor` confuses toStrictEqual's type check
+    descriptors: Object.entries(Object.getOwnPropertyDescriptors(e.right.values))
+  }
+}
+
+describe("RowDecoder written out per target", () => {
+  it.prop("gives the generic loop's row or reason, exactly, whatever the names and paths", [oddTargetArb, fc.array(oddRecordArb, { minLength: 1, maxLength: 4 })], ([t, records]) => {
+    const written = RowDecoder.fromColumns(t, undefined)
+    // the written-out function, not the loop (a generated source that failed would fall back silently)
+    expect(written.name).toBe("decodeRow")
+    const generic = RowDecoder.genericDecoder(t)
+    for (const raw of records) {
+      expect(exactly(written, raw)).toStrictEqual(exactly(generic, raw))
+    }
+  }, { fastCheck: { numRuns: 2000 } })
+
+  it("reads a path's own properties only, never what every object inherits", () => {
+    const t: TargetSpec = {
+      schema: "public",
+      table: "t",
+      primaryKey: ["id"],
+      columns: [
+        column("id", "text"),
+        { name: "c", type: "text", from: "constructor" },
+        { name: "p", type: "jsonb", from: "__proto__" },
+        { name: "s", type: "text", from: "a.toString" }
+      ],
+      cursorColumn: undefined
+    }
+    const decode = RowDecoder.fromColumns(t, undefined)
+    expect(decode.name).toBe("decodeRow")
+    expect(plain(decode({ id: "1", a: {} }))).toEqual({ right: { key: "[\"1\"]", cursor: undefined, values: { id: "1", c: null, p: null, s: null } } })
+    expect(plain(decode(JSON.parse("{\"id\":\"2\",\"constructor\":\"x\",\"__proto__\":{\"y\":1}}")))).toEqual({
+      right: { key: "[\"2\"]", cursor: undefined, values: { id: "2", c: "x", p: { y: 1 }, s: null } }
+    })
+  })
+})

@@ -9,6 +9,7 @@ import type { Duration } from "effect"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import * as Children from "../domain/Children.js"
+import * as DefaultShape from "../domain/DefaultShape.js"
 import * as Deletes from "../domain/Deletes.js"
 import { ConfigError } from "../domain/Errors.js"
 import { epochOfInitial } from "../domain/Epoch.js"
@@ -107,16 +108,16 @@ const toStreamSpec = (stream: ConfigFile.StreamConfig, schema: string): StreamSp
     ...(epoch === undefined ? {} : { format: epoch }),
     ...(epoch === undefined || given.initial === undefined ? {} : { initial: epochOfInitial(given.initial, epoch) }),
     // an epoch cursor is a number (its column is a timestamp)
-    cursorType: epoch !== undefined ? "number" : given.cursorType ?? RowDecoder.inferCursorType(
+    cursorType: epoch !== undefined ? "number" : given.cursorType ?? DefaultShape.inferCursorType(
       given.initial,
-      declared?.find((c) => c.name === RowDecoder.cursorColumnOf(declared, given.cursorField))?.type
+      declared?.find((c) => c.name === DefaultShape.cursorColumnOf(declared, given.cursorField))?.type
     )
   })
   const { extra, primaryKey, table } = stream.target
-  const record = declared === undefined ? stream.target.record ?? RowDecoder.defaultRecordColumn : stream.target.record
+  const record = declared === undefined ? stream.target.record ?? DefaultShape.defaultRecordColumn : stream.target.record
   const { columns, cursorColumn } = declared === undefined
-    ? RowDecoder.defaultColumns(primaryKey, incremental, record)
-    : { columns: declared, cursorColumn: incremental && RowDecoder.cursorColumnOf(declared, incremental.cursorField) }
+    ? DefaultShape.defaultColumns(primaryKey, incremental, record)
+    : { columns: declared, cursorColumn: incremental && DefaultShape.cursorColumnOf(declared, incremental.cursorField) }
   const children = stream.target.children?.map(({ columns, ...child }) => ({ ...child, columns: ConfigFile.columnList(columns) }))
   // `record` and `extra` are jsonb columns after the others: the record whole, and what no column reads
   const roles = [

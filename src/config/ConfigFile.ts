@@ -24,7 +24,7 @@ import { HttpSourceSpec, Method, requestProblems } from "../domain/HttpSourceSpe
 import { CursorType, Incremental } from "../domain/Incremental.js"
 import * as DeletesRules from "../domain/Deletes.js"
 import { Deletes } from "../domain/Deletes.js"
-import { configuredColumnNames, cursorColumnOf, defaultColumns } from "../domain/RowDecoder.js"
+import { configuredColumnNames, cursorColumnOf, defaultColumns } from "../domain/DefaultShape.js"
 import { MaxAgeField } from "../domain/MaxAge.js"
 import { ParentField } from "../domain/Parent.js"
 import { StreamSettings } from "../domain/StreamSpec.js"
@@ -63,7 +63,7 @@ const ChildField = Schema.Struct({
 const TargetField = Schema.Struct({
   table: Identifier,
   primaryKey: Schema.Array(Identifier).pipe(Schema.minItems(1, { message: () => "must name at least one column" })),
-  /** omitted: primary key + cursor + one jsonb `record` column (RowDecoder.defaultColumns) */
+  /** omitted: primary key + cursor + one jsonb `record` column (DefaultShape.defaultColumns) */
   columns: Schema.optional(Schema.Record({ key: Identifier, value: ColumnField })),
   /** merge (default): one row per key; append: one per version (key + cursor); replace: the whole source, swapped in */
   write: Schema.optional(WriteMode),

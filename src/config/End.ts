@@ -7,7 +7,7 @@
 import * as Bound from "../domain/Bound.js"
 import type { TimeFormat } from "../domain/Epoch.js"
 import type { CursorType } from "../domain/Incremental.js"
-import { inferCursorType } from "../domain/RowDecoder.js"
+import { inferCursorType } from "../domain/DefaultShape.js"
 import type { ColumnType } from "../domain/Target.js"
 import * as Template from "../domain/Template.js"
 import { cursorFormat } from "./Epoch.js"

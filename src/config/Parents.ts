@@ -5,7 +5,7 @@
  * and the child is a stream that can be read in parts. Each issue names the field to fix.
  */
 import { parentColumnOf, pathStart, placeholdersIn, templatesOf } from "../domain/Parent.js"
-import { configuredColumnNames } from "../domain/RowDecoder.js"
+import { configuredColumnNames } from "../domain/DefaultShape.js"
 
 type Issue = { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
 

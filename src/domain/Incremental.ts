@@ -37,7 +37,7 @@ const End = ScalarText.pipe(
 export const Incremental = Schema.Struct({
   /** dotted path in each record */
   cursorField: DottedPath,
-  /** written: optional, inferred from `initial` and the cursor column's type (`RowDecoder.inferCursorType`) */
+  /** written: optional, inferred from `initial` and the cursor column's type (`DefaultShape.inferCursorType`) */
   cursorType: CursorType,
   /** send the cursor as `?param=<cursor>` */
   param: Schema.optional(NonEmpty),

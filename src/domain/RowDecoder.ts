@@ -4,13 +4,14 @@
  * failing the whole batch in Postgres (the sink still bisects a batch Postgres refuses, as a last resort).
  */
 import { Either } from "effect"
-import { type Converter, converterOf, describe, isObject, isoTimestamp, numericText, Problem } from "./ColumnValue.js"
-import type { CursorType, Incremental } from "./Incremental.js"
+import { type Converter, converterOf, describe, isObject, Problem } from "./ColumnValue.js"
+import type { Incremental } from "./Incremental.js"
 import { LosslessNumber } from "./Json.js"
 import { compilePath } from "./JsonPath.js"
 import { parentColumnOf, parentReader } from "./Parent.js"
 import { type KeyPart, keyParts } from "./RowKey.js"
-import { type Column, type ColumnType, tableKey, type TargetSpec } from "./Target.js"
+import { type Column, tableKey, type TargetSpec } from "./Target.js"
+import * as Specialized from "./Specialized.js"
 import { mappedPaths, mappedTree, unmappedOf } from "./Unmapped.js"
 
 export { convert } from "./ColumnValue.js"
@@ -28,85 +29,6 @@ export interface Row {
   /** the source flags the record as deleted (`target.deletes.path`, Deletes.ts) */
   readonly deleted?: true | undefined
 }
-
-/** timestamp-like initial values compare as instants, numbers as numbers; a typed cursor column decides first. */
-export const inferCursorType = (initial: string | undefined, cursorColumnType: ColumnType | undefined): CursorType => {
-  switch (cursorColumnType) {
-    case "timestamptz":
-    case "timestamp":
-    case "date":
-      return "timestamp"
-    case "integer":
-    case "bigint":
-    case "numeric":
-    case "double precision":
-    case "real":
-      return "number"
-    case "text":
-    case "uuid":
-    case "jsonb":
-      return "string"
-    case undefined:
-      break
-  }
-  if (initial === undefined) return "timestamp"
-  if (numericText.test(initial)) return "number"
-  return isoTimestamp.test(initial) ? "timestamp" : "string"
-}
-
-const cursorColumnType: Record<CursorType, ColumnType> = { timestamp: "timestamptz", number: "numeric", string: "text" }
-
-/** The column whose value comes from the cursor field, if any. */
-export const cursorColumnOf = (columns: ReadonlyArray<Column>, cursorField: string): string | undefined =>
-  columns.find((c) => c.from === cursorField)?.name
-
-/** the record column of the default shape (`target.record` renames it) */
-export const defaultRecordColumn = "record"
-
-/**
- * The shape used when a stream gives no `columns`: its primary key (as text), its cursor, and the
- * whole record as `record jsonb` (or the name `record` gives).
- */
-/** what the default shape needs of `incremental` */
-type CursorOf = Pick<Incremental, "cursorField" | "cursorType"> & Partial<Pick<Incremental, "format">>
-
-export const defaultColumns = (
-  primaryKey: ReadonlyArray<string>,
-  incremental: CursorOf | undefined,
-  record: string = defaultRecordColumn
-): { readonly columns: ReadonlyArray<Column>; readonly cursorColumn: string | undefined } => {
-  const columns: Array<Column> = primaryKey.map((name) => ({ name, type: "text", from: name }))
-  let cursorColumn: string | undefined
-  if (incremental) {
-    const existing = cursorColumnOf(columns, incremental.cursorField)
-    cursorColumn = existing ?? incremental.cursorField.split(".").join("_")
-    const format = incremental.format
-    if (existing === undefined && format !== undefined && format !== "iso") {
-      columns.push({ name: cursorColumn, type: "timestamptz", from: incremental.cursorField, format })
-    } else if (existing === undefined) {
-      columns.push({ name: cursorColumn, type: cursorColumnType[incremental.cursorType], from: incremental.cursorField })
-    }
-  }
-  columns.push({ name: record, type: "jsonb", from: "" })
-  return { columns, cursorColumn }
-}
-
-/**
- * The names of a target's columns as the config file writes it (before types are known): its `columns`
- * and its record column, or the default shape. `extra` is not among them.
- */
-export const configuredColumnNames = (
-  target: {
-    readonly primaryKey: ReadonlyArray<string>
-    readonly columns?: Readonly<Record<string, unknown>> | undefined
-    readonly record?: string | undefined
-  },
-  incremental: Pick<Incremental, "cursorField"> & Partial<Pick<Incremental, "format">> | undefined
-): ReadonlyArray<string> =>
-  target.columns === undefined
-    ? defaultColumns(target.primaryKey, incremental && { ...incremental, cursorType: "string" }, target.record).columns
-      .map((c) => c.name)
-    : [...Object.keys(target.columns), ...(target.record === undefined ? [] : [target.record])]
 
 /** A stream's columns prepared once: each path split and each converter chosen before the first record. */
 interface Decoder {
@@ -127,6 +49,8 @@ interface Decoder {
   readonly epochCursor: ((record: unknown) => unknown) | undefined
   /** a column named `__proto__` (a stream made in code): set as an own property, never the prototype */
   readonly protoColumn: boolean
+  /** `decodeRow` for this decoder: written out for its columns (`specialize`), or the generic loop */
+  readonly decode: (record: unknown) => Either.Either<Row, string>
 }
 
 /** the `extra` column's reader: the record's fields that no other column reads, or undefined */
@@ -151,30 +75,33 @@ const readerOf = (target: TargetSpec, column: Column) => {
 const epochText = (raw: unknown): string =>
   typeof raw === "string" ? raw.trim() : raw instanceof LosslessNumber ? raw.text : String(raw)
 
-const compile = (target: TargetSpec): Decoder => ({
-  target,
-  columns: target.columns,
-  primaryKey: target.primaryKey,
-  cursorColumn: target.cursorColumn,
-  names: target.columns.map((c) => c.name),
-  reads: target.columns.map((c) => readerOf(target, c)),
-  converts: target.columns.map((c) => converterOf(c.type, c.format)),
-  epochCursor: epochCursorReader(target),
-  labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
-  keyColumns: tableKey(target),
-  keyParts: tableKey(target).map((name) => {
-    const type = target.columns.findLast((c) => c.name === name)?.type
-    return type === undefined ? undefined : keyParts[type]
-  }),
-  protoColumn: target.columns.some((c) => c.name === "__proto__")
-})
+const compile = (target: TargetSpec): Decoder => {
+  const decoder: Omit<Decoder, "decode"> = {
+    target,
+    columns: target.columns,
+    primaryKey: target.primaryKey,
+    cursorColumn: target.cursorColumn,
+    names: target.columns.map((c) => c.name),
+    reads: target.columns.map((c) => readerOf(target, c)),
+    converts: target.columns.map((c) => converterOf(c.type, c.format)),
+    epochCursor: epochCursorReader(target),
+    labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
+    keyColumns: tableKey(target),
+    keyParts: tableKey(target).map((name) => {
+      const type = target.columns.findLast((c) => c.name === name)?.type
+      return type === undefined ? undefined : keyParts[type]
+    }),
+    protoColumn: target.columns.some((c) => c.name === "__proto__")
+  }
+  return { ...decoder, decode: specialize(decoder) ?? ((record) => decodeRow(decoder, record)) }
+}
 
 /**
  * The row's key: the JSON of its key values in key order, each in its key form (`keyParts`). The
  * common one-column key is written without building the array (one string per row instead of an
  * array and a string).
  */
-const keyOf = (decoder: Decoder, values: Record<string, unknown>): string => {
+const keyOf = (decoder: Pick<Decoder, "keyColumns" | "keyParts">, values: Record<string, unknown>): string => {
   const { keyColumns, keyParts } = decoder
   if (keyColumns.length === 1) {
     // as JSON.stringify([value]): an element with no JSON (undefined: a key that is no column) is null
@@ -187,8 +114,11 @@ const keyOf = (decoder: Decoder, values: Record<string, unknown>): string => {
 const keyValue = (part: KeyPart | undefined, value: unknown): unknown =>
   part === undefined || value === null || value === undefined ? value : part(value)
 
-const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string> => {
-  if (!isObject(record)) return Either.left(`record is ${describe(record)}, not an object`)
+const notObject = (record: unknown) => Either.left(`record is ${describe(record)}, not an object`)
+
+/** The generic decoder: a loop over the columns (`specialize` writes the same steps out per column). */
+const decodeRow = (decoder: Omit<Decoder, "decode">, record: unknown): Either.Either<Row, string> => {
+  if (!isObject(record)) return notObject(record)
   const { converts, labels, names, reads } = decoder
   // a plain object filled in column order, as before: a repeated name keeps the last value
   const values: Record<string, unknown> = {}
@@ -216,6 +146,70 @@ const decodeRow = (decoder: Decoder, record: unknown): Either.Either<Row, string
     cursor = decoder.epochCursor === undefined ? String(value) : epochText(decoder.epochCursor(record))
   }
   return Either.right({ key: keyOf(decoder, values), cursor, values })
+}
+
+/** the expression reading `keys` from `record`, as `valueAtKeys` does (own properties only) */
+const pathExpression = (keys: ReadonlyArray<string>): string =>
+  keys.reduce((from, key) => {
+    const k = Specialized.literal(key)
+    return `(t = ${from}, t !== null && typeof t === "object" && hasOwn.call(t, ${k}) ? t[${k}] : undefined)`
+  }, "record")
+
+/**
+ * `decodeRow` written out for this decoder's columns: the same steps in the same order, each column's
+ * read and conversion at its own site, the values object as one literal (a repeated name keeps the last
+ * value at its first place, as the loop's assignments do; `__proto__` as a computed key, an own
+ * property). Property tests hold it to `decodeRow` (test/row-decoder.test.ts).
+ */
+const specialize = (decoder: Omit<Decoder, "decode">): Decoder["decode"] | undefined => {
+  const { names, target } = decoder
+  if (names.length > Specialized.maxColumns) return undefined
+  const bindings: Record<string, unknown> = {
+    isObject,
+    notObject,
+    Problem,
+    left: Either.left,
+    right: Either.right,
+    hasOwn: Object.prototype.hasOwnProperty,
+    keyOf: (values: Record<string, unknown>) => keyOf(decoder, values)
+  }
+  const lines: Array<string> = []
+  target.columns.forEach((column, i) => {
+    const generic = column.name === target.extra || parentColumnOf(column.from) !== undefined
+    if (generic) bindings[`r${i}`] = decoder.reads[i]
+    const read = generic ? `r${i}(record)` : column.from === "" ? "record" : pathExpression(column.from.split("."))
+    bindings[`c${i}`] = decoder.converts[i]
+    bindings[`l${i}`] = decoder.labels[i]
+    lines.push(
+      `let v${i} = null`,
+      `raw = ${read}`,
+      `if (raw !== null && raw !== undefined) { v${i} = c${i}(raw); if (v${i} instanceof Problem) return left(l${i} + v${i}.message) }`
+    )
+  })
+  const entries = names.map((name, i) => `${name === "__proto__" ? `[${Specialized.literal(name)}]` : Specialized.literal(name)}: v${i}`)
+  lines.push(`const values = { ${entries.join(", ")} }`)
+  decoder.primaryKey.forEach((name, i) => {
+    bindings[`k${i}`] = `missing primary key field ${columnSource(target, name)}`
+    lines.push(`if (values[${Specialized.literal(name)}] === null) return left(k${i})`)
+  })
+  lines.push("let cursor")
+  if (decoder.cursorColumn !== undefined) {
+    bindings["cursorMissing"] = `missing cursor field ${columnSource(target, decoder.cursorColumn)}`
+    lines.push(
+      `const cursorValue = values[${Specialized.literal(decoder.cursorColumn)}]`,
+      "if (cursorValue === null) return left(cursorMissing)"
+    )
+    if (decoder.epochCursor === undefined) lines.push("cursor = String(cursorValue)")
+    else {
+      Object.assign(bindings, { epochCursor: decoder.epochCursor, epochText })
+      lines.push("cursor = epochText(epochCursor(record))")
+    }
+  }
+  lines.push("return right({ key: keyOf(values), cursor, values })")
+  return Specialized.compile<Decoder["decode"]>(
+    bindings,
+    `return function decodeRow(record) {\nif (!isObject(record)) return notObject(record)\nlet t, raw\n${lines.join("\n")}\n}`
+  )
 }
 
 /** rowFrom's compiled decoders, per target object (a target's fields are read-only; checked anyway). */
@@ -253,13 +247,16 @@ export const columnValue = (target: TargetSpec, name: string): (record: unknown)
 
 /** Builds a row from any object whose column values sit at each column's `from` path. */
 export const rowFrom = (target: TargetSpec, record: unknown): Either.Either<Row, string> =>
-  decodeRow(decoderOf(target), record)
+  decoderOf(target).decode(record)
 
 const columnSource = (target: TargetSpec, name: string): string =>
   target.columns.find((c) => c.name === name)?.from ?? name
 
 /** The decoder of a stream configured with a `columns` map (or the default shape), compiled once. */
-export const fromColumns = (target: TargetSpec, _incremental: Incremental | undefined) => {
+export const fromColumns = (target: TargetSpec, _incremental: Incremental | undefined) => compile(target).decode
+
+/** The generic loop, for the tests that hold `specialize`'s functions to it. */
+export const genericDecoder = (target: TargetSpec) => {
   const decoder = compile(target)
   return (raw: unknown): Either.Either<Row, string> => decodeRow(decoder, raw)
 }

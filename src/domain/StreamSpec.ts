@@ -13,7 +13,8 @@ import { parseOrigin } from "./Origin.js"
 import { Pagination } from "./Pagination.js"
 import { ParentSpec } from "./Parent.js"
 import { Retry } from "./Retry.js"
-import { inferCursorType, type Row, rowFrom } from "./RowDecoder.js"
+import { inferCursorType } from "./DefaultShape.js"
+import { type Row, rowFrom } from "./RowDecoder.js"
 import { type Column, type ColumnType, TargetSpec, type WriteMode } from "./Target.js"
 
 // the parts, under the names the rest of Ferry (and `ferry`'s `StreamSpec` namespace) knows them by
