@@ -47,13 +47,33 @@ interface Reach {
 /** The origin of a URL for a message: `null` origins (file:, data:) still name their scheme. */
 const describeOrigin = (url: URL): string => (url.origin !== "null" ? url.origin : `${url.protocol}//${url.host}`)
 
-const homeOf = (spec: Reach): URL | undefined => (URL.canParse(spec.url) ? new URL(spec.url) : undefined)
+/** what the rules read of the source URL: its origin and scheme (none when it is no URL) */
+interface Home {
+  readonly origin: string
+  readonly protocol: string
+}
+
+/**
+ * The source's home and credential origins, worked out once per spec: they are asked several times a
+ * page, and a spec does not change.
+ */
+const reaches = new WeakMap<Reach, { readonly home: Home | undefined; readonly credentials: ReadonlySet<string> }>()
+
+const reachOf = (spec: Reach) => {
+  let known = reaches.get(spec)
+  if (known === undefined) {
+    const url = URL.canParse(spec.url) ? new URL(spec.url) : undefined
+    const home = url === undefined ? undefined : { origin: url.origin, protocol: url.protocol }
+    known = { home, credentials: new Set([...(home === undefined ? [] : [home.origin]), ...(spec.auth?.origins ?? [])]) }
+    reaches.set(spec, known)
+  }
+  return known
+}
+
+const homeOf = (spec: Reach): Home | undefined => reachOf(spec).home
 
 /** The origins that receive the credentials: the configured URL's, and those `auth.origins` adds. */
-const credentialOrigins = (spec: Reach): ReadonlySet<string> => {
-  const home = homeOf(spec)
-  return new Set([...(home === undefined ? [] : [home.origin]), ...(spec.auth?.origins ?? [])])
-}
+const credentialOrigins = (spec: Reach): ReadonlySet<string> => reachOf(spec).credentials
 
 /** Whether a request to `url` carries the auth and the fixed headers. */
 export const carriesCredentials = (spec: Reach, url: URL): boolean => credentialOrigins(spec).has(url.origin)

@@ -47,11 +47,23 @@ export const scrub = (text: string, auth: Auth | undefined): string => {
  * params and any param whose value is a secret replaced by `***`, and any secret left in the path too.
  */
 export const redactUrl = (url: URL | string, auth: Auth | undefined): string => {
+  // a page's URL is shown by its fetch and looked at again by the client (whether it holds a secret)
+  const text = url.toString()
+  if (text === last.text && auth === last.auth) return last.shown
+  const shown = redacted(text, auth)
+  last = { text, auth, shown }
+  return shown
+}
+
+/** the last URL redacted, and how */
+let last: { readonly text: string; readonly auth: Auth | undefined; readonly shown: string } = { text: "", auth: undefined, shown: "" }
+
+const redacted = (url: string, auth: Auth | undefined): string => {
   let copy: URL
   try {
-    copy = new URL(url.toString())
+    copy = new URL(url)
   } catch {
-    return scrub(url.toString(), auth)
+    return scrub(url, auth)
   }
   copy.username = ""
   copy.password = ""
@@ -69,9 +81,19 @@ export const redactUrl = (url: URL | string, auth: Auth | undefined): string => 
   return scrub(copy.toString(), auth)
 }
 
+/** effectiveAuth per spec: it is asked several times a page, and a spec does not change */
+const auths = new WeakMap<HttpSourceSpec, Auth | undefined>()
+
 /** Credentials written into the spec's URL (`https://user:pass@host`): fetch refuses them, so they become basic auth. */
 export const effectiveAuth = (spec: HttpSourceSpec): Auth | undefined => {
   if (spec.auth !== undefined) return spec.auth
+  if (auths.has(spec)) return auths.get(spec)
+  const auth = authInUrl(spec)
+  auths.set(spec, auth)
+  return auth
+}
+
+const authInUrl = (spec: HttpSourceSpec): Auth | undefined => {
   const url = parseUrl(spec.url)
   if (url === undefined || (url.username === "" && url.password === "")) return undefined
   return {
