@@ -166,14 +166,19 @@ describe("exit codes", () => {
   it.skipIf(serverOnly)("75: another process holds the stream's lock; it exits at once naming the holder", async () => {
     const dir = config({ table: "lock_items" })
     api.delayMs = 150
+    let release = () => {}
     try {
       const before = api.pagesServed
       const first = start(["run"], { cwd: dir, env: env() })
-      // wait until the first run has started fetching (it holds the lock by then)
+      // wait until the first run has started fetching (it holds the lock by then), then hold its next
+      // page until the second run is over: on a slow machine a second start can outlast the whole run
       const began = Date.now()
       while (api.pagesServed === before && Date.now() - began < 10_000) await new Promise((r) => setTimeout(r, 20))
+      api.gate = new Promise<void>((resolve) => (release = resolve))
       const served = api.pagesServed - before
       const second = await ferry(["run"], { cwd: dir, env: env() })
+      release()
+      api.gate = undefined
       expect(second.code).toBe(75)
       expect(second.stderr).toContain("ferry")
       expect(second.stderr).toMatch(/pid \d+/)
@@ -183,6 +188,8 @@ describe("exit codes", () => {
       // the second run fetched nothing
       expect(served).toBeGreaterThan(0)
     } finally {
+      release()
+      api.gate = undefined
       api.delayMs = 0
     }
     const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM lock_items`)

@@ -26,6 +26,8 @@ export interface Api extends TestServer {
   pageSize: number
   /** wait before answering each page */
   delayMs: number
+  /** while set, every page waits for it before answering (a run held at a known point) */
+  gate: Promise<unknown> | undefined
   /** answer a request with this status instead, when it returns one */
   fail: ((url: URL, n: number) => number | undefined) | undefined
   /** requests answered with data */
@@ -62,6 +64,7 @@ export const startApi = async (records: Array<ApiRecord>, options: { auth?: ApiA
     auth: options.auth,
     pageSize: options.pageSize ?? 7,
     delayMs: 0,
+    gate: undefined,
     fail: undefined,
     pagesServed: 0
   }
@@ -72,6 +75,7 @@ export const startApi = async (records: Array<ApiRecord>, options: { auth?: ApiA
     const status = a.fail?.(url, requestCount)
     if (status !== undefined) return json(res, { error: `injected ${status}` }, status, status === 429 ? { "retry-after": "0" } : {})
     if (a.delayMs > 0) await new Promise((r) => setTimeout(r, a.delayMs))
+    if (a.gate !== undefined) await a.gate
     const since = url.searchParams.get("since")
     const all = a.records
       .filter((r) => since === null || Date.parse(r.updated_at) >= Date.parse(since))
