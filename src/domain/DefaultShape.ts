@@ -40,13 +40,13 @@ export const cursorColumnOf = (columns: ReadonlyArray<Column>, cursorField: stri
 /** the record column of the default shape (`target.record` renames it) */
 export const defaultRecordColumn = "record"
 
+/** what the default shape needs of `incremental` */
+type CursorOf = Pick<Incremental, "cursorField" | "cursorType"> & Partial<Pick<Incremental, "format">>
+
 /**
  * The shape used when a stream gives no `columns`: its primary key (as text), its cursor, and the
  * whole record as `record jsonb` (or the name `record` gives).
  */
-/** what the default shape needs of `incremental` */
-type CursorOf = Pick<Incremental, "cursorField" | "cursorType"> & Partial<Pick<Incremental, "format">>
-
 export const defaultColumns = (
   primaryKey: ReadonlyArray<string>,
   incremental: CursorOf | undefined,
