@@ -9,14 +9,18 @@
  *                          [--cpu-prof DIR] [--skip server,fetch,load,lean,naive,noop,one,big]
  *                          [--ferry-node-args "--max-semi-space-size=4 ..."]
  *
- * For each N: a source server (its own process, pages precomputed) serving N records; then
+ * For each N: a source server (its own process, pages precomputed) serving N records; then, in
+ * interleaved rounds (each round runs each of these once, in a rotating order, after a forced
+ * PostgreSQL CHECKPOINT that is not timed):
+ *   server      the source server alone: bytes only, no JSON.parse, no start-up
  *   raw fetch   scripts/bench/fetch-client.mjs: fetch + JSON.parse every page, discard
  *   raw load    psql \copy of the same N rows (a CSV written beforehand) into an empty table of the same shape
  *   lean        scripts/bench/lean-loader.mjs: the same checks, dedupe, cursor and COPY batches as Ferry's
  *               first load, hand-written without Effect (the reference for Ferry's own overhead)
+ *   ferry full  `node bin/ferry.mjs run`, cold start to exit, into an empty table
+ * and after them, in turn:
  *   naive       scripts/bench/naive.mjs: fetch a page, INSERT ... ON CONFLICT one row at a time
  *               (on the first --naive-limit records; its time is extrapolated linearly to N)
- *   ferry full  `node bin/ferry.mjs run`, cold start to exit, into an empty table
  *   ferry no-op the same again, nothing changed at the source
  *   ferry 1%    1% of the records changed at the source first
  * and, once, Ferry against a source whose pages are --big-page-mb MB each (memory must stay bounded).
@@ -179,20 +183,13 @@ const ferry = async (dir, expect, nodeArgs = [], bin = join(root, "bin/ferry.mjs
   return { ...result, summary }
 }
 
-/** runs `once` `reps` times; each call returns a measured run */
-const repeat = async (label, n, times, once) => {
-  const runs = []
-  for (let i = 0; i < times; i++) {
-    const r = await once(i)
-    runs.push(r)
-    const measured = r.extra?.measuredMs === undefined ? "" : ` (measured: ${fmtMs(r.extra.measuredMs)})`
-    log(`  ${label} #${i + 1}: ${fmtMs(r.wallMs)}${measured}, ${r.rssMb?.toFixed(0) ?? "?"} MB`)
-  }
+/** the medians and ranges of a step's measured runs */
+const summarise = (label, n, runs) => {
   const walls = runs.map((r) => r.wallMs)
   return {
     label,
     n,
-    reps: times,
+    reps: runs.length,
     wallMs: median(walls),
     minMs: Math.min(...walls),
     maxMs: Math.max(...walls),
@@ -200,6 +197,57 @@ const repeat = async (label, n, times, once) => {
     rssMaxMb: Math.max(...runs.map((r) => r.rssMb ?? 0)),
     extra: runs[runs.length - 1].extra
   }
+}
+
+const logRun = (label, i, r) => {
+  const measured = r.extra?.measuredMs === undefined ? "" : ` (measured: ${fmtMs(r.extra.measuredMs)})`
+  log(`  ${label} #${i + 1}: ${fmtMs(r.wallMs)}${measured}, ${r.rssMb?.toFixed(0) ?? "?"} MB`)
+}
+
+/**
+ * Before each run that the comparison times: PostgreSQL's checkpoint, forced and not timed. A load
+ * writes ~100 MB of WAL; the checkpoint it triggers (max_wal_size) flushes for many seconds in the
+ * background and slowed whichever step came next by up to 10 %. Needs a superuser (or
+ * pg_checkpoint); without one the runs go on as they are, and the report says so.
+ */
+let checkpointRefused = false
+const settle = async () => {
+  if (checkpointRefused) return
+  await query("CHECKPOINT").catch(() => {
+    checkpointRefused = true
+  })
+}
+
+/** runs `once` `reps` times; each call returns a measured run */
+const repeat = async (label, n, times, once) => {
+  const runs = []
+  for (let i = 0; i < times; i++) {
+    const r = await once(i)
+    runs.push(r)
+    logRun(label, i, r)
+  }
+  return summarise(label, n, runs)
+}
+
+/**
+ * The steps the ratios compare, interleaved: each round runs every step once, in an order that
+ * rotates from round to round, so that what the machine does in a given minute (another process, the
+ * page cache, PostgreSQL's background writes) falls on all of them alike (issue 17: "medians of
+ * interleaved runs in one bench run"). `steps`: [key, label, once(i)].
+ */
+const interleave = async (n, times, steps) => {
+  const runs = steps.map(() => [])
+  for (let i = 0; i < times; i++) {
+    for (let k = 0; k < steps.length; k++) {
+      const s = (i + k) % steps.length
+      const [, label, once] = steps[s]
+      await settle()
+      const r = await once(i)
+      runs[s].push(r)
+      logRun(label, i, r)
+    }
+  }
+  return Object.fromEntries(steps.map(([key, label], s) => [key, summarise(label, n, runs[s])]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,48 +259,66 @@ const benchSize = async (n) => {
   const results = {}
   const firstUrl = `${source.url}/items?since=${encodeURIComponent(INITIAL)}`
 
-  // the server on its own: bytes only, no JSON.parse in the client
-  // (its time is the client's first request to last byte: no process start-up)
-  if (wanted("server")) results.server = await repeat("source server alone (bytes only, no start-up)", n, reps, async () => {
-    const r = await runOk(nodeBin, [join(root, "scripts/bench/fetch-client.mjs"), firstUrl, "--no-parse"])
-    return { ...r, wallMs: JSON.parse(r.stdout).elapsedMs }
-  })
-
-  if (wanted("fetch")) results.fetch = await repeat("raw fetch", n, reps, async () => {
-    const r = await runOk(nodeBin, [join(root, "scripts/bench/fetch-client.mjs"), firstUrl])
-    const out = JSON.parse(r.stdout)
-    if (out.records !== n) throw new Error(`raw fetch read ${out.records} records, not ${n}`)
-    return { ...r, extra: { pages: out.pages, mb: out.bytes / 1e6 } }
-  })
-
-  // raw load: the same rows, as CSV, into an empty table of the same shape
+  // raw load's input: the same rows, as CSV
   const csv = join(work, `rows-${n}.csv`)
   const lines = []
   for (let i = 0; i < n; i++) lines.push(csvLine(record(i)))
   writeFileSync(csv, lines.join(""))
-  if (wanted("load")) results.load = await repeat("raw load (psql \\copy)", n, reps, async (i) => {
-    const table = `raw_${n}_${i}`
-    await query(createTableSql(table))
-    const r = await runOk("psql", [dbUrl, "-qc", `\\copy ${table} FROM '${csv}' WITH (FORMAT csv)`])
-    const [{ count }] = await query(`SELECT count(*)::int AS count FROM ${table}`)
-    if (count !== n) throw new Error(`raw load wrote ${count} rows, not ${n}`)
-    await query(`DROP TABLE ${table}`)
-    return r
-  })
-  rmSync(csv)
 
-  // the lean loader: a table of the same shape, verified against Ferry's below, value by value
+  const dir = mkdtempSync(join(work, "ferry-"))
+  const stream = `items_${n}`
+  ferryConfig(dir, source, stream)
+  const reset = async () => {
+    await query(`DROP TABLE IF EXISTS ${stream}`)
+    await query(`DELETE FROM ferry.state WHERE stream = $1`, [stream]).catch(() => undefined)
+  }
+
   let leanDigest
-  if (wanted("lean")) results.lean = await repeat("lean loader (no Effect, same checks, COPY batches)", n, reps, async (i) => {
-    const table = `lean_${n}_${i}`
-    await query(createTableSql(table))
-    const r = await runOk(nodeBin, [join(root, "scripts/bench/lean-loader.mjs"), firstUrl, dbUrl, table])
-    const out = JSON.parse(r.stdout)
-    if (out.rows !== n || out.invalid !== 0) throw new Error(`the lean loader wrote ${out.rows} rows (${out.invalid} invalid), not ${n}`)
-    leanDigest = await tableDigest(table)
-    await query(`DROP TABLE ${table}`)
-    return { ...r, extra: { pages: out.pages } }
-  })
+  const steps = [
+    // the server on its own: bytes only, no JSON.parse in the client
+    // (its time is the client's first request to last byte: no process start-up)
+    ["server", "source server alone (bytes only, no start-up)", async () => {
+      const r = await runOk(nodeBin, [join(root, "scripts/bench/fetch-client.mjs"), firstUrl, "--no-parse"])
+      return { ...r, wallMs: JSON.parse(r.stdout).elapsedMs }
+    }],
+    ["fetch", "raw fetch", async () => {
+      const r = await runOk(nodeBin, [join(root, "scripts/bench/fetch-client.mjs"), firstUrl])
+      const out = JSON.parse(r.stdout)
+      if (out.records !== n) throw new Error(`raw fetch read ${out.records} records, not ${n}`)
+      return { ...r, extra: { pages: out.pages, mb: out.bytes / 1e6 } }
+    }],
+    // raw load: the same rows into an empty table of the same shape
+    ["load", "raw load (psql \\copy)", async (i) => {
+      const table = `raw_${n}_${i}`
+      await query(createTableSql(table))
+      const r = await runOk("psql", [dbUrl, "-qc", `\\copy ${table} FROM '${csv}' WITH (FORMAT csv)`])
+      const [{ count }] = await query(`SELECT count(*)::int AS count FROM ${table}`)
+      if (count !== n) throw new Error(`raw load wrote ${count} rows, not ${n}`)
+      await query(`DROP TABLE ${table}`)
+      return r
+    }],
+    // the lean loader: a table of the same shape, verified against Ferry's below, value by value
+    ["lean", "lean loader (no Effect, same checks, COPY batches)", async (i) => {
+      const table = `lean_${n}_${i}`
+      await query(createTableSql(table))
+      const r = await runOk(nodeBin, [join(root, "scripts/bench/lean-loader.mjs"), firstUrl, dbUrl, table])
+      const out = JSON.parse(r.stdout)
+      if (out.rows !== n || out.invalid !== 0) throw new Error(`the lean loader wrote ${out.rows} rows (${out.invalid} invalid), not ${n}`)
+      leanDigest = await tableDigest(table)
+      await query(`DROP TABLE ${table}`)
+      return { ...r, extra: { pages: out.pages } }
+    }],
+    // Ferry, cold start to exit, into an empty table (its own: dropped before each run)
+    ["full", "ferry full load", async () => {
+      await reset()
+      const cpu0 = await source.cpu()
+      const r = await ferry(dir, { fetched: n, inserted: n, updated: 0, quarantined: 0 })
+      const serverCpuMs = (await source.cpu()) - cpu0
+      return { ...r, extra: { serverCpuMs, pages: r.summary.pages } }
+    }]
+  ].filter(([key]) => key === "full" || wanted(key))
+  Object.assign(results, await interleave(n, reps, steps))
+  rmSync(csv)
 
   if (wanted("naive")) {
     const limit = Math.min(n, naiveLimit)
@@ -267,21 +333,7 @@ const benchSize = async (n) => {
     })
   }
 
-  const dir = mkdtempSync(join(work, "ferry-"))
-  const stream = `items_${n}`
-  ferryConfig(dir, source, stream)
-  const reset = async () => {
-    await query(`DROP TABLE IF EXISTS ${stream}`)
-    await query(`DELETE FROM ferry.state WHERE stream = $1`, [stream]).catch(() => undefined)
-  }
-  let serverCpuMs = 0
-  results.full = await repeat("ferry full load", n, reps, async () => {
-    await reset()
-    const cpu0 = await source.cpu()
-    const r = await ferry(dir, { fetched: n, inserted: n, updated: 0, quarantined: 0 })
-    serverCpuMs = (await source.cpu()) - cpu0
-    return { ...r, extra: { serverCpuMs, pages: r.summary.pages } }
-  })
+  // Ferry's last full load (its table is its own) stays for the incremental runs
   if (opts["cpu-prof"] && n === sizes[sizes.length - 1]) {
     await reset()
     const bin = profilingBin()
@@ -383,6 +435,8 @@ const report = (all, big) => {
   out.push(`Machine: ${machine()}`)
   out.push(`Load average (1 min) at the start: ${startLoad.toFixed(2)}, at the end: ${loadavg()[0].toFixed(2)} (other work on the machine skews the times).`)
   out.push(`Run: \`node scripts/bench.mjs ${process.argv.slice(2).join(" ")}\`, ${reps} repetition(s), medians; page size ${pageSize} records.`)
+  out.push(`The server, raw fetch, raw load, lean loader and Ferry full-load runs were interleaved, each after a ` +
+    (checkpointRefused ? "(refused: not a superuser) PostgreSQL CHECKPOINT." : "forced PostgreSQL CHECKPOINT (not timed)."))
   out.push("")
   out.push("| step | N | wall (median) | range | records/s | peak RSS, median (MB) |")
   out.push("| --- | ---: | ---: | ---: | ---: | ---: |")
