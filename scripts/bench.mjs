@@ -435,8 +435,10 @@ const report = (all, big) => {
   out.push(`Machine: ${machine()}`)
   out.push(`Load average (1 min) at the start: ${startLoad.toFixed(2)}, at the end: ${loadavg()[0].toFixed(2)} (other work on the machine skews the times).`)
   out.push(`Run: \`node scripts/bench.mjs ${process.argv.slice(2).join(" ")}\`, ${reps} repetition(s), medians; page size ${pageSize} records.`)
-  out.push(`The server, raw fetch, raw load, lean loader and Ferry full-load runs were interleaved, each after a ` +
-    (checkpointRefused ? "(refused: not a superuser) PostgreSQL CHECKPOINT." : "forced PostgreSQL CHECKPOINT (not timed)."))
+  const names = { server: "source server", fetch: "raw fetch", load: "raw load", lean: "lean loader", full: "Ferry full-load" }
+  const interleaved = Object.keys(names).filter((key) => all.some(({ results }) => results[key] !== undefined)).map((key) => names[key])
+  out.push(`The ${interleaved.join(", ")} runs were interleaved, each after a ` +
+    (checkpointRefused ? "PostgreSQL CHECKPOINT that was refused (not a superuser): none was forced." : "forced PostgreSQL CHECKPOINT (not timed)."))
   out.push("")
   out.push("| step | N | wall (median) | range | records/s | peak RSS, median (MB) |")
   out.push("| --- | ---: | ---: | ---: | ---: | ---: |")
