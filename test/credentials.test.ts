@@ -17,7 +17,8 @@ import { join } from "node:path"
 import * as Config from "../src/config/Config.js"
 import * as HttpSource from "../src/source/http/HttpSource.js"
 import { pagesOf } from "../src/Source.js"
-import { nextPageRefusal, parseOrigin } from "../src/domain/Origin.js"
+import { carriesCredentials, nextPageRefusal, parseOrigin } from "../src/domain/Origin.js"
+import { effectiveAuth } from "../src/source/http/Request.js"
 import * as StreamSpec from "../src/domain/StreamSpec.js"
 import { type CliResult, configDir, ferry } from "./support/cli.js"
 import { json, type SeenRequest, startServer, type TestServer } from "./support/http.js"
@@ -285,6 +286,23 @@ describe("origins", () => {
     expect(nextPageRefusal(spec, at("https://api.example.com/items"), at("https://cdn.example.com/p"))).toBeUndefined()
     expect(nextPageRefusal(spec, at("https://api.example.com/items"), at("https://api.example.com:8443/p")))
       .toContain("another origin")
+  })
+
+  it("origins and URL credentials are cached per spec, but a spec whose URL changes in place is read again", () => {
+    // an application may build a spec and change it in place (its fields are readonly only to TypeScript)
+    const spec = { ...StreamSpec.make({
+      name: "s",
+      schema: Schema.Struct({ id: Schema.String }),
+      source: { url: "https://user:pw@api.example.com/items" },
+      target: { table: "s", primaryKey: ["id"] }
+    }).source }
+    const at = (s: string) => new URL(s)
+    expect(carriesCredentials(spec, at("https://api.example.com/p"))).toBe(true)
+    expect(effectiveAuth(spec)).toMatchObject({ type: "basic", username: "user" })
+    ;(spec as { url: string }).url = "https://other.example.com/items"
+    expect(carriesCredentials(spec, at("https://api.example.com/p"))).toBe(false)
+    expect(carriesCredentials(spec, at("https://other.example.com/p"))).toBe(true)
+    expect(effectiveAuth(spec)).toBeUndefined()
   })
 
   it("StreamSpec.make takes allowOrigins and auth.origins, normalised; a malformed one throws naming the field", () => {

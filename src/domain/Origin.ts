@@ -55,16 +55,23 @@ interface Home {
 
 /**
  * The source's home and credential origins, worked out once per spec: they are asked several times a
- * page, and a spec does not change.
+ * page. Kept with the URL and origins they came from, and worked out again if those differ (a spec
+ * object changed in place by code that embeds Ferry): credentials never follow a stale origin.
  */
-const reaches = new WeakMap<Reach, { readonly home: Home | undefined; readonly credentials: ReadonlySet<string> }>()
+const reaches = new WeakMap<Reach, {
+  readonly url: string
+  readonly origins: ReadonlyArray<string> | undefined
+  readonly home: Home | undefined
+  readonly credentials: ReadonlySet<string>
+}>()
 
 const reachOf = (spec: Reach) => {
   let known = reaches.get(spec)
-  if (known === undefined) {
+  if (known === undefined || known.url !== spec.url || known.origins !== spec.auth?.origins) {
     const url = URL.canParse(spec.url) ? new URL(spec.url) : undefined
     const home = url === undefined ? undefined : { origin: url.origin, protocol: url.protocol }
-    known = { home, credentials: new Set([...(home === undefined ? [] : [home.origin]), ...(spec.auth?.origins ?? [])]) }
+    const origins = spec.auth?.origins
+    known = { url: spec.url, origins, home, credentials: new Set([...(home === undefined ? [] : [home.origin]), ...(origins ?? [])]) }
     reaches.set(spec, known)
   }
   return known

@@ -81,15 +81,19 @@ const redacted = (url: string, auth: Auth | undefined): string => {
   return scrub(copy.toString(), auth)
 }
 
-/** effectiveAuth per spec: it is asked several times a page, and a spec does not change */
-const auths = new WeakMap<HttpSourceSpec, Auth | undefined>()
+/**
+ * effectiveAuth per spec: it is asked several times a page. Kept with the URL it was read from, and
+ * read again if the spec's URL changed in place.
+ */
+const auths = new WeakMap<HttpSourceSpec, { readonly url: string; readonly auth: Auth | undefined }>()
 
 /** Credentials written into the spec's URL (`https://user:pass@host`): fetch refuses them, so they become basic auth. */
 export const effectiveAuth = (spec: HttpSourceSpec): Auth | undefined => {
   if (spec.auth !== undefined) return spec.auth
-  if (auths.has(spec)) return auths.get(spec)
+  const known = auths.get(spec)
+  if (known !== undefined && known.url === spec.url) return known.auth
   const auth = authInUrl(spec)
-  auths.set(spec, auth)
+  auths.set(spec, { url: spec.url, auth })
   return auth
 }
 
