@@ -75,24 +75,27 @@ const readerOf = (target: TargetSpec, column: Column) => {
 const epochText = (raw: unknown): string =>
   typeof raw === "string" ? raw.trim() : raw instanceof LosslessNumber ? raw.text : String(raw)
 
+/** a target's columns prepared for decoding: everything `decodeRow` and `specialize` read */
+const prepare = (target: TargetSpec): Omit<Decoder, "decode"> => ({
+  target,
+  columns: target.columns,
+  primaryKey: target.primaryKey,
+  cursorColumn: target.cursorColumn,
+  names: target.columns.map((c) => c.name),
+  reads: target.columns.map((c) => readerOf(target, c)),
+  converts: target.columns.map((c) => converterOf(c.type, c.format)),
+  epochCursor: epochCursorReader(target),
+  labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
+  keyColumns: tableKey(target),
+  keyParts: tableKey(target).map((name) => {
+    const type = target.columns.findLast((c) => c.name === name)?.type
+    return type === undefined ? undefined : keyParts[type]
+  }),
+  protoColumn: target.columns.some((c) => c.name === "__proto__")
+})
+
 const compile = (target: TargetSpec): Decoder => {
-  const decoder: Omit<Decoder, "decode"> = {
-    target,
-    columns: target.columns,
-    primaryKey: target.primaryKey,
-    cursorColumn: target.cursorColumn,
-    names: target.columns.map((c) => c.name),
-    reads: target.columns.map((c) => readerOf(target, c)),
-    converts: target.columns.map((c) => converterOf(c.type, c.format)),
-    epochCursor: epochCursorReader(target),
-    labels: target.columns.map((c) => `${c.name === target.extra ? c.name : c.from || "record"}: `),
-    keyColumns: tableKey(target),
-    keyParts: tableKey(target).map((name) => {
-      const type = target.columns.findLast((c) => c.name === name)?.type
-      return type === undefined ? undefined : keyParts[type]
-    }),
-    protoColumn: target.columns.some((c) => c.name === "__proto__")
-  }
+  const decoder = prepare(target)
   return { ...decoder, decode: specialize(decoder) ?? ((record) => decodeRow(decoder, record)) }
 }
 
@@ -257,6 +260,6 @@ export const fromColumns = (target: TargetSpec, _incremental: Incremental | unde
 
 /** The generic loop, for the tests that hold `specialize`'s functions to it. */
 export const genericDecoder = (target: TargetSpec) => {
-  const decoder = compile(target)
+  const decoder = prepare(target)
   return (raw: unknown): Either.Either<Row, string> => decodeRow(decoder, raw)
 }
