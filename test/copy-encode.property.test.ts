@@ -71,4 +71,20 @@ describe("CopyIn.encode written out per target", () => {
     expect(CopyIn.encode(target, [{ key: "[1]", cursor: undefined, values: { id: "1", constructor: null, toString: null } }])).toBe("1\t\\N\t\\N\n")
     expect(CopyIn.encode(target, [{ key: "[1]", cursor: undefined, values: { id: "a\tb", constructor: "x", toString: { y: 1 } } }])).toBe("a\\tb\tx\t{\"y\":1}\n")
   })
+
+  it("a target whose columns are replaced in place is written in its new columns' order, as COPY's column list is", () => {
+    // an application may change a target it built; COPY's statement lists CopyIn.columnNames(target) afresh
+    const target = {
+      schema: "public",
+      table: "t",
+      primaryKey: ["id"],
+      columns: [{ name: "id", type: "text", from: "id" }, { name: "name", type: "text", from: "name" }],
+      cursorColumn: undefined
+    } as TargetSpec
+    const row: Row = { key: "[1]", cursor: undefined, values: { id: "1", name: "a" } }
+    expect(CopyIn.encode(target, [row])).toBe("1\ta\n")
+    ;(target as { columns: TargetSpec["columns"] }).columns = [...target.columns].reverse()
+    expect(CopyIn.columnNames(target)).toEqual(["name", "id"])
+    expect(CopyIn.encode(target, [row])).toBe("a\t1\n")
+  })
 })

@@ -93,16 +93,18 @@ const fieldsOf = (target: TargetSpec, names: ReadonlyArray<string>): ReadonlyArr
 
 /** a target's COPY columns and the line that writes a row's values in their order, worked out once per target */
 interface Layout {
+  /** the columns it was made for: a target whose columns changed in place gets a new one, as COPY's statement does */
+  readonly columns: TargetSpec["columns"]
   readonly names: ReadonlyArray<string>
   readonly line: Line
 }
 const layouts = new WeakMap<TargetSpec, Layout>()
 const layoutOf = (target: TargetSpec): Layout => {
   let layout = layouts.get(target)
-  if (layout === undefined) {
+  if (layout === undefined || layout.columns !== target.columns) {
     const names = columnNames(target)
     const fields = fieldsOf(target, names)
-    layout = { names, line: writtenLine(names, fields) ?? genericLine(names, fields) }
+    layout = { columns: target.columns, names, line: writtenLine(names, fields) ?? genericLine(names, fields) }
     layouts.set(target, layout)
   }
   return layout
