@@ -305,6 +305,27 @@ describe("origins", () => {
     expect(effectiveAuth(spec)).toBeUndefined()
   })
 
+  it("an auth.origins array edited in place is read again: a removed origin no longer gets the credentials", () => {
+    const spec = StreamSpec.make({
+      name: "s",
+      schema: Schema.Struct({ id: Schema.String }),
+      source: {
+        url: "https://api.example.com/items",
+        auth: { type: "bearer", token: Redacted.make("t"), origins: ["https://cdn.example.com"] }
+      },
+      target: { table: "s", primaryKey: ["id"] }
+    }).source
+    const cdn = new URL("https://cdn.example.com/p")
+    expect(carriesCredentials(spec, cdn)).toBe(true)
+    const origins = spec.auth!.origins as Array<string>
+    origins.splice(0, 1, "https://files.example.com")
+    expect(carriesCredentials(spec, cdn)).toBe(false)
+    expect(carriesCredentials(spec, new URL("https://files.example.com/p"))).toBe(true)
+    origins.length = 0
+    expect(carriesCredentials(spec, new URL("https://files.example.com/p"))).toBe(false)
+    expect(carriesCredentials(spec, new URL("https://api.example.com/p"))).toBe(true)
+  })
+
   it("StreamSpec.make takes allowOrigins and auth.origins, normalised; a malformed one throws naming the field", () => {
     const make = (allowOrigins: ReadonlyArray<string>) =>
       StreamSpec.make({

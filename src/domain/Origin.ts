@@ -55,8 +55,9 @@ interface Home {
 
 /**
  * The source's home and credential origins, worked out once per spec: they are asked several times a
- * page. Kept with the URL and origins they came from, and worked out again if those differ (a spec
- * object changed in place by code that embeds Ferry): credentials never follow a stale origin.
+ * page. Kept with the URL and a copy of the origins they came from, and worked out again if those
+ * differ (a spec, or its origins array, changed in place by code that embeds Ferry): credentials never
+ * follow a stale origin.
  */
 const reaches = new WeakMap<Reach, {
   readonly url: string
@@ -65,12 +66,16 @@ const reaches = new WeakMap<Reach, {
   readonly credentials: ReadonlySet<string>
 }>()
 
+/** the same origins in the same order (compared by content: an array may be edited in place) */
+const sameOrigins = (a: ReadonlyArray<string> | undefined, b: ReadonlyArray<string> | undefined): boolean =>
+  a === undefined || b === undefined ? a === b : a.length === b.length && a.every((o, i) => o === b[i])
+
 const reachOf = (spec: Reach) => {
   let known = reaches.get(spec)
-  if (known === undefined || known.url !== spec.url || known.origins !== spec.auth?.origins) {
+  if (known === undefined || known.url !== spec.url || !sameOrigins(known.origins, spec.auth?.origins)) {
     const url = URL.canParse(spec.url) ? new URL(spec.url) : undefined
     const home = url === undefined ? undefined : { origin: url.origin, protocol: url.protocol }
-    const origins = spec.auth?.origins
+    const origins = spec.auth?.origins === undefined ? undefined : [...spec.auth.origins]
     known = { url: spec.url, origins, home, credentials: new Set([...(home === undefined ? [] : [home.origin]), ...(origins ?? [])]) }
     reaches.set(spec, known)
   }
